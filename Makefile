@@ -1,0 +1,59 @@
+# Biddt: the two commands for a fresh machine are `make run` and `make test`.
+# Both create .venv with the machine's Python 3.11+ and install the pinned requirements.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+# Demo users log in with these fixed codes (no SMS is sent); `make run` only.
+DEMO_PHONE_NUMBERS ?= +15555550100:123456,+15555550101:654321,+15555550102:111111,+15555550103:222222
+
+.PHONY: run test lint bench worker beat migrate clean help
+
+help:
+	@echo "make run    - serve http://$(HOST):$(PORT) with embedded defaults and demo data"
+	@echo "make test   - run the whole test suite"
+	@echo "make lint   - ruff check"
+	@echo "make bench  - run the benchmarks in benchmarks/ (needs PostgreSQL; see README)"
+	@echo "make worker / make beat - Celery worker / beat (needs CELERY_BROKER_URL)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime-installed
+
+run: export BIDDT_TEST_PHONE_NUMBERS ?= $(DEMO_PHONE_NUMBERS)
+run: $(VENV)/.runtime-installed
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/daphne -b $(HOST) -p $(PORT) biddt.asgi:application
+
+test: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+migrate: $(VENV)/.runtime-installed
+	$(BIN)/python manage.py migrate --noinput
+
+worker: $(VENV)/.runtime-installed
+	$(BIN)/celery -A biddt worker --loglevel=INFO
+
+beat: $(VENV)/.runtime-installed
+	$(BIN)/celery -A biddt beat --loglevel=INFO
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .hypothesis

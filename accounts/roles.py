@@ -1,0 +1,56 @@
+"""Staff roles: plain users, `support` (moderation, disputes) and `admin` (everything).
+
+Roles are Django groups plus the staff flag; the groups and their permissions are kept in
+sync after every migrate, so a new model's permissions reach the roles automatically.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+
+SUPPORT = "support"
+ADMIN = "admin"
+
+# support can see everything in the console and change what moderation needs;
+# money settings, fees and staff accounts stay with admin.
+SUPPORT_CHANGE = {
+    "accounts": {"user"},
+    "listings": {"listing", "listingimage"},
+    "bidding": {"bid"},
+    "escrow": {"transaction", "dispute"},
+    "chat": {"message"},
+    "safezones": {"safezone"},
+    "notifications": {"notification"},
+}
+SUPPORT_ADD = {"safezones": {"safezone"}}
+
+
+def roles_sync(sender=None, **kwargs) -> None:
+    support, _ = Group.objects.get_or_create(name=SUPPORT)
+    admin, _ = Group.objects.get_or_create(name=ADMIN)
+    apps = set(SUPPORT_CHANGE) | {"core", "auth", "django_celery_beat"}
+    perms = Permission.objects.select_related("content_type")
+    admin.permissions.set(perms)
+    wanted = []
+    for perm in perms.filter(content_type__app_label__in=apps):
+        app, model = perm.content_type.app_label, perm.content_type.model
+        action = perm.codename.split("_", 1)[0]
+        if action == "view" and app in SUPPORT_CHANGE:
+            wanted.append(perm)
+        elif action == "change" and model in SUPPORT_CHANGE.get(app, ()):
+            wanted.append(perm)
+        elif action == "add" and model in SUPPORT_ADD.get(app, ()):
+            wanted.append(perm)
+    support.permissions.set(wanted)
+
+
+def user_set_role(*, user, role: str) -> None:
+    """Make a user a plain `user`, `support` or `admin` (groups and staff flags together)."""
+    if role not in {"user", SUPPORT, ADMIN}:
+        raise ValueError(f"unknown role {role!r}")
+    user.groups.remove(*Group.objects.filter(name__in=[SUPPORT, ADMIN]))
+    user.is_staff = role != "user"
+    user.is_superuser = role == ADMIN
+    user.save(update_fields=["is_staff", "is_superuser"])
+    if role != "user":
+        user.groups.add(Group.objects.get(name=role))

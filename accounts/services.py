@@ -1,0 +1,274 @@
+"""Account writes: phone OTP login, JWT issue/rotation/logout, profile, devices."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.exceptions import Throttled
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.models import (
+    Device,
+    InvalidPhoneNumber,
+    PhoneOTP,
+    User,
+    email_index,
+    format_e164,
+    normalize_phone,
+    phone_index,
+)
+from accounts.permissions import ensure_active
+from biddt import crypto
+from biddt.errors import invalid
+from biddt.events import task_on_commit
+from biddt.images import InvalidImage, image_clean
+
+logger = logging.getLogger(__name__)
+
+
+# --- OTP ------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=4)
+def _parse_test_numbers(raw: str) -> dict[str, str]:
+    numbers: dict[str, str] = {}
+    for item in (p.strip() for p in raw.split(",")):
+        if not item:
+            continue
+        number, _, code = item.rpartition(":")
+        if not (code.isdigit() and len(code) == 6):
+            raise ValueError(f"BIDDT_TEST_PHONE_NUMBERS: code for {number!r} must be 6 digits")
+        numbers[format_e164(number)] = code
+    return numbers
+
+
+def test_phone_numbers() -> dict[str, str]:
+    """`BIDDT_TEST_PHONE_NUMBERS` as {E.164: fixed code} (like Firebase's test numbers)."""
+    return _parse_test_numbers(settings.BIDDT_TEST_PHONE_NUMBERS)
+
+
+def phone_parse(raw: str) -> str:
+    """E.164 of a number libphonenumber accepts as valid, or of a listed test number."""
+    try:
+        return normalize_phone(raw)
+    except InvalidPhoneNumber:
+        try:
+            e164 = format_e164(raw)
+        except InvalidPhoneNumber:
+            e164 = None
+        if e164 is not None and e164 in test_phone_numbers():
+            return e164
+        raise invalid("invalid_phone_number", "Send a valid phone number in E.164 form.",
+                      attr="phone_number") from None
+
+
+def _code_hash(otp_id: uuid.UUID, index: str, code: str) -> str:
+    # Keyed and salted by the row id: a leaked table can't be brute-forced offline.
+    return crypto.blind_index(f"{otp_id}:{index}:{code}", purpose="otp")
+
+
+def otp_send(*, phone_number: str, ip: str | None = None) -> int:
+    """Create a fresh code for the number (older open codes die) and text it after commit.
+
+    Returns the code's lifetime in seconds. Listed test numbers get their fixed code and no
+    SMS. Beyond the per-minute throttles, a per-phone hourly cap stops SMS pumping.
+    """
+    e164 = phone_parse(phone_number)
+    index = phone_index(e164)
+    now = timezone.now()
+    ttl = settings.BIDDT_OTP_TTL_SECONDS
+    fixed = test_phone_numbers().get(e164)
+    with transaction.atomic():
+        recent = PhoneOTP.objects.filter(phone_index=index,
+                                         created_at__gte=now - timedelta(hours=1)).count()
+        if fixed is None and recent >= settings.BIDDT_OTP_PER_PHONE_PER_HOUR:
+            raise Throttled(wait=3600, detail="Too many codes requested for this number.")
+        PhoneOTP.objects.filter(phone_index=index, consumed_at__isnull=True).update(
+            consumed_at=now
+        )
+        code = fixed or f"{secrets.randbelow(10**6):06d}"
+        otp = PhoneOTP(id=uuid.uuid4(), phone_index=index, expires_at=now + timedelta(seconds=ttl),
+                       requested_ip=ip)
+        otp.code_hash = _code_hash(otp.id, index, code)
+        otp.save()
+        if fixed is None:
+            from accounts.tasks import sms_send
+
+            # The task gets the number and text sealed with the PII key, so the broker
+            # never holds a plain phone number or code.
+            task_on_commit(sms_send, crypto.encrypt(f"{e164}\n{code}"))
+    logger.info("otp sent to %s", e164)  # the logging filter hashes the number
+    return ttl
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User
+    is_new_user: bool
+    access: str
+    refresh: str
+
+
+def _otp_check(*, index: str, code: str, fixed: str | None) -> None:
+    """Check the code against the newest open OTP; a wrong try is counted even though we raise."""
+    now = timezone.now()
+    error = None
+    with transaction.atomic():
+        otp = (PhoneOTP.objects.select_for_update()
+               .filter(phone_index=index, consumed_at__isnull=True)
+               .order_by("-created_at").first())
+        if fixed is not None and hmac.compare_digest(code, fixed):
+            if otp is not None:
+                otp.consumed_at = now
+                otp.save(update_fields=["consumed_at"])
+            return
+        if otp is None:
+            error = invalid("invalid_code", "The code is not valid. Request a new one.",
+                            attr="code")
+        elif otp.attempts >= settings.BIDDT_OTP_MAX_ATTEMPTS:
+            error = invalid("too_many_attempts",
+                            "Too many wrong codes. Request a new code.", attr="code")
+        elif otp.expires_at <= now:
+            error = invalid("code_expired", "The code has expired. Request a new one.",
+                            attr="code")
+        elif not hmac.compare_digest(otp.code_hash, _code_hash(otp.id, index, code)):
+            otp.attempts += 1
+            otp.save(update_fields=["attempts"])
+            error = invalid("invalid_code", "The code is not valid.", attr="code")
+        else:
+            otp.consumed_at = now
+            otp.save(update_fields=["consumed_at"])
+    if error is not None:
+        raise error
+
+
+def otp_verify(*, phone_number: str, code: str) -> LoginResult:
+    e164 = phone_parse(phone_number)
+    index = phone_index(e164)
+    code = str(code).strip()
+    if not (len(code) == 6 and code.isdigit()):
+        raise invalid("invalid_code", "Codes are 6 digits.", attr="code")
+    _otp_check(index=index, code=code, fixed=test_phone_numbers().get(e164))
+    user, created = _user_get_or_create(e164=e164, index=index)
+    ensure_active(user)
+    refresh = RefreshToken.for_user(user)
+    return LoginResult(user=user, is_new_user=created, access=str(refresh.access_token),
+                       refresh=str(refresh))
+
+
+def _user_get_or_create(*, e164: str, index: str) -> tuple[User, bool]:
+    user = User.objects.filter(phone_index=index).first()
+    if user is not None:
+        return user, False
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(e164), True
+    except IntegrityError:  # a concurrent verify created it first
+        return User.objects.get(phone_index=index), False
+
+
+# --- JWT --------------------------------------------------------------------------------------
+
+def _refresh_parse(raw: str) -> RefreshToken:
+    try:
+        return RefreshToken(raw)
+    except TokenError as exc:
+        raise InvalidToken({"detail": str(exc), "code": "token_not_valid"}) from exc
+
+
+def _blacklist_once(token: RefreshToken) -> None:
+    """Blacklist the token's row; raises InvalidToken if someone already did.
+
+    Caller holds a transaction. The row lock serialises two rotations of one token, and the
+    one-to-one constraint on the blacklist is the backstop: exactly one caller passes.
+    """
+    outstanding = (OutstandingToken.objects.select_for_update()
+                   .filter(jti=token["jti"]).first())
+    if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
+        raise InvalidToken({"detail": "Token is blacklisted", "code": "token_not_valid"})
+    try:
+        with transaction.atomic():
+            BlacklistedToken.objects.create(token=outstanding)
+    except IntegrityError:
+        raise InvalidToken({"detail": "Token is blacklisted",
+                            "code": "token_not_valid"}) from None
+
+
+def token_refresh(*, refresh: str) -> tuple[str, str]:
+    """Rotate: the old refresh token dies, a new pair is issued. Concurrent rotations: one wins."""
+    token = _refresh_parse(refresh)
+    with transaction.atomic():
+        _blacklist_once(token)
+        user = User.objects.filter(pk=token["user_id"]).first()
+        if user is None or not user.is_active:
+            raise InvalidToken({"detail": "User not found", "code": "token_not_valid"})
+        ensure_active(user)
+        new = RefreshToken.for_user(user)
+    return str(new.access_token), str(new)
+
+
+def token_logout(*, refresh: str) -> None:
+    token = _refresh_parse(refresh)
+    with transaction.atomic():
+        _blacklist_once(token)
+
+
+# --- Profile and devices ------------------------------------------------------------------------
+
+def user_update_profile(*, user: User, display_name: str | None = None,
+                        email: str | None = None, avatar=None, email_given: bool = False) -> User:
+    fields = ["updated_at"]
+    if display_name is not None:
+        user.display_name = display_name.strip()
+        fields.append("display_name")
+    if email_given:
+        taken = User.objects.filter(email_index=email_index(email)).exclude(pk=user.pk) \
+            if email else User.objects.none()
+        if taken.exists():
+            raise invalid("email_taken", "This e-mail address is used by another account.",
+                          attr="email")
+        user.set_email(email or None)
+        fields += ["email", "email_index"]
+    if avatar is not None:
+        try:
+            clean = image_clean(avatar, max_bytes=settings.BIDDT_MAX_AVATAR_BYTES, max_side=512,
+                                name=uuid.uuid4().hex)
+        except InvalidImage as exc:
+            raise invalid("invalid_image", str(exc), attr="avatar") from None
+        old = user.avatar.name if user.avatar else None
+        user.avatar.save(clean.content.name, clean.content, save=False)
+        fields.append("avatar")
+        if old:
+            storage = user.avatar.storage
+            transaction.on_commit(lambda: storage.delete(old))
+    try:
+        with transaction.atomic():
+            user.save(update_fields=fields)
+    except IntegrityError:
+        raise invalid("email_taken", "This e-mail address is used by another account.",
+                      attr="email") from None
+    return user
+
+
+def device_register(*, user: User, token: str, platform: str) -> tuple[Device, bool]:
+    """Register a push token; a token moves to the user who registered it last."""
+    index = crypto.blind_index(token, purpose="device")
+    with transaction.atomic():
+        device, created = Device.objects.select_for_update().get_or_create(
+            token_index=index, defaults={"user": user, "token": token, "platform": platform}
+        )
+        if not created and (device.user_id != user.pk or device.platform != platform):
+            device.user = user
+            device.platform = platform
+            device.save(update_fields=["user", "platform", "last_seen_at"])
+    return device, created

@@ -1,0 +1,17 @@
+from django.contrib import admin
+
+from bidding.models import Bid
+
+
+@admin.register(Bid)
+class BidAdmin(admin.ModelAdmin):
+    list_display = ["listing", "bidder", "amount_cents", "is_auto_bid", "status", "seq",
+                    "created_at"]
+    list_filter = ["status", "is_auto_bid", "created_at"]
+    search_fields = ["listing__title", "bidder__display_name", "id"]
+    raw_id_fields = ["listing", "bidder"]
+    readonly_fields = ["listing", "bidder", "amount_cents", "max_amount_cents",
+                       "requested_amount_cents", "is_auto_bid", "seq", "created_at"]
+
+    def has_add_permission(self, request):
+        return False  # bids are placed through the engine only

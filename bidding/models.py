@@ -1,0 +1,49 @@
+"""Bids. A listing's auction state can always be rebuilt by replaying its active bids."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class Bid(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        RETRACTED = "retracted", "Retracted"
+        VOIDED = "voided", "Voided (listing removed)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    listing = models.ForeignKey("listings.Listing", on_delete=models.CASCADE, related_name="bids")
+    bidder = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                               related_name="bids")
+    # The amount the bid stands at, as shown in the history.
+    amount_cents = models.PositiveBigIntegerField()
+    # The bidder's maximum (proxy); never shown to other users.
+    max_amount_cents = models.PositiveBigIntegerField()
+    # The amount as the bidder submitted it (A); null for automatic proxy bids. Replay uses it.
+    requested_amount_cents = models.PositiveBigIntegerField(null=True, blank=True)
+    is_auto_bid = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    # The listing's seq after this bid: orders bids within a listing without clock ties.
+    seq = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="bid_amount_positive"),
+            models.CheckConstraint(condition=Q(max_amount_cents__gte=F("amount_cents")),
+                                   name="bid_max_gte_amount"),
+            models.CheckConstraint(condition=Q(status__in=["active", "retracted", "voided"]),
+                                   name="bid_status_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["listing", "seq"], name="bid_listing_seq"),
+            models.Index(fields=["listing", "-created_at"], name="bid_listing_recent"),
+            models.Index(fields=["bidder", "-created_at"], name="bid_bidder_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount_cents}¢ on {self.listing_id}"

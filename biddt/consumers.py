@@ -1,0 +1,120 @@
+"""The one WebSocket endpoint, `/ws/`: a thin consumer that switches on `type`.
+
+Each app contributes handlers (listing rooms, chat) that validate input and call services
+through `database_sync_to_async`; this module owns the envelope, auth and errors. Handlers
+are registered in `HANDLERS` below as `type -> coroutine(consumer, content)`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+logger = logging.getLogger(__name__)
+
+CLOSE_BAD_TOKEN = 4401
+Handler = Callable[["BiddtConsumer", dict[str, Any]], Awaitable[None]]
+# type -> (handler, needs an authenticated user)
+HANDLERS: dict[str, tuple[Handler, bool]] = {}
+MAX_FRAME_BYTES = 16 * 1024
+
+
+def ws_handler(message_type: str, *, auth: bool) -> Callable[[Handler], Handler]:
+    def register(func: Handler) -> Handler:
+        HANDLERS[message_type] = (func, auth)
+        return func
+
+    return register
+
+
+class WSError(Exception):
+    """Raised by a handler to answer `{type: 'error', code, detail}`."""
+
+    def __init__(self, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.code, self.detail, self.extra = code, detail, extra
+
+
+class BiddtConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        if self.scope.get("auth_error"):
+            await self.close(code=CLOSE_BAD_TOKEN)
+            return
+        self.user = self.scope["user"]
+        self.groups_joined: set[str] = set()
+        await self.accept()
+        if self.user.is_authenticated:
+            await self.group_join(f"user.{self.user.pk}")
+
+    async def disconnect(self, code: int) -> None:
+        for group in list(getattr(self, "groups_joined", ())):
+            await self.group_leave(group)
+
+    async def group_join(self, group: str) -> None:
+        if group not in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.add(group)
+
+    async def group_leave(self, group: str) -> None:
+        if group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+            self.groups_joined.discard(group)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if bytes_data is not None or text_data is None:
+            await self.send_error(None, "invalid_message", "Send JSON text frames.")
+            return
+        if len(text_data) > MAX_FRAME_BYTES:
+            await self.send_error(None, "message_too_large",
+                                  f"Frames are limited to {MAX_FRAME_BYTES} bytes.")
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except ValueError:
+            await self.send_error(None, "invalid_message", "The frame is not valid JSON.")
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content: Any, **kwargs) -> None:
+        if not isinstance(content, dict):
+            await self.send_error(None, "invalid_message", "Send a JSON object with a 'type'.")
+            return
+        request_id = content.get("requestId")
+        message_type = content.get("type")
+        if message_type == "ping":
+            await self.send_json({"type": "pong"})
+            return
+        entry = HANDLERS.get(message_type) if isinstance(message_type, str) else None
+        if entry is None:
+            await self.send_error(request_id, "unknown_type",
+                                  f"Unknown message type {message_type!r}.")
+            return
+        handler, needs_auth = entry
+        if needs_auth and not self.user.is_authenticated:
+            await self.send_error(request_id, "not_authenticated",
+                                  "Authenticate the socket to send this message.")
+            return
+        try:
+            await handler(self, content)
+        except WSError as err:
+            await self.send_error(request_id, err.code, err.detail, **err.extra)
+        except Exception:
+            logger.exception("socket handler %s failed", message_type)
+            await self.send_error(request_id, "server_error", "Something went wrong.")
+
+    async def send_error(self, request_id: Any, code: str, detail: str, **extra: Any) -> None:
+        event: dict[str, Any] = {"type": "error", "code": code, "detail": detail, **extra}
+        if request_id is not None:
+            event["requestId"] = request_id
+        await self.send_json(event)
+
+    # Channel-layer events: `{"type": "ws.event", "payload": {...}}` goes to the client as is.
+    async def ws_event(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["payload"])
+
+    # `{"type": "ws.close"}`: the server ends this user's sockets (e.g. account suspended).
+    async def ws_close(self, event: dict[str, Any]) -> None:
+        await self.close(code=event.get("code", 4403))

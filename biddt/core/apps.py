@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    """Shared plumbing that needs tables: idempotency records."""
+
+    name = "biddt.core"
+    label = "core"
+    default_auto_field = "django.db.models.BigAutoField"

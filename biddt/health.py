@@ -1,0 +1,70 @@
+"""`/healthz`: the process is alive. `/readyz`: database, cache and channel layer answer.
+
+Readiness uses django-health-check; the channel layer check round-trips a message through
+the layer (Redis in production), so a stopped Redis makes the instance not ready (503).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import uuid
+
+from django.http import JsonResponse
+from health_check.base import HealthCheck
+from health_check.exceptions import ServiceUnavailable
+from health_check.views import HealthCheckView
+
+
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+@dataclasses.dataclass
+class ChannelLayer(HealthCheck):
+    """Send a message to a fresh channel and read it back."""
+
+    alias: str = "default"
+    timeout: datetime.timedelta = dataclasses.field(default=datetime.timedelta(seconds=3),
+                                                    repr=False)
+
+    async def run(self) -> None:
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer(self.alias)
+        if layer is None:
+            raise ServiceUnavailable("No channel layer configured")
+        try:
+            channel = await layer.new_channel()
+            token = uuid.uuid4().hex
+            await layer.send(channel, {"type": "health.check", "token": token})
+            message = await layer.receive(channel)
+        except Exception as exc:  # noqa: BLE001 - any layer failure means not ready
+            raise ServiceUnavailable("Channel layer unreachable") from exc
+        if message.get("token") != token:
+            raise ServiceUnavailable("Channel layer returned another message")
+
+
+class ReadyView(HealthCheckView):
+    checks = (
+        "health_check.checks.Database",
+        "health_check.checks.Cache",
+        ChannelLayer,
+    )
+
+    def render_to_response_json(self, status):
+        payload = {
+            "status": "ready" if status == 200 else "not_ready",
+            "checks": {
+                repr(result.check): "ok" if result.error is None else str(result.error)
+                for result in self.results
+            },
+        }
+        return JsonResponse(payload, status=200 if status == 200 else 503)
+
+    def render_to_response_text(self, status):
+        return self.render_to_response_json(status)
+
+    async def get(self, request, *args, **kwargs):
+        request.META["HTTP_ACCEPT"] = "application/json"
+        return await super().get(request, *args, **kwargs)

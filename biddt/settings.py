@@ -1,0 +1,423 @@
+"""Biddt settings, read from the environment (django-environ).
+
+Every variable has a safe embedded default for development (SQLite, in-memory channel layer,
+local-memory cache, in-process jobs, local media, console SMS, simulated payments), so
+`make run` needs nothing but Python. `BIDDT_ENVIRONMENT=production` turns on the checks that
+refuse to start without real secrets. README.md lists every variable.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
+
+BIDDT_ENVIRONMENT = env.str("BIDDT_ENVIRONMENT", default="development")
+if BIDDT_ENVIRONMENT not in {"development", "test", "production"}:
+    raise ImproperlyConfigured("BIDDT_ENVIRONMENT must be development, test or production")
+PRODUCTION = BIDDT_ENVIRONMENT == "production"
+
+_DEV_SECRET = "biddt-development-only-secret-key-never-use-in-production"
+SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET)
+DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- PII encryption (AES-256-GCM) and blind index (HMAC-SHA256) -------------------------
+# BIDDT_PII_KEYS: "kid:base64key,kid2:base64key"; the first encrypts, all decrypt (rotation).
+# BIDDT_PII_HMAC_KEY: the blind-index key; changing it needs `manage.py rotate_pii_keys --reindex`.
+_dev_key = base64.b64encode(hashlib.sha256(b"biddt-dev-pii-key").digest()).decode()
+BIDDT_PII_KEYS = env.str("BIDDT_PII_KEYS", default="" if PRODUCTION else f"dev1:{_dev_key}")
+BIDDT_PII_HMAC_KEY = env.str(
+    "BIDDT_PII_HMAC_KEY",
+    default="" if PRODUCTION else base64.b64encode(b"biddt-dev-blind-index-key-000000").decode(),
+)
+
+if PRODUCTION:
+    _missing = []
+    if SECRET_KEY == _DEV_SECRET or len(SECRET_KEY) < 32:
+        _missing.append("SECRET_KEY (at least 32 characters)")
+    if not ALLOWED_HOSTS or ALLOWED_HOSTS == ["*"]:
+        _missing.append("ALLOWED_HOSTS (explicit host names)")
+    if not BIDDT_PII_KEYS:
+        _missing.append("BIDDT_PII_KEYS")
+    if not BIDDT_PII_HMAC_KEY:
+        _missing.append("BIDDT_PII_HMAC_KEY")
+    if DEBUG:
+        _missing.append("DEBUG must be off")
+    if _missing:
+        raise ImproperlyConfigured(
+            "Production settings refuse to start without: " + ", ".join(_missing)
+        )
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "drf_standardized_errors",
+    "django_filters",
+    "phonenumber_field",
+    "channels",
+    "django_celery_beat",
+    "simple_history",
+    "biddt.core",
+    "accounts",
+    "listings",
+    "bidding",
+    "escrow",
+    "chat",
+    "safezones",
+    "notifications",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
+]
+
+ROOT_URLCONF = "biddt.urls"
+ASGI_APPLICATION = "biddt.asgi.application"
+WSGI_APPLICATION = None
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+DATABASES["default"].setdefault("ATOMIC_REQUESTS", False)
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A lock held longer than this aborts the statement: the request answers 503 and the
+    # client (or Stripe) retries, instead of piling up behind a stuck transaction.
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c lock_timeout={env.int('DATABASE_LOCK_TIMEOUT_MS', default=5000)}"
+    )
+elif DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USING_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+# --- Redis: cache, throttles, channel layer ----------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="biddt"),
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_CONNECT_TIMEOUT": 2,
+                "SOCKET_TIMEOUT": 2,
+            },
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [env.str("CHANNEL_LAYER_REDIS_URL", default=REDIS_URL)],
+                "prefix": env.str("CHANNEL_LAYER_PREFIX", default="biddt-ws"),
+                # A slow consumer can hold at most this many messages per channel; the
+                # rest are dropped (and a client resyncs by seq) instead of growing memory.
+                "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=200),
+                "expiry": env.int("CHANNEL_LAYER_EXPIRY", default=30),
+                "group_expiry": env.int("CHANNEL_LAYER_GROUP_EXPIRY", default=86400),
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": 200, "expiry": 30},
+        }
+    }
+
+# --- Celery -------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
+# Embedded mode (no broker configured): tasks run in-process, and the server process runs
+# the beat schedule itself (biddt.scheduler), so `make run` needs no worker or beat.
+BIDDT_EMBEDDED_JOBS = env.bool("BIDDT_EMBEDDED_JOBS", default=CELERY_BROKER_URL == "memory://")
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=BIDDT_EMBEDDED_JOBS)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=120)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=100)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# One schedule for both beat and the embedded scheduler. Intervals in seconds.
+CELERY_BEAT_SCHEDULE = {
+    "flush-expired-otps": {"task": "accounts.tasks.otp_purge_expired", "schedule": 3600.0},
+    "flush-expired-tokens": {"task": "accounts.tasks.jwt_flush_expired", "schedule": 86400.0},
+}
+
+# --- Auth, JWT ----------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("BIDDT_ACCESS_TOKEN_MINUTES", default=15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("BIDDT_REFRESH_TOKEN_DAYS", default=7)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+}
+
+# --- REST framework -----------------------------------------------------------------------
+THROTTLE_RATES = {
+    "auth_phone": env.str("BIDDT_THROTTLE_AUTH", default="5/min"),
+    "auth_ip": env.str("BIDDT_THROTTLE_AUTH_IP", default="20/min"),
+    "user": env.str("BIDDT_THROTTLE_USER", default="100/min"),
+    "anon": env.str("BIDDT_THROTTLE_ANON", default="300/min"),
+    "bid": env.str("BIDDT_THROTTLE_BID", default="10/min"),
+    "listing_create": env.str("BIDDT_THROTTLE_LISTING_CREATE", default="5/hour"),
+}
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.JWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsAuthenticatedActive"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "biddt.throttles.UserThrottle",
+        "biddt.throttles.AnonThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "biddt.pagination.CreatedCursorPagination",
+    "PAGE_SIZE": 20,
+    "DEFAULT_SCHEMA_CLASS": "drf_standardized_errors.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
+    "NUM_PROXIES": env.int("BIDDT_NUM_PROXIES", default=0) or None,
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+DRF_STANDARDIZED_ERRORS = {"ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Biddt API",
+    "DESCRIPTION": (
+        "Local auction marketplace: listings, live bidding, escrow with QR handoff.\n\n"
+        "Conventions: JSON, snake_case, money in integer cents (CAD), UUID ids, ISO 8601 "
+        "times. Errors: `{type, errors: [{code, detail, attr}]}`. Lists use cursor "
+        "pagination `{next, previous, results}` (DRF convention). Authenticate with "
+        "`Authorization: Bearer <access JWT>` from `POST /v1/auth/phone/verify`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ValidationErrorEnum": "drf_standardized_errors.openapi_serializers.ValidationErrorEnum.choices",
+        "ClientErrorEnum": "drf_standardized_errors.openapi_serializers.ClientErrorEnum.choices",
+        "ServerErrorEnum": "drf_standardized_errors.openapi_serializers.ServerErrorEnum.choices",
+        "ErrorCode401Enum": "drf_standardized_errors.openapi_serializers.ErrorCode401Enum.choices",
+        "ErrorCode403Enum": "drf_standardized_errors.openapi_serializers.ErrorCode403Enum.choices",
+        "ErrorCode404Enum": "drf_standardized_errors.openapi_serializers.ErrorCode404Enum.choices",
+        "ErrorCode405Enum": "drf_standardized_errors.openapi_serializers.ErrorCode405Enum.choices",
+        "ErrorCode406Enum": "drf_standardized_errors.openapi_serializers.ErrorCode406Enum.choices",
+        "ErrorCode415Enum": "drf_standardized_errors.openapi_serializers.ErrorCode415Enum.choices",
+        "ErrorCode429Enum": "drf_standardized_errors.openapi_serializers.ErrorCode429Enum.choices",
+        "ErrorCode500Enum": "drf_standardized_errors.openapi_serializers.ErrorCode500Enum.choices",
+    },
+    "POSTPROCESSING_HOOKS": ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums"],
+}
+
+# --- Product rules ------------------------------------------------------------------------
+BIDDT_TEST_PHONE_NUMBERS = env.str("BIDDT_TEST_PHONE_NUMBERS", default="")
+BIDDT_OTP_TTL_SECONDS = env.int("BIDDT_OTP_TTL_SECONDS", default=600)
+BIDDT_OTP_MAX_ATTEMPTS = env.int("BIDDT_OTP_MAX_ATTEMPTS", default=5)
+BIDDT_OTP_PER_PHONE_PER_HOUR = env.int("BIDDT_OTP_PER_PHONE_PER_HOUR", default=10)
+BIDDT_MIN_AUCTION_SECONDS = env.int("BIDDT_MIN_AUCTION_SECONDS", default=3600)
+BIDDT_MAX_AUCTION_DAYS = env.int("BIDDT_MAX_AUCTION_DAYS", default=30)
+BIDDT_SOFT_CLOSE_SECONDS = env.int("BIDDT_SOFT_CLOSE_SECONDS", default=120)
+BIDDT_MIN_PRICE_CENTS = env.int("BIDDT_MIN_PRICE_CENTS", default=500)
+BIDDT_PAYMENTS_BACKEND = env.str("BIDDT_PAYMENTS_BACKEND", default="simulated")
+BIDDT_QR_TTL_SECONDS = env.int("BIDDT_QR_TTL_SECONDS", default=600)
+BIDDT_PAYMENT_WINDOW_HOURS = env.int("BIDDT_PAYMENT_WINDOW_HOURS", default=48)
+BIDDT_MEETUP_WINDOW_DAYS = env.int("BIDDT_MEETUP_WINDOW_DAYS", default=14)
+BIDDT_FEE_PERCENT = env.float("BIDDT_FEE_PERCENT", default=6.0)
+BIDDT_ESCROW_FEE_CENTS = env.int("BIDDT_ESCROW_FEE_CENTS", default=199)
+BIDDT_CURRENCY = "CAD"
+
+# --- Integrations -------------------------------------------------------------------------
+BIDDT_SMS_BACKEND = env.str(
+    "BIDDT_SMS_BACKEND",
+    default="accounts.sms.TwilioBackend" if PRODUCTION else "accounts.sms.ConsoleBackend",
+)
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
+TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="")
+
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")  # e.g. a localstripe server in tests
+if PRODUCTION and BIDDT_PAYMENTS_BACKEND == "stripe" and not (
+    STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET
+):
+    raise ImproperlyConfigured("BIDDT_PAYMENTS_BACKEND=stripe needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET")
+
+FIREBASE_CREDENTIALS_FILE = env.str("FIREBASE_CREDENTIALS_FILE", default="")
+
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="anymail.backends.sendgrid.EmailBackend"
+    if env.str("SENDGRID_API_KEY", default="")
+    else "django.core.mail.backends.console.EmailBackend",
+)
+ANYMAIL = {"SENDGRID_API_KEY": env.str("SENDGRID_API_KEY", default="")}
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Biddt <no-reply@biddt.local>")
+
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:  # pragma: no cover - needs a Sentry project
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=BIDDT_ENVIRONMENT,
+        integrations=[DjangoIntegration(), CeleryIntegration()],
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+        send_default_pii=False,
+    )
+
+# --- Files ----------------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
+            "querystring_auth": True,
+            "querystring_expire": env.int("AWS_QUERYSTRING_EXPIRE", default=3600),
+            "file_overwrite": False,
+            "default_acl": None,
+        },
+    }
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
+BIDDT_MAX_AVATAR_BYTES = env.int("BIDDT_MAX_AVATAR_BYTES", default=5 * 1024 * 1024)
+
+# --- I18N -----------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+PHONENUMBER_DEFAULT_FORMAT = "E164"
+
+# --- Security --------------------------------------------------------------------------------
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=3600)
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- Logging ---------------------------------------------------------------------------------
+# Every handler passes through PhoneNumberRedactingFilter: a phone number never reaches a log.
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact_phones": {"()": "biddt.logging.PhoneNumberRedactingFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_phones"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
+}

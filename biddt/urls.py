@@ -1,0 +1,42 @@
+from django.conf import settings
+from django.contrib import admin
+from django.http import JsonResponse
+from django.urls import include, path, re_path
+from django.views.static import serve
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from biddt.health import ReadyView, healthz
+
+admin.site.site_header = "Biddt staff console"
+admin.site.site_title = "Biddt staff"
+
+v1 = [
+    path("", include("accounts.api.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+urlpatterns = [
+    path("v1/", include(v1)),
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", ReadyView.as_view(), name="readyz"),
+]
+
+if settings.DEBUG and "FileSystemStorage" in settings.STORAGES["default"]["BACKEND"]:
+    urlpatterns.append(
+        re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT})
+    )
+
+
+def _error(status: int, code: str, detail: str, type_: str) -> JsonResponse:
+    return JsonResponse({"type": type_, "errors": [{"code": code, "detail": detail, "attr": None}]},
+                        status=status)
+
+
+def handler404(request, exception=None):
+    return _error(404, "not_found", "Not found.", "client_error")
+
+
+def handler500(request):
+    return _error(500, "error", "A server error occurred.", "server_error")

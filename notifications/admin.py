@@ -1,0 +1,12 @@
+from django.contrib import admin
+
+from notifications.models import Notification
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ["user", "type", "title", "read_at", "created_at"]
+    list_filter = ["type", "created_at"]
+    search_fields = ["title", "body", "user__display_name"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["created_at"]

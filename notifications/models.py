@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class NotificationType(models.TextChoices):
+    OUTBID = "outbid", "Outbid"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+    ENDING_SOON = "ending_soon", "Ending soon"
+    AUCTION_ENDED = "auction_ended", "Auction ended"
+    PAYMENT_RECEIVED = "payment_received", "Payment received"
+    ESCROW_RELEASED = "escrow_released", "Escrow released"
+    NEW_MESSAGE = "new_message", "New message"
+    TRANSACTION_UPDATE = "transaction_update", "Transaction update"
+    DISPUTE_UPDATE = "dispute_update", "Dispute update"
+
+
+class Notification(models.Model):
+    Type = NotificationType
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="notifications")
+    type = models.CharField(max_length=32, choices=NotificationType.choices)
+    title = models.CharField(max_length=255)
+    body = models.TextField(blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    # Makes one event notify once even when the task that sends it runs twice.
+    dedupe_key = models.CharField(max_length=255, null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "dedupe_key"],
+                                    condition=Q(dedupe_key__isnull=False),
+                                    name="uniq_notification_event"),
+        ]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="notification_user_recent"),
+            models.Index(fields=["user"], condition=Q(read_at__isnull=True),
+                         name="notification_user_unread"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} for {self.user_id}"
