@@ -16,7 +16,7 @@ help:
 	@echo "make test   - run the whole test suite"
 	@echo "make lint   - ruff check"
 	@echo "make bench  - run the benchmarks in benchmarks/ (needs PostgreSQL; see README)"
-	@echo "make worker / make beat - Celery worker / beat (needs CELERY_BROKER_URL)"
+	@echo "make worker / make beat - Celery worker / beat (needs REDIS_URL or CELERY_BROKER_URL)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

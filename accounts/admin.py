@@ -1,8 +1,49 @@
+from django import forms
 from django.contrib import admin
+from django.contrib.auth import password_validation
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.models import Device, PhoneOTP, Rating, User, Wallet, format_e164, phone_index
+
+
+class StaffUserCreationForm(forms.ModelForm):
+    """Add form: a phone number (the login) and a password, instead of a username."""
+
+    phone_number = forms.CharField(max_length=32, help_text="E.164, e.g. +14165550100")
+    password1 = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
+    password2 = forms.CharField(label="Password again", widget=forms.PasswordInput,
+                                strip=False)
+
+    class Meta:
+        model = User
+        fields = ["display_name"]
+
+    def clean_phone_number(self):
+        try:
+            e164 = format_e164(self.cleaned_data["phone_number"])
+        except ValueError:
+            raise forms.ValidationError("Enter a phone number in E.164 form.") from None
+        if User.objects.filter(phone_index=phone_index(e164)).exists():
+            raise forms.ValidationError("A user with this phone number exists.")
+        return e164
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password1") != data.get("password2"):
+            self.add_error("password2", "The two passwords differ.")
+        elif data.get("password1"):
+            password_validation.validate_password(data["password1"])
+        return data
+
+    def save(self, commit=True):
+        user = super().save(commit=False)
+        user.phone_number = self.cleaned_data["phone_number"]
+        user.phone_index = phone_index(user.phone_number)
+        user.set_password(self.cleaned_data["password1"])
+        if commit:
+            user.save()
+        return user
 
 
 @admin.register(User)
@@ -21,8 +62,9 @@ class UserAdmin(SimpleHistoryAdmin, DjangoUserAdmin):
         ("Reputation", {"fields": ["rating_count", "rating_total", "completed_sales"]}),
         ("Dates", {"fields": ["created_at", "updated_at", "last_login"]}),
     ]
-    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["phone_index", "password1",
-                                                            "password2"]})]
+    add_form = StaffUserCreationForm
+    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["phone_number", "display_name",
+                                                            "password1", "password2"]})]
     filter_horizontal = ["groups"]
 
     @admin.display(description="id")
@@ -42,12 +84,6 @@ class UserAdmin(SimpleHistoryAdmin, DjangoUserAdmin):
             return results, may_dup
         return results | queryset.filter(phone_index=index), may_dup
 
-    def save_model(self, request, obj, form, change):
-        if not change and obj.phone_index and not obj.phone_number:
-            # The add form asks for the number in the username field: store it properly.
-            e164 = format_e164(obj.phone_index)
-            obj.phone_number, obj.phone_index = e164, phone_index(e164)
-        super().save_model(request, obj, form, change)
 
 
 @admin.register(PhoneOTP)

@@ -8,6 +8,8 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        from accounts import schema  # noqa: F401 - registers the OpenAPI auth extension
         from accounts.roles import roles_sync
 
-        post_migrate.connect(roles_sync, sender=self)
+        # After every app migrated (the roles need all apps' permissions): see roles_sync.
+        post_migrate.connect(roles_sync, dispatch_uid="biddt-roles-sync")

@@ -11,8 +11,8 @@ from django.contrib.auth.models import Group, Permission
 SUPPORT = "support"
 ADMIN = "admin"
 
-# support can see everything in the console and change what moderation needs;
-# money settings, fees and staff accounts stay with admin.
+# support can view every domain app in the console and change what moderation needs;
+# money settings, fees, groups, schedules and staff accounts stay with admin.
 SUPPORT_CHANGE = {
     "accounts": {"user"},
     "listings": {"listing", "listingimage"},
@@ -26,6 +26,12 @@ SUPPORT_ADD = {"safezones": {"safezone"}}
 
 
 def roles_sync(sender=None, **kwargs) -> None:
+    """post_migrate: runs once, after the last installed app, when every permission exists."""
+    from django.apps import apps as global_apps
+
+    last = [c for c in global_apps.get_app_configs() if c.models_module is not None][-1]
+    if sender is not None and sender.label != last.label:
+        return
     support, _ = Group.objects.get_or_create(name=SUPPORT)
     admin, _ = Group.objects.get_or_create(name=ADMIN)
     apps = set(SUPPORT_CHANGE) | {"core", "auth", "django_celery_beat"}

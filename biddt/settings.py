@@ -53,6 +53,12 @@ if PRODUCTION:
         _missing.append("BIDDT_PII_KEYS")
     if not BIDDT_PII_HMAC_KEY:
         _missing.append("BIDDT_PII_HMAC_KEY")
+    if BIDDT_PII_KEYS and BIDDT_PII_HMAC_KEY:
+        # Malformed keys fail at start-up, not on the first login.
+        from biddt.crypto import _hmac_key, _parse_keys
+
+        _parse_keys(BIDDT_PII_KEYS)
+        _hmac_key(BIDDT_PII_HMAC_KEY)
     if DEBUG:
         _missing.append("DEBUG must be off")
     if _missing:
@@ -204,6 +210,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "flush-expired-otps": {"task": "accounts.tasks.otp_purge_expired", "schedule": 3600.0},
     "flush-expired-tokens": {"task": "accounts.tasks.jwt_flush_expired", "schedule": 86400.0},
+    "auction-close-due": {"task": "bidding.tasks.auction_close_due", "schedule": 5.0},
+    "auction-ending-soon": {"task": "bidding.tasks.auction_ending_soon", "schedule": 5.0},
+    "idempotency-purge": {"task": "bidding.tasks.idempotency_purge_expired",
+                          "schedule": 3600.0},
 }
 
 # --- Auth, JWT ----------------------------------------------------------------------------
@@ -254,7 +264,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_standardized_errors.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
-    "NUM_PROXIES": env.int("BIDDT_NUM_PROXIES", default=0) or None,
+    # Trusted reverse proxies in front of daphne (1 behind nginx). 0 ignores X-Forwarded-For,
+    # which a client could otherwise forge to dodge the per-IP login throttle.
+    "NUM_PROXIES": env.int("BIDDT_NUM_PROXIES", default=0),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 DRF_STANDARDIZED_ERRORS = {"ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True}
@@ -273,6 +285,7 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
+        "BidStatusEnum": "bidding.api.serializers.BID_STATUS_CHOICES",
         "ValidationErrorEnum": "drf_standardized_errors.openapi_serializers.ValidationErrorEnum.choices",
         "ClientErrorEnum": "drf_standardized_errors.openapi_serializers.ClientErrorEnum.choices",
         "ServerErrorEnum": "drf_standardized_errors.openapi_serializers.ServerErrorEnum.choices",
@@ -326,13 +339,14 @@ if PRODUCTION and BIDDT_PAYMENTS_BACKEND == "stripe" and not (
 
 FIREBASE_CREDENTIALS_FILE = env.str("FIREBASE_CREDENTIALS_FILE", default="")
 
+SENDGRID_API_KEY = env.str("SENDGRID_API_KEY", default="")
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
     default="anymail.backends.sendgrid.EmailBackend"
-    if env.str("SENDGRID_API_KEY", default="")
+    if SENDGRID_API_KEY
     else "django.core.mail.backends.console.EmailBackend",
 )
-ANYMAIL = {"SENDGRID_API_KEY": env.str("SENDGRID_API_KEY", default="")}
+ANYMAIL = {"SENDGRID_API_KEY": SENDGRID_API_KEY}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Biddt <no-reply@biddt.local>")
 
 SENTRY_DSN = env.str("SENTRY_DSN", default="")

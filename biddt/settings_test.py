@@ -11,7 +11,7 @@ import tempfile
 os.environ.setdefault("BIDDT_ENVIRONMENT", "test")
 
 from biddt.settings import *  # noqa: E402,F403
-from biddt.settings import CACHES, CHANNEL_LAYERS, REDIS_URL  # noqa: E402
+from biddt.settings import CACHES, CHANNEL_LAYERS, DATABASES, REDIS_URL  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 BIDDT_SMS_BACKEND = "accounts.sms.InMemoryBackend"
@@ -24,6 +24,22 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Test databases on SQLite are files, not memory: a daphne (or celery) process that a test
+# starts must see the rows the test committed.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.path.join(
+        tempfile.mkdtemp(prefix="biddt-test-db-"), "test.sqlite3"
+    )
+# One prefix per test run, so concurrent runs sharing a Redis don't see each other's keys.
+# A process the tests start (daphne) gets the runner's prefix through BIDDT_TEST_PREFIX, so
+# both sides share the channel layer (events sent by the test reach its sockets) and cache.
+BIDDT_TEST_PREFIX = os.environ.get("BIDDT_TEST_PREFIX") or f"biddt-test-{os.getpid()}"
 if REDIS_URL:
-    CACHES["default"]["KEY_PREFIX"] = f"biddt-test-{os.getpid()}"
-    CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"biddt-test-{os.getpid()}"
+    CACHES["default"]["KEY_PREFIX"] = BIDDT_TEST_PREFIX
+    CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = BIDDT_TEST_PREFIX
+
+# Generous rates so tests can log in repeatedly; throttle tests set the real rates explicitly
+# (the production defaults stay in biddt.settings.THROTTLE_RATES and are tested there).
+THROTTLE_RATES = {scope: "100000/min" for scope in THROTTLE_RATES}  # noqa: F405
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": THROTTLE_RATES}  # noqa: F405
+STATIC_ROOT = tempfile.mkdtemp(prefix="biddt-test-static-")
