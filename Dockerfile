@@ -1,0 +1,69 @@
+# syntax=docker/dockerfile:1
+#
+# Biddt image: daphne serves REST, admin and /ws/ on port 8000. The same image runs the
+# Celery worker and beat and the one-shot migration (see docker-compose.yml).
+#
+#   docker build -t biddt .
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# --- build: a wheel for every pinned requirement ---------------------------------------------
+FROM ${PYTHON_IMAGE} AS build
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+# A compiler only for the rare pin without a binary wheel; it stays in this stage.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /wheels
+COPY requirements.txt .
+RUN pip wheel --wheel-dir /wheels -r requirements.txt
+
+# --- runtime ---------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore \
+    DJANGO_SETTINGS_MODULE=biddt.settings \
+    BIDDT_ENVIRONMENT=production
+
+RUN groupadd --system --gid 10001 biddt \
+    && useradd --system --uid 10001 --gid biddt --home-dir /app --no-create-home \
+        --shell /usr/sbin/nologin biddt
+
+# Install from the build stage's wheels without copying them into a layer.
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-index --find-links=/wheels -r /wheels/requirements.txt
+
+WORKDIR /app
+# The code stays owned by root (read-only for the app user); only media/ is writable, for
+# the local-storage fallback when AWS_STORAGE_BUCKET_NAME is unset.
+COPY . .
+RUN mkdir -p /app/media && chown biddt:biddt /app/media
+
+# Production settings refuse to load without these; the throwaway values live only in this
+# RUN line (never in the image's environment) and no database is touched.
+RUN SECRET_KEY=build-only-collectstatic-not-a-secret-0000000000 \
+    ALLOWED_HOSTS=build.invalid \
+    BIDDT_PII_KEYS=build:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= \
+    BIDDT_PII_HMAC_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= \
+    python manage.py collectstatic --noinput -v1
+
+USER biddt
+
+EXPOSE 8000
+
+# Liveness of the HTTP server. Production settings reject a Host outside ALLOWED_HOSTS and
+# redirect plain HTTP to HTTPS, so the probe sends the first allowed host and the header a
+# TLS-terminating proxy would add.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, sys, urllib.request as r; h = os.environ.get('ALLOWED_HOSTS', '').split(',')[0].strip().lstrip('.').replace('*', '') or 'localhost'; q = r.Request('http://127.0.0.1:8000/healthz', headers={'Host': h, 'X-Forwarded-Proto': 'https'}); sys.exit(0 if r.urlopen(q, timeout=4).status == 200 else 1)"]
+
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "biddt.asgi:application"]
