@@ -13,6 +13,8 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from biddt.metrics import SOCKETS_OPEN
+
 logger = logging.getLogger(__name__)
 
 CLOSE_BAD_TOKEN = 4401
@@ -46,10 +48,15 @@ class BiddtConsumer(AsyncJsonWebsocketConsumer):
         self.user = self.scope["user"]
         self.groups_joined: set[str] = set()
         await self.accept()
+        SOCKETS_OPEN.inc()
+        self.counted = True
         if self.user.is_authenticated:
             await self.group_join(f"user.{self.user.pk}")
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            SOCKETS_OPEN.dec()
+            self.counted = False
         for group in list(getattr(self, "groups_joined", ())):
             await self.group_leave(group)
 
@@ -67,7 +74,9 @@ class BiddtConsumer(AsyncJsonWebsocketConsumer):
         if bytes_data is not None or text_data is None:
             await self.send_error(None, "invalid_message", "Send JSON text frames.")
             return
-        if len(text_data) > MAX_FRAME_BYTES:
+        # The limit is in bytes: count characters first (cheap, and a UTF-8 character is at
+        # least one byte), then the encoded size (up to 4 bytes a character).
+        if len(text_data) > MAX_FRAME_BYTES or len(text_data.encode("utf-8")) > MAX_FRAME_BYTES:
             await self.send_error(None, "message_too_large",
                                   f"Frames are limited to {MAX_FRAME_BYTES} bytes.")
             return

@@ -6,6 +6,7 @@ the layer (Redis in production), so a stopped Redis makes the instance not ready
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import uuid
@@ -66,5 +67,13 @@ class ReadyView(HealthCheckView):
         return self.render_to_response_json(status)
 
     async def get(self, request, *args, **kwargs):
-        request.META["HTTP_ACCEPT"] = "application/json"
-        return await super().get(request, *args, **kwargs)
+        # Always JSON, whatever the Accept header or ?format= says: probes parse one format,
+        # and the library's feeds answer 200 even when a check fails. (Rewriting
+        # META["HTTP_ACCEPT"] is not enough: a middleware may already have read
+        # request.headers, which Django caches.)
+        with self.get_executor() as executor:
+            self.results = await asyncio.gather(
+                *(check.get_result(executor) for check in self.get_checks())
+            )
+        failed = any(result.error is not None for result in self.results)
+        return self.render_to_response_json(500 if failed else 200)

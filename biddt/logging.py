@@ -7,8 +7,10 @@ import re
 
 # International numbers with a leading "+" (E.164 or spaced/dashed: +1 416-555-0100) and bare
 # runs of 10-15 digits (4165550100). Dates, times, amounts and UUIDs don't match.
+# A replacement `phone#<hash>` is never matched again (its hash may be all digits), so a
+# record passing several filtered handlers keeps the same text.
 PHONE_RE = re.compile(
-    r"(?<![\w+])\+\d[\d\s().-]{6,20}\d(?![\w])|(?<![\w.-])\d{10,15}(?![\w.-])"
+    r"(?<![\w+])\+\d[\d\s().-]{6,20}\d(?![\w])|(?<![\w.-])(?<!phone#)\d{10,15}(?![\w.-])"
 )
 
 
@@ -28,10 +30,27 @@ def redact_phone_numbers(text: str) -> str:
     return PHONE_RE.sub(_redact_match, text)
 
 
+def _redact_value(value):
+    if isinstance(value, str):
+        return redact_phone_numbers(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_redact_value(v) for v in value)
+    return value
+
+
+def redact_event(logger, method_name, event_dict):
+    """structlog processor: hash phone numbers in every string of the event."""
+    return {key: _redact_value(value) for key, value in event_dict.items()}
+
+
 class PhoneNumberRedactingFilter(logging.Filter):
     """Rewrites the formatted message so no handler ever sees a plain phone number."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, dict):  # a structlog event: redact_event already ran
+            return True
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a broken record is the handler's to report
@@ -40,4 +59,15 @@ class PhoneNumberRedactingFilter(logging.Filter):
         if redacted != message or record.args:
             record.msg = redacted
             record.args = None
+        # A traceback prints the exception's message (`ValueError: no user +1416...`). The
+        # standard Formatter prints `exc_text` when set, so format it once here, redacted.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _traceback_formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_phone_numbers(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_phone_numbers(record.stack_info)
         return True
+
+
+_traceback_formatter = logging.Formatter()

@@ -8,6 +8,7 @@ beat in production, so behaviour doesn't depend on the mode.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from datetime import timedelta
@@ -17,6 +18,7 @@ from django.db import close_old_connections
 
 logger = logging.getLogger(__name__)
 _started = threading.Event()
+_discovered = threading.Event()
 
 
 def _interval(schedule) -> float:
@@ -30,20 +32,40 @@ def _interval(schedule) -> float:
     raise ValueError(f"embedded scheduler supports interval schedules only, got {schedule!r}")
 
 
-def run_due(next_run: dict[str, float], now: float) -> list[str]:
-    """Run each entry whose time has come; return the names run. One failure stops no other."""
+def _task(name: str):
+    """The registered task `name`, importing the apps' task modules first if need be.
+
+    `app.autodiscover_tasks()` is lazy: a worker imports every `tasks.py` when it starts, but
+    this process has only imported the ones some code happened to use.
+    """
     from celery import current_app
 
+    if name not in current_app.tasks and not _discovered.is_set():
+        current_app.autodiscover_tasks(force=True)  # each installed app's tasks.py, once
+        _discovered.set()
+    return current_app.tasks[name]
+
+
+def run_due(next_run: dict[str, float], now: float) -> list[str]:
+    """Run each entry whose time has come; return the names run. One failure stops no other."""
     ran = []
     for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
-        interval = _interval(entry["schedule"])
+        if next_run.get(name) == math.inf:
+            continue
+        try:
+            interval = _interval(entry["schedule"])
+        except ValueError:
+            # Reported once, then never due: the other entries keep running.
+            logger.exception("scheduled task %s can't run in the embedded scheduler", name)
+            next_run[name] = math.inf
+            continue
         if next_run.setdefault(name, now + min(interval, 5.0)) > now:
             continue
         next_run[name] = now + interval
         close_old_connections()
         try:
-            current_app.tasks[entry["task"]].apply(args=entry.get("args", ()),
-                                                  kwargs=entry.get("kwargs", {}))
+            _task(entry["task"]).apply(args=entry.get("args", ()),
+                                       kwargs=entry.get("kwargs", {}))
             ran.append(name)
         except Exception:
             logger.exception("scheduled task %s failed", name)

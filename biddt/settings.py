@@ -86,6 +86,8 @@ INSTALLED_APPS = [
     "channels",
     "django_celery_beat",
     "simple_history",
+    "django_structlog",
+    "django_prometheus",
     "biddt.core",
     "accounts",
     "listings",
@@ -97,6 +99,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -106,6 +109,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "django_structlog.middlewares.RequestMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "biddt.urls"
@@ -210,10 +215,17 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "flush-expired-otps": {"task": "accounts.tasks.otp_purge_expired", "schedule": 3600.0},
     "flush-expired-tokens": {"task": "accounts.tasks.jwt_flush_expired", "schedule": 86400.0},
+    "ending-soon-notifications": {"task": "notifications.tasks.ending_soon_notify",
+                                  "schedule": 60.0},
     "auction-close-due": {"task": "bidding.tasks.auction_close_due", "schedule": 5.0},
     "auction-ending-soon": {"task": "bidding.tasks.auction_ending_soon", "schedule": 5.0},
     "idempotency-purge": {"task": "bidding.tasks.idempotency_purge_expired",
                           "schedule": 3600.0},
+    "escrow-expire-unpaid": {"task": "escrow.tasks.transactions_expire_unpaid",
+                             "schedule": 300.0},
+    "escrow-meetup-sweep": {"task": "escrow.tasks.transactions_meetup_sweep",
+                            "schedule": 3600.0},
+    "escrow-payout-retry": {"task": "escrow.tasks.payouts_retry", "schedule": 900.0},
 }
 
 # --- Auth, JWT ----------------------------------------------------------------------------
@@ -317,6 +329,14 @@ BIDDT_MEETUP_WINDOW_DAYS = env.int("BIDDT_MEETUP_WINDOW_DAYS", default=14)
 BIDDT_FEE_PERCENT = env.float("BIDDT_FEE_PERCENT", default=6.0)
 BIDDT_ESCROW_FEE_CENTS = env.int("BIDDT_ESCROW_FEE_CENTS", default=199)
 BIDDT_CURRENCY = "CAD"
+# Escrow: meetup reminders (days after payment, comma separated) before the automatic refund
+# at BIDDT_MEETUP_WINDOW_DAYS; where Stripe sends a seller back after Express onboarding.
+BIDDT_MEETUP_REMINDER_DAYS = env.list("BIDDT_MEETUP_REMINDER_DAYS", cast=int, default=[7, 13])
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["TransactionStatusEnum"] = (
+    "escrow.models.TransactionStatus.choices")
+BIDDT_WALLET_RETURN_URL = env.str("BIDDT_WALLET_RETURN_URL",
+                                  default="https://biddt.app/wallet/onboarding-complete")
+BIDDT_CHAT_MESSAGES_PER_MINUTE = env.int("BIDDT_CHAT_MESSAGES_PER_MINUTE", default=30)
 
 # --- Integrations -------------------------------------------------------------------------
 BIDDT_SMS_BACKEND = env.str(
@@ -338,6 +358,10 @@ if PRODUCTION and BIDDT_PAYMENTS_BACKEND == "stripe" and not (
     raise ImproperlyConfigured("BIDDT_PAYMENTS_BACKEND=stripe needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET")
 
 FIREBASE_CREDENTIALS_FILE = env.str("FIREBASE_CREDENTIALS_FILE", default="")
+BIDDT_PUSH_BACKEND = env.str(
+    "BIDDT_PUSH_BACKEND",
+    default="notifications.push.FCMBackend" if PRODUCTION else "notifications.push.ConsoleBackend",
+)
 
 SENDGRID_API_KEY = env.str("SENDGRID_API_KEY", default="")
 EMAIL_BACKEND = env.str(
@@ -413,19 +437,43 @@ if PRODUCTION:
     SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # --- Logging ---------------------------------------------------------------------------------
-# Every handler passes through PhoneNumberRedactingFilter: a phone number never reaches a log.
+# structlog (django-structlog binds a request id to every line of a request). JSON lines in
+# production, readable lines in development. Phone numbers are hashed before any handler
+# sees them: a structlog processor for structured events, a logging filter for the rest.
+import structlog  # noqa: E402
+
+from biddt.logging import redact_event  # noqa: E402
+
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "console")
+DJANGO_STRUCTLOG_CELERY_ENABLED = False
+_shared_processors = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    redact_event,
+]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact_phones": {"()": "biddt.logging.PhoneNumberRedactingFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": structlog.stdlib.ProcessorFormatter,
+            "processor": structlog.processors.JSONRenderer(),
+            "foreign_pre_chain": _shared_processors,
+        },
+        "console": {
+            "()": structlog.stdlib.ProcessorFormatter,
+            "processor": structlog.dev.ConsoleRenderer(colors=False),
+            "foreign_pre_chain": _shared_processors,
+        },
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
             "filters": ["redact_phones"],
         },
     },
@@ -433,5 +481,17 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        "django_structlog": {"level": env.str("REQUEST_LOG_LEVEL", default="INFO")},
     },
 }
+structlog.configure(
+    processors=[
+        structlog.stdlib.filter_by_level,
+        structlog.processors.format_exc_info,  # before redaction: tracebacks are redacted too
+        *_shared_processors,
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ],
+    logger_factory=structlog.stdlib.LoggerFactory(),
+    wrapper_class=structlog.stdlib.BoundLogger,
+    cache_logger_on_first_use=True,
+)

@@ -5,7 +5,9 @@ PostgreSQL and Redis on 127.0.0.1; without them the suite runs on SQLite and loc
 and the tests that need PostgreSQL or Redis skip with a reason.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("BIDDT_ENVIRONMENT", "test")
@@ -13,13 +15,19 @@ os.environ.setdefault("BIDDT_ENVIRONMENT", "test")
 from biddt.settings import *  # noqa: E402,F403
 from biddt.settings import CACHES, CHANNEL_LAYERS, DATABASES, REDIS_URL  # noqa: E402
 
+# Every file a test run writes (media, static, the SQLite database) lives under one folder
+# that is removed when the process exits.
+_TMP = tempfile.mkdtemp(prefix="biddt-test-")
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 BIDDT_SMS_BACKEND = "accounts.sms.InMemoryBackend"
+BIDDT_PUSH_BACKEND = "notifications.push.InMemoryBackend"
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = "memory://"
 BIDDT_EMBEDDED_JOBS = False
-MEDIA_ROOT = tempfile.mkdtemp(prefix="biddt-test-media-")
+MEDIA_ROOT = os.path.join(_TMP, "media")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -27,9 +35,7 @@ STORAGES = {
 # Test databases on SQLite are files, not memory: a daphne (or celery) process that a test
 # starts must see the rows the test committed.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.path.join(
-        tempfile.mkdtemp(prefix="biddt-test-db-"), "test.sqlite3"
-    )
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.path.join(_TMP, "test.sqlite3")
 # One prefix per test run, so concurrent runs sharing a Redis don't see each other's keys.
 # A process the tests start (daphne) gets the runner's prefix through BIDDT_TEST_PREFIX, so
 # both sides share the channel layer (events sent by the test reach its sockets) and cache.
@@ -42,4 +48,5 @@ if REDIS_URL:
 # (the production defaults stay in biddt.settings.THROTTLE_RATES and are tested there).
 THROTTLE_RATES = {scope: "100000/min" for scope in THROTTLE_RATES}  # noqa: F405
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": THROTTLE_RATES}  # noqa: F405
-STATIC_ROOT = tempfile.mkdtemp(prefix="biddt-test-static-")
+STATIC_ROOT = os.path.join(_TMP, "static")
+os.makedirs(STATIC_ROOT, exist_ok=True)

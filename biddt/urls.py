@@ -12,6 +12,12 @@ admin.site.site_title = "Biddt staff"
 
 v1 = [
     path("", include("accounts.api.urls")),
+    path("", include("bidding.api.urls")),
+    path("", include("listings.api.urls")),
+    path("", include("notifications.api.urls")),
+    path("", include("safezones.api.urls")),
+    path("", include("chat.api.urls")),
+    path("", include("escrow.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
@@ -21,6 +27,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("readyz", ReadyView.as_view(), name="readyz"),
+    path("", include("django_prometheus.urls")),  # /metrics
 ]
 
 if settings.DEBUG and "FileSystemStorage" in settings.STORAGES["default"]["BACKEND"]:

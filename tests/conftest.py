@@ -60,3 +60,180 @@ def pg():
     """Skip unless the database is PostgreSQL."""
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: set DATABASE_URL (CI does)")
+
+
+@pytest.fixture(scope="session")
+def daphne_server(django_db_setup, tmp_path_factory):
+    """Factory: `daphne_server(env=None, fresh=False)` starts a real daphne on the test database.
+
+    Returns a `tests.biddt.processes.DaphneServer` (`.http_url`, `.ws_url`, `.log()`, `.stop()`)
+    once `/healthz` answers. The server runs `biddt.settings_test` with `DATABASE_URL` pointing
+    at pytest-django's test database and this run's Redis prefix, so tests that commit rows
+    (`django_db(transaction=True)`) and send channel-layer events see them served. Calls with
+    the same extra `env` share one process unless `fresh=True`; all stop at the end of the
+    session, before the test database is dropped.
+    """
+    from tests.biddt.processes import DaphneLauncher
+
+    launcher = DaphneLauncher(tmp_path_factory.mktemp("daphne"))
+    try:
+        yield launcher.start
+    finally:
+        launcher.stop_all()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """Factory: `redis_server()` starts a throwaway `redis-server` (no persistence) on a free port.
+
+    Returns a `tests.biddt.processes.RedisServer` (`.url`, `.stop()`); skips when the binary is
+    missing. Every server started is stopped after the test.
+    """
+    from tests.biddt.processes import start_redis
+
+    started = []
+
+    def start():
+        try:
+            server = start_redis(work_dir=tmp_path)
+        except FileNotFoundError as exc:
+            pytest.skip(str(exc))
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
+
+
+# --- bidding ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def sent_events(monkeypatch):
+    """Channel-layer sends made through biddt.events, as (group, payload) pairs."""
+    from biddt import events
+
+    sent: list[tuple[str, dict]] = []
+
+    def capture(group, event):
+        sent.append((group, event.get("payload", event)))
+        return True
+
+    monkeypatch.setattr(events, "group_send_now", capture)
+    return sent
+
+
+# --- escrow ----------------------------------------------------------------------------------
+
+class StripeTestServer:
+    """localstripe (+ Connect stubs) on 127.0.0.1: see tests/escrow/stripe_server.py."""
+
+    secret_key = "sk_test_biddt"
+    webhook_secret = "whsec_biddt_test"
+
+    def __init__(self, port: int, process) -> None:
+        self.port = port
+        self.process = process
+        self.url = f"http://127.0.0.1:{port}"
+
+    def _call(self, method: str, path: str, body: dict | None = None):
+        import json
+        import urllib.request
+
+        request = urllib.request.Request(
+            self.url + path, method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json",
+                     "Authorization": f"Bearer {self.secret_key}"})
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+    def connect_requests(self) -> list[dict]:
+        return self._call("GET", "/_config/stub/requests")
+
+    def reset(self) -> None:
+        self._call("DELETE", "/_config/stub/requests")
+
+    def account_set(self, account_id: str, **flags) -> None:
+        self._call("POST", f"/_config/stub/accounts/{account_id}", flags)
+
+    def webhook_register(self, url: str) -> None:
+        import urllib.parse
+        import urllib.request
+
+        body = urllib.parse.urlencode({"url": url, "secret": self.webhook_secret}).encode()
+        urllib.request.urlopen(  # noqa: S310 - our own server
+            urllib.request.Request(f"{self.url}/_config/webhooks/biddt", data=body,
+                                   method="POST"), timeout=10).read()
+
+    def env(self) -> dict[str, str]:
+        return {"BIDDT_PAYMENTS_BACKEND": "stripe", "STRIPE_SECRET_KEY": self.secret_key,
+                "STRIPE_WEBHOOK_SECRET": self.webhook_secret, "STRIPE_API_BASE": self.url}
+
+    def client(self):
+        import stripe
+
+        return stripe.StripeClient(self.secret_key, base_addresses={"api": self.url},
+                                   max_network_retries=0)
+
+
+@pytest.fixture(scope="session")
+def stripe_server(tmp_path_factory):
+    """A real localstripe server (PaymentIntents, refunds, signed webhooks) with stubs for the
+    Connect calls it lacks, on a free 127.0.0.1 port, for the whole session."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tests.biddt.processes import _stop, free_port
+
+    pytest.importorskip("localstripe")
+    port = free_port()
+    log = (tmp_path_factory.mktemp("localstripe") / "localstripe.log").open("wb")
+    script = Path(__file__).parent / "escrow" / "stripe_server.py"
+    process = subprocess.Popen([sys.executable, str(script), str(port)], stdout=log,
+                               stderr=subprocess.STDOUT, cwd=str(script.parent))
+    server = StripeTestServer(port, process)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            server.connect_requests()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                _stop(process)
+                raise RuntimeError("localstripe did not come up") from None
+            time.sleep(0.1)
+    try:
+        yield server
+    finally:
+        _stop(process)
+        log.close()
+
+
+@pytest.fixture
+def stripe_backend(settings, stripe_server):
+    """This process's settings pointed at the localstripe server (`stripe` backend)."""
+    settings.BIDDT_PAYMENTS_BACKEND = "stripe"
+    settings.STRIPE_SECRET_KEY = stripe_server.secret_key
+    settings.STRIPE_WEBHOOK_SECRET = stripe_server.webhook_secret
+    settings.STRIPE_API_BASE = stripe_server.url
+    stripe_server.reset()
+    return stripe_server
+
+
+def stripe_signed(payload: dict | str, secret: str, *, timestamp: int | None = None
+                  ) -> tuple[bytes, str]:
+    """A webhook body and its `Stripe-Signature` header (Stripe's v1 scheme)."""
+    import json
+
+    import stripe
+
+    body = payload if isinstance(payload, str) else json.dumps(payload)
+    header = stripe.WebhookSignature.generate_signature_header(body, secret,
+                                                              timestamp=timestamp)
+    return body.encode(), header

@@ -7,3 +7,8 @@ class CoreConfig(AppConfig):
     name = "biddt.core"
     label = "core"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from biddt.metrics import register_collectors
+
+        register_collectors()

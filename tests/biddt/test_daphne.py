@@ -1,0 +1,142 @@
+"""A real daphne process serving `biddt.asgi:application`: HTTP health and `/ws/` auth."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+
+import pytest
+from django.conf import settings
+from rest_framework_simplejwt.tokens import RefreshToken
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from biddt.events import group_send_now
+from tests.factories import UserFactory
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def get_json(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+async def ping(url: str, headers: dict | None = None) -> dict:
+    async with connect(url, additional_headers=headers, open_timeout=10) as socket:
+        await socket.send(json.dumps({"type": "ping"}))
+        return json.loads(await asyncio.wait_for(socket.recv(), timeout=10))
+
+
+def test_health_endpoints_over_http(daphne_server):
+    # given a running daphne on the test database
+    server = daphne_server()
+    # when a load balancer probes it
+    health = get_json(f"{server.http_url}/healthz")
+    ready = get_json(f"{server.http_url}/readyz")
+    # then it is alive and ready: database, cache and channel layer answer
+    assert health == (200, {"status": "ok"})
+    status, body = ready
+    assert status == 200, body
+    assert body["status"] == "ready"
+    assert set(body["checks"].values()) == {"ok"}
+    assert len(body["checks"]) == 3
+
+
+def test_valid_token_over_header_and_query_gets_pong(daphne_server):
+    # given a committed user and a running daphne
+    user = UserFactory()
+    token = str(RefreshToken.for_user(user).access_token)
+    server = daphne_server()
+
+    # when the client connects with the token in the header, then in the query string
+    async def scenario():
+        by_header = await ping(f"{server.ws_url}/ws/", {"Authorization": f"Bearer {token}"})
+        by_query = await ping(f"{server.ws_url}/ws/?token={token}")
+        return by_header, by_query
+
+    by_header, by_query = asyncio.run(scenario())
+    # then both sockets are accepted and answer the ping
+    assert by_header == {"type": "pong"}
+    assert by_query == {"type": "pong"}
+
+
+def test_no_token_gets_pong_as_anonymous(daphne_server):
+    server = daphne_server()
+
+    # when a client connects without a token and tries an auth-only action
+    async def scenario():
+        async with connect(f"{server.ws_url}/ws/", open_timeout=10) as socket:
+            await socket.send(json.dumps({"type": "ping"}))
+            pong = json.loads(await asyncio.wait_for(socket.recv(), timeout=10))
+            await socket.send(json.dumps({"type": "nonsense", "requestId": "q"}))
+            error = json.loads(await asyncio.wait_for(socket.recv(), timeout=10))
+            return pong, error
+
+    pong, error = asyncio.run(scenario())
+    # then it is connected (anonymous) and the envelope works end to end
+    assert pong == {"type": "pong"}
+    assert error["type"] == "error"
+    assert error["code"] == "unknown_type"
+    assert error["requestId"] == "q"
+
+
+@pytest.mark.parametrize("where", ["header", "query"])
+def test_bad_token_handshake_is_rejected(daphne_server, where):
+    server = daphne_server()
+    url, headers = f"{server.ws_url}/ws/", None
+    if where == "header":
+        headers = {"Authorization": "Bearer not-a-valid-token"}
+    else:
+        url += "?token=not-a-valid-token"
+
+    # when a client connects with an invalid token
+    async def scenario():
+        try:
+            async with connect(url, additional_headers=headers, open_timeout=10) as socket:
+                await asyncio.wait_for(socket.recv(), timeout=10)
+        except (InvalidStatus, ConnectionClosed) as exc:
+            return exc
+        return None
+
+    outcome = asyncio.run(scenario())
+    # then the handshake fails: daphne turns a close before accept into HTTP 403, and if a
+    # server accepted first, the close code would be 4401
+    assert outcome is not None, "the socket was accepted with a bad token"
+    if isinstance(outcome, InvalidStatus):
+        assert outcome.response.status_code == 403
+    else:
+        assert outcome.rcvd is not None and outcome.rcvd.code == 4401
+
+
+def test_event_sent_by_another_process_reaches_the_socket(daphne_server):
+    # Instances share events only through Redis; the in-memory layer is per process.
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis: set REDIS_URL (CI does)")
+    # given a committed user connected to daphne
+    user = UserFactory()
+    token = str(RefreshToken.for_user(user).access_token)
+    server = daphne_server()
+    payload = {"type": "notification", "notification": {"id": "n-42"}}
+
+    async def scenario():
+        async with connect(f"{server.ws_url}/ws/?token={token}", open_timeout=10) as socket:
+            # the pong proves connect() (and its group join) has finished
+            await socket.send(json.dumps({"type": "ping"}))
+            pong = json.loads(await asyncio.wait_for(socket.recv(), timeout=10))
+            # when this test process sends to the user's group through the channel layer
+            sent = await asyncio.to_thread(
+                group_send_now, f"user.{user.pk}", {"type": "ws.event", "payload": payload}
+            )
+            event = json.loads(await asyncio.wait_for(socket.recv(), timeout=10))
+            return pong, sent, event
+
+    pong, sent, event = asyncio.run(scenario())
+    # then the socket served by daphne receives it
+    assert pong == {"type": "pong"}
+    assert sent is True
+    assert event == payload

@@ -1,0 +1,118 @@
+"""Side effects leave only after commit; a channel-layer outage never fails the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from celery import shared_task
+from channels.layers import channel_layers, get_channel_layer
+from django.db import connections, transaction
+from django.test import override_settings
+
+from biddt.events import group_send_now, send_to_group_on_commit, task_on_commit
+from tests.biddt.processes import free_port
+
+TASK_CALLS: list[tuple] = []
+
+
+@shared_task(name="tests.biddt.events_record")
+def events_record(*args, **kwargs) -> None:
+    TASK_CALLS.append((args, kwargs))
+
+
+@pytest.fixture
+async def listener():
+    """A channel in group `g.test`; returns a coroutine function draining what has arrived.
+
+    Everything runs on the test's event loop (channels-redis binds its buffers to a loop);
+    sync code reaches it with async_to_sync from a sync_to_async thread.
+    """
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("g.test", channel)
+
+    async def drain() -> list[dict]:
+        received = []
+        while True:
+            try:
+                received.append(await asyncio.wait_for(layer.receive(channel), timeout=0.2))
+            except TimeoutError:
+                return received
+
+    yield drain
+    await layer.group_discard("g.test", channel)
+    # Close the DB connection the sync_to_async thread opened, or PostgreSQL can't drop the
+    # test database at the end of the run.
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_group_event_is_sent_once_after_commit(listener):
+    event = {"type": "ws.event", "payload": {"type": "bid_placed", "seq": 1}}
+
+    # when a change commits
+    def change():
+        with transaction.atomic():
+            send_to_group_on_commit("g.test", event)
+            return async_to_sync(listener)()
+
+    during = await sync_to_async(change)()
+    # then nothing left while the transaction was open, and the event arrives once after
+    assert during == []
+    assert await listener() == [event]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_rolled_back_change_tells_no_one(listener):
+    TASK_CALLS.clear()
+
+    # when the transaction rolls back
+    def change():
+        with transaction.atomic():
+            send_to_group_on_commit("g.test", {"type": "ws.event", "payload": {}})
+            task_on_commit(events_record, "never")
+            raise RuntimeError("rollback")
+
+    with pytest.raises(RuntimeError):
+        await sync_to_async(change)()
+    # then no event and no task left
+    assert await listener() == []
+    assert TASK_CALLS == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_task_is_queued_after_commit_with_its_ids():
+    TASK_CALLS.clear()
+    with transaction.atomic():
+        task_on_commit(events_record, "listing-1", attempt=2)
+        assert TASK_CALLS == []
+    assert TASK_CALLS == [(("listing-1",), {"attempt": 2})]
+
+
+def test_layer_outage_is_logged_not_raised(caplog):
+    # given a Redis channel layer whose server is not running
+    down = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                        "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}/0"]}}}
+    channel_layers.backends = {}
+    try:
+        with override_settings(CHANNEL_LAYERS=down):
+            # when an event is sent
+            with caplog.at_level(logging.WARNING, logger="biddt.events"):
+                sent = group_send_now("user.x", {"type": "ws.event", "payload": {}})
+    finally:
+        channel_layers.backends = {}
+    # then the caller gets False and a warning is logged instead of an exception
+    assert sent is False
+    assert any("user.x" in r.getMessage() for r in caplog.records)
+
+
+def test_no_layer_configured_sends_nothing():
+    channel_layers.backends = {}
+    try:
+        with override_settings(CHANNEL_LAYERS={}):
+            assert group_send_now("user.x", {"type": "ws.event", "payload": {}}) is False
+    finally:
+        channel_layers.backends = {}

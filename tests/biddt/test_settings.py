@@ -1,0 +1,98 @@
+"""Production settings refuse to start without real secrets; each variable is named."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.biddt.processes import BASE_DIR
+
+SETUP = "import django; django.setup(); print('started')"
+SECRETS = ("SECRET_KEY", "ALLOWED_HOSTS", "BIDDT_PII_KEYS", "BIDDT_PII_HMAC_KEY")
+GOOD = {
+    "SECRET_KEY": "x7!q" * 16,
+    "ALLOWED_HOSTS": "api.biddt.example",
+    "BIDDT_PII_KEYS": "k1:" + base64.b64encode(b"k" * 32).decode(),
+    "BIDDT_PII_HMAC_KEY": base64.b64encode(b"h" * 32).decode(),
+}
+
+pytestmark = pytest.mark.skipif(
+    (BASE_DIR / ".env").is_file(),
+    reason="a local .env supplies missing variables to the settings",
+)
+
+
+def start_production(**overrides: str | None) -> subprocess.CompletedProcess:
+    """`django.setup()` in a fresh process with production settings and the given env."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in (*SECRETS, "DEBUG", "DJANGO_SETTINGS_MODULE", "BIDDT_ENVIRONMENT")}
+    env.update(GOOD)
+    env.update(BIDDT_ENVIRONMENT="production", DJANGO_SETTINGS_MODULE="biddt.settings",
+               PYTHONPATH=str(BASE_DIR))
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return subprocess.run([sys.executable, "-c", SETUP], cwd=BASE_DIR, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_production_starts_with_every_secret_set():
+    # given every required variable
+    # when the production settings load
+    result = start_production()
+    # then Django starts
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("started")
+
+
+def test_production_refuses_to_start_without_secrets():
+    # given none of the required variables
+    result = start_production(**dict.fromkeys(SECRETS))
+    # then the process fails and names every missing variable
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    for name in SECRETS:
+        assert name in result.stderr, name
+    assert "started" not in result.stdout
+
+
+@pytest.mark.parametrize("missing", SECRETS)
+def test_each_missing_secret_is_named(missing):
+    # given all variables but one
+    result = start_production(**{missing: None})
+    # then the start fails naming that one, and only that one
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()[-1]
+    listed = [item.split()[0] for item in message.partition("without: ")[2].split(", ")]
+    assert listed == [missing], message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        pytest.param({"SECRET_KEY": "biddt-development-only-secret-key-never-use-in-production"},
+                     "SECRET_KEY", id="development-secret"),
+        pytest.param({"SECRET_KEY": "short-secret"}, "SECRET_KEY", id="short-secret"),
+        pytest.param({"ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS", id="wildcard-host"),
+        pytest.param({"DEBUG": "1"}, "DEBUG", id="debug-on"),
+    ],
+)
+def test_weak_production_values_are_refused(overrides, named):
+    result = start_production(**overrides)
+    assert result.returncode != 0
+    assert named in result.stderr.strip().splitlines()[-1]
+
+
+def test_development_starts_without_any_secret():
+    # The embedded defaults: `make run` needs no variables.
+    env = {k: v for k, v in os.environ.items() if k not in (*SECRETS, "BIDDT_ENVIRONMENT")}
+    env.update(DJANGO_SETTINGS_MODULE="biddt.settings", PYTHONPATH=str(BASE_DIR))
+    result = subprocess.run([sys.executable, "-c", SETUP], cwd=BASE_DIR, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
