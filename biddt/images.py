@@ -73,3 +73,42 @@ def image_clean(upload, *, max_bytes: int, max_side: int, name: str) -> CleanIma
         height=image.height,
         format=fmt,
     )
+
+
+def image_variants(upload, *, max_bytes: int, sides: dict[str, int],
+                   name: str) -> dict[str, CleanImage]:
+    """Validate once, then return one metadata-free re-encode per `sides` entry.
+
+    `sides` maps a variant name to its longest side, e.g. `{"display": 1600, "thumb": 400}`;
+    each variant is named `<name>-<variant>.<ext>`. The upload is decoded a single time
+    (bomb-checked before decoding, as in `image_clean`).
+    """
+    if upload is None:
+        raise InvalidImage("No image was sent.")
+    if getattr(upload, "size", 0) and upload.size > max_bytes:
+        raise InvalidImage(f"The image is larger than {max_bytes // (1024 * 1024)} MB.")
+    data = upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InvalidImage(f"The image is larger than {max_bytes // (1024 * 1024)} MB.")
+    source = _open(data)
+    fmt = source.format
+    source = ImageOps.exif_transpose(source)
+    if fmt == "JPEG" and source.mode not in ("RGB", "L"):
+        source = source.convert("RGB")
+    elif source.mode not in ("RGB", "RGBA", "L", "LA"):
+        keep_alpha = "A" in source.getbands() or "transparency" in source.info
+        source = source.convert("RGBA" if keep_alpha else "RGB")
+    variants: dict[str, CleanImage] = {}
+    for variant, side in sides.items():
+        image = source.copy()
+        image.thumbnail((side, side))
+        out = io.BytesIO()
+        save_kwargs = {"quality": 85} if fmt in ("JPEG", "WEBP") else {"optimize": True}
+        image.save(out, format=fmt, **save_kwargs)  # no exif= argument: metadata is dropped
+        variants[variant] = CleanImage(
+            content=ContentFile(out.getvalue(), name=f"{name}-{variant}.{ALLOWED_FORMATS[fmt]}"),
+            width=image.width,
+            height=image.height,
+            format=fmt,
+        )
+    return variants

@@ -99,7 +99,7 @@ class Listing(models.Model):
     leader_max_cents = models.PositiveBigIntegerField(null=True, blank=True)
     seq = models.PositiveBigIntegerField(default=0)
 
-    # Full-text search vector (PostgreSQL), maintained by listings.services on write.
+    # Full-text search vector (PostgreSQL), kept current by a trigger (migration 0003).
     search_vector = SearchVectorField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)

@@ -6,10 +6,12 @@ run in production.
 
 from __future__ import annotations
 
+import io
 import random
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
@@ -19,11 +21,27 @@ from accounts.models import User, format_e164, phone_index
 from accounts.roles import ADMIN, user_set_role
 from accounts.services import test_phone_numbers
 from listings.models import AuctionType, Category, Condition, Listing
+from listings.services import listing_image_add
 from safezones.models import SafeZone
 
 ADMIN_PHONE = "+15555550199"
 DEMO_NAMES = ["Jordan", "Priya", "Mateo", "Aiko", "Sam", "Noor", "Liam", "Chloé"]
 CITY = ("Toronto", 43.6532, -79.3832)
+NEIGHBOURHOODS = [
+    ("Downtown", 43.6510, -79.3820), ("Kensington Market", 43.6547, -79.4005),
+    ("The Annex", 43.6703, -79.4067), ("Leslieville", 43.6628, -79.3300),
+    ("Liberty Village", 43.6383, -79.4201), ("North York", 43.7615, -79.4111),
+    ("Scarborough", 43.7764, -79.2318), ("Etobicoke", 43.6205, -79.5132),
+    ("The Beaches", 43.6677, -79.2970), ("Yorkville", 43.6709, -79.3933),
+]
+CATEGORY_COLORS = {
+    Category.SPORTS: (46, 125, 50), Category.FURNITURE: (121, 85, 72),
+    Category.ELECTRONICS: (33, 150, 243), Category.COLLECTIBLES: (156, 39, 176),
+    Category.TOOLS: (255, 152, 0), Category.MUSIC: (233, 30, 99),
+    Category.CLOTHING: (0, 150, 136), Category.BOOKS: (96, 125, 139),
+    Category.TOYS: (255, 193, 7), Category.HOME: (139, 195, 74),
+    Category.VEHICLES: (69, 90, 100), Category.OTHER: (120, 120, 120),
+}
 ITEMS = [
     ("Road bike, 54 cm aluminium frame", Category.SPORTS, 24000),
     ("Mid-century teak sideboard", Category.FURNITURE, 45000),
@@ -86,26 +104,36 @@ class Command(BaseCommand):
                       disable=options["verbosity"] == 0 or listings - have <= 0,
                       file=self.stderr):
             title, category, price = ITEMS[n % len(ITEMS)]
+            hood, lat, lng = NEIGHBOURHOODS[n % len(NEIGHBOURHOODS)]
+            price = int(price * rng.uniform(0.6, 1.6)) // 100 * 100
             start = max(500, int(price * rng.uniform(0.3, 0.8)) // 100 * 100)
-            name, lat, lng = CITY
-            Listing.objects.create(
+            listing = Listing.objects.create(
                 seller=demo_users[n % len(demo_users)],
                 title=f"[demo] {title}" if n < len(ITEMS) else f"[demo] {title} #{n}",
-                description=f"{title}. Pick-up in {name}; meet at a safe zone.",
+                description=f"{title}. Pick-up in {hood}, {CITY[0]}; meet at a safe zone.",
                 category=category,
                 condition=rng.choice(Condition.values),
                 auction_type=AuctionType.BOTH if n % 3 == 0 else AuctionType.AUCTION,
                 starting_price_cents=start,
                 current_price_cents=start,
-                buy_now_price_cents=price if n % 3 == 0 else None,
+                buy_now_price_cents=max(price, start) if n % 3 == 0 else None,
                 reserve_price_cents=int(start * 1.2) if n % 4 == 1 else None,
                 status=Listing.Status.ACTIVE,
                 starts_at=now,
                 ends_at=now + timedelta(hours=rng.randint(2, 24 * 7)),
-                location_lat=round(lat + rng.uniform(-0.08, 0.08), 5),
-                location_lng=round(lng + rng.uniform(-0.12, 0.12), 5),
-                location_name=name,
+                location_lat=round(lat + rng.uniform(-0.015, 0.015), 5),
+                location_lng=round(lng + rng.uniform(-0.02, 0.02), 5),
+                location_name=f"{hood}, {CITY[0]}",
             )
+            for k in range(1 + n % 2):
+                listing_image_add(listing_id=listing.pk, user=listing.seller,
+                                  upload=demo_image(title, category, variant=k, rng=rng))
+        # Demo listings from before images existed get one now (tops up, no duplicates).
+        for listing in Listing.objects.filter(title__startswith="[demo]", images__isnull=True,
+                                              status__in=["draft", "active"]):
+            listing_image_add(listing_id=listing.pk, user=listing.seller,
+                              upload=demo_image(listing.title, listing.category, variant=0,
+                                                rng=rng))
         self._report(numbers, admin_password)
 
     @staticmethod
@@ -125,3 +153,26 @@ class Command(BaseCommand):
         else:
             out.write("  Set BIDDT_TEST_PHONE_NUMBERS to log in as demo users "
                       "(`make run` does).")
+
+
+def demo_image(title: str, category: str, *, variant: int, rng: random.Random):
+    """A generated JPEG (gradient, shapes, the title) standing in for a seller's photo."""
+    from PIL import Image, ImageDraw
+
+    width, height = 1200, 900
+    base = CATEGORY_COLORS.get(category, (120, 120, 120))
+    image = Image.new("RGB", (width, height))
+    draw = ImageDraw.Draw(image)
+    for y in range(height):  # vertical gradient from the category colour to a light tint
+        t = y / height
+        draw.line([(0, y), (width, y)],
+                  fill=tuple(int(c + (235 - c) * t * (0.5 + 0.3 * variant)) for c in base))
+    for _ in range(6):
+        x, y, r = rng.randint(0, width), rng.randint(0, height), rng.randint(40, 180)
+        shade = tuple(min(255, c + rng.randint(20, 80)) for c in base)
+        draw.ellipse([x - r, y - r, x + r, y + r], outline=shade, width=8)
+    draw.rectangle([60, height - 200, width - 60, height - 60], fill=(255, 255, 255))
+    draw.text((90, height - 160), title[:60], fill=(30, 30, 30), font_size=48)
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=85)
+    return SimpleUploadedFile("demo.jpg", out.getvalue(), content_type="image/jpeg")

@@ -1,0 +1,68 @@
+"""Near-me queries without PostGIS: an indexed bounding-box prefilter, then exact distance.
+
+`distance_km_expr` is the haversine great-circle distance as a database expression (Django's
+math functions exist on PostgreSQL and SQLite), so results can be filtered and ordered by
+distance in SQL.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from django.db.models import F, FloatField, Q, Value
+from django.db.models.expressions import Func
+from django.db.models.functions import ASin, Cos, Least, Power, Radians, Sin, Sqrt
+
+EARTH_RADIUS_KM = 6371.0088
+MAX_RADIUS_KM = 500.0
+
+
+@dataclass(frozen=True)
+class BoundingBox:
+    min_lat: float
+    max_lat: float
+    min_lng: float
+    max_lng: float
+    wraps: bool = False  # crosses the antimeridian: lng <= max_lng OR lng >= min_lng
+
+    def q(self, lat_field: str, lng_field: str) -> Q:
+        lat = Q(**{f"{lat_field}__gte": self.min_lat, f"{lat_field}__lte": self.max_lat})
+        if self.wraps:
+            lng = Q(**{f"{lng_field}__gte": self.min_lng}) | Q(**{f"{lng_field}__lte":
+                                                                  self.max_lng})
+        else:
+            lng = Q(**{f"{lng_field}__gte": self.min_lng, f"{lng_field}__lte": self.max_lng})
+        return lat & lng
+
+
+def bounding_box(lat: float, lng: float, radius_km: float) -> BoundingBox:
+    """The lat/lng rectangle that contains every point within `radius_km` of (lat, lng)."""
+    dlat = math.degrees(radius_km / EARTH_RADIUS_KM)
+    min_lat, max_lat = lat - dlat, lat + dlat
+    if min_lat <= -90 or max_lat >= 90:  # a pole is inside: every longitude qualifies
+        return BoundingBox(max(min_lat, -90), min(max_lat, 90), -180, 180)
+    dlng = math.degrees(radius_km / (EARTH_RADIUS_KM * math.cos(math.radians(lat))))
+    min_lng, max_lng = lng - dlng, lng + dlng
+    if min_lng < -180:
+        return BoundingBox(min_lat, max_lat, min_lng + 360, max_lng, wraps=True)
+    if max_lng > 180:
+        return BoundingBox(min_lat, max_lat, min_lng, max_lng - 360, wraps=True)
+    return BoundingBox(min_lat, max_lat, min_lng, max_lng)
+
+
+def haversine_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lng2 - lng1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+def distance_km_expr(lat: float, lng: float, lat_field: str, lng_field: str) -> Func:
+    """Haversine distance from (lat, lng) to the row's coordinates, in km, as SQL."""
+    lat0, lng0 = Value(math.radians(lat)), Value(math.radians(lng))
+    row_lat, row_lng = Radians(F(lat_field)), Radians(F(lng_field))
+    a = (Power(Sin((row_lat - lat0) / 2), 2)
+         + Cos(lat0) * Cos(row_lat) * Power(Sin((row_lng - lng0) / 2), 2))
+    return Value(2 * EARTH_RADIUS_KM) * ASin(Least(Value(1.0), Sqrt(a)),
+                                             output_field=FloatField())

@@ -1,0 +1,203 @@
+"""Listing reads: visibility, browse and search, near-me distance, the seller's standing.
+
+Browse is one query for the page (seller joined, `is_watching` as an EXISTS, distance and
+rank as expressions) plus one for the page's images, whatever the page size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.db import connection
+from django.db.models import (
+    Case,
+    Exists,
+    F,
+    FloatField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models.functions import ASin, Cast, Cos, Least, Power, Radians, Sin, Sqrt
+from django.utils import timezone
+
+from bidding import rules
+from biddt.errors import NotFound
+from listings.models import Listing, ListingImage, ListingStatus, Watch
+
+EARTH_RADIUS_KM = 6371.0088
+MAX_RADIUS_KM = 500.0
+NEW_SELLER_DAYS = 7
+
+# ordering name → the cursor pagination's ordering (the first field is the cursor position).
+ORDERINGS: dict[str, tuple[str, ...]] = {
+    "ending_soon": ("ends_at", "id"),
+    "newest": ("-created_at", "-id"),
+    "price_asc": ("current_price_cents", "id"),
+    "price_desc": ("-current_price_cents", "-id"),
+    "distance": ("distance_km", "id"),
+    "relevance": ("-rank", "-created_at"),
+}
+PUBLIC_ORDERINGS = ("ending_soon", "newest", "price_asc", "price_desc", "distance")
+
+
+@dataclass(frozen=True)
+class Browse:
+    queryset: QuerySet[Listing]
+    ordering: tuple[str, ...]
+
+
+def _hidden_statuses() -> tuple[str, ...]:
+    return (ListingStatus.DRAFT, ListingStatus.REMOVED)
+
+
+def listing_visible_q(*, user) -> Q:
+    """Drafts and removed listings are seen by their seller (and removed ones by staff)."""
+    visible = ~Q(status__in=_hidden_statuses())
+    if user is not None and user.is_authenticated:
+        visible |= Q(seller_id=user.pk)
+        if user.is_staff:
+            visible |= Q(status=ListingStatus.REMOVED)
+    return visible
+
+
+def listing_queryset(*, user, lat: float | None = None,
+                     lng: float | None = None) -> QuerySet[Listing]:
+    """Listings with everything the representation reads, in one query (+ images)."""
+    qs = (Listing.objects.select_related("seller")
+          .prefetch_related(Prefetch("images",
+                                     queryset=ListingImage.objects.order_by("position",
+                                                                            "created_at"))))
+    if user is not None and user.is_authenticated:
+        qs = qs.annotate(is_watching=Exists(Watch.objects.filter(listing=OuterRef("pk"),
+                                                                 user_id=user.pk)))
+    else:
+        qs = qs.annotate(is_watching=Value(False))
+    if lat is not None and lng is not None:
+        qs = qs.annotate(distance_km=haversine_km(lat=lat, lng=lng))
+    return qs
+
+
+def listing_get_visible(*, listing_id: Any, user, lat: float | None = None,
+                        lng: float | None = None) -> Listing:
+    """A listing the caller may know exists, ready for the representation; else 404."""
+    listing = (listing_queryset(user=user, lat=lat, lng=lng)
+               .filter(listing_visible_q(user=user), pk=listing_id).first())
+    if listing is None:
+        raise NotFound("Listing not found.")
+    return listing
+
+
+def haversine_km(*, lat: float, lng: float):
+    """Great-circle distance in km from (lat, lng) to the row's location, as SQL."""
+    lat0, lng0 = math.radians(lat), math.radians(lng)
+    dlat = Radians(F("location_lat")) - Value(lat0)
+    dlng = Radians(F("location_lng")) - Value(lng0)
+    a = (Power(Sin(dlat / 2), 2)
+         + Value(math.cos(lat0)) * Cos(Radians(F("location_lat"))) * Power(Sin(dlng / 2), 2))
+    # Least(): rounding can push `a` a hair above 1, where ASIN is undefined.
+    return Value(2 * EARTH_RADIUS_KM) * ASin(Sqrt(Least(a, Value(1.0))))
+
+
+def bounding_box_q(*, lat: float, lng: float, radius_km: float) -> Q:
+    """Coordinates box around the circle (indexed prefilter; the exact test is haversine).
+
+    Longitude span from the tangent latitude (J. Matuschek, "Finding points within a
+    distance of a latitude/longitude using bounding coordinates"); a box over a pole spans
+    every longitude, a box over the antimeridian is two ranges.
+    """
+    ang = radius_km / EARTH_RADIUS_KM
+    lat0, lng0 = math.radians(lat), math.radians(lng)
+    lat_min, lat_max = lat0 - ang, lat0 + ang
+    if lat_min <= -math.pi / 2 or lat_max >= math.pi / 2:
+        return Q(location_lat__gte=math.degrees(max(lat_min, -math.pi / 2)),
+                 location_lat__lte=math.degrees(min(lat_max, math.pi / 2)))
+    dlng = math.asin(min(1.0, math.sin(ang) / math.cos(lat0)))
+    lng_min, lng_max = math.degrees(lng0 - dlng), math.degrees(lng0 + dlng)
+    box = Q(location_lat__gte=math.degrees(lat_min), location_lat__lte=math.degrees(lat_max))
+    if lng_min < -180:
+        return box & (Q(location_lng__gte=lng_min + 360) | Q(location_lng__lte=lng_max))
+    if lng_max > 180:
+        return box & (Q(location_lng__gte=lng_min) | Q(location_lng__lte=lng_max - 360))
+    return box & Q(location_lng__gte=lng_min, location_lng__lte=lng_max)
+
+
+def _search(qs: QuerySet[Listing], q: str) -> QuerySet[Listing]:
+    """Full text: the stored, weighted vector (GIN) on PostgreSQL; LIKE on SQLite."""
+    if connection.vendor == "postgresql":
+        query = SearchQuery(q, config="english", search_type="websearch")
+        return (qs.filter(search_vector=query)
+                .annotate(rank=Cast(SearchRank(F("search_vector"), query), FloatField())))
+    words = q.split()[:8]
+    for word in words:
+        qs = qs.filter(Q(title__icontains=word) | Q(description__icontains=word))
+    rank = Value(0.0)
+    for word in words:
+        rank = (rank + Case(When(title__icontains=word, then=Value(2.0)), default=Value(0.0))
+                + Case(When(description__icontains=word, then=Value(1.0)), default=Value(0.0)))
+    return qs.annotate(rank=Cast(rank, FloatField()))
+
+
+def listing_browse(*, user, q: str | None = None, category: str | None = None,
+                   condition: str | None = None, min_price: int | None = None,
+                   max_price: int | None = None, status: str = ListingStatus.ACTIVE,
+                   seller_id: Any = None, lat: float | None = None, lng: float | None = None,
+                   radius_km: float | None = None, watching: bool = False,
+                   ordering: str | None = None) -> Browse:
+    """`GET /v1/listings`: filters, search and near-me; the ordering for the cursor.
+
+    With `lat`/`lng` the results are within `radius_km` (default and maximum 500 km): the
+    indexed bounding box first, then the exact great-circle distance. Without an explicit
+    ordering, a text search is ranked by relevance, else newest first.
+    """
+    qs = listing_queryset(user=user, lat=lat, lng=lng).filter(listing_visible_q(user=user),
+                                                              status=status)
+    if category:
+        qs = qs.filter(category=category)
+    if condition:
+        qs = qs.filter(condition=condition)
+    if min_price is not None:
+        qs = qs.filter(current_price_cents__gte=min_price)
+    if max_price is not None:
+        qs = qs.filter(current_price_cents__lte=max_price)
+    if seller_id is not None:
+        qs = qs.filter(seller_id=seller_id)
+    if watching:
+        qs = qs.filter(is_watching=True)
+    if lat is not None and lng is not None:
+        radius = min(radius_km if radius_km is not None else MAX_RADIUS_KM, MAX_RADIUS_KM)
+        qs = qs.filter(bounding_box_q(lat=lat, lng=lng, radius_km=radius),
+                       distance_km__lte=radius)
+    q = (q or "").strip()
+    if q:
+        qs = _search(qs, q)
+    name = ordering or ("relevance" if q else "newest")
+    return Browse(queryset=qs, ordering=ORDERINGS[name])
+
+
+def seller_is_new(*, user) -> bool:
+    """New sellers (account younger than 7 days, or no completed sale) are rate-limited."""
+    young = user.created_at > timezone.now() - timedelta(days=NEW_SELLER_DAYS)
+    return young or not user.completed_sales
+
+
+def listing_auction_view(listing: Listing) -> dict[str, Any]:
+    """`minimum_next_bid_cents` and `reserve_met` from the rules, on the row's state."""
+    state = rules.AuctionState(
+        starting_price_cents=listing.starting_price_cents,
+        reserve_price_cents=listing.reserve_price_cents,
+        current_price_cents=listing.current_price_cents,
+        bid_count=listing.bid_count,
+        leader_id=listing.leader_id,
+        leader_max_cents=listing.leader_max_cents,
+    )
+    return {"minimum_next_bid_cents": rules.minimum_next_bid(state),
+            "reserve_met": rules.reserve_met(state)}
+

@@ -1,0 +1,357 @@
+"""Listing writes: drafts, publish, edits, cancel, staff removal, images, watchlist, views.
+
+The auction state on the row (current price, bid count, leader) belongs to the bidding
+engine. A write here that depends on "no bid yet" locks the row first
+(`select_for_update(of=("self",), no_key=True)`, the lock `bidding.services.bid_place`
+takes), or is a conditional UPDATE on `bid_count=0`, so a bid racing an edit or a cancel
+either lands before it (and the edit is refused) or after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce, Now
+from django.utils import timezone
+
+from biddt.errors import Conflict, NotFound, PermissionDenied, invalid
+from biddt.images import InvalidImage, image_variants
+from listings.models import AuctionType, Listing, ListingImage, ListingStatus, Watch
+
+logger = logging.getLogger(__name__)
+
+MAX_IMAGES_PER_LISTING = 10
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+DISPLAY_SIDE = 1600
+THUMB_SIDE = 400
+VIEW_WINDOW_SECONDS = 3600
+
+# Fields a first bid freezes (the bidders relied on them).
+FROZEN_AFTER_BID = ("starting_price_cents", "reserve_price_cents", "buy_now_price_cents",
+                    "ends_at", "starts_at", "auction_type")
+EDITABLE_FIELDS = ("title", "description", "category", "condition", "location_lat",
+                   "location_lng", "location_name", *FROZEN_AFTER_BID)
+EDITABLE_STATUSES = (ListingStatus.DRAFT, ListingStatus.ACTIVE)
+
+
+def _max_price_cents() -> int:
+    return getattr(settings, "BIDDT_MAX_PRICE_CENTS", 100_000_000)  # $1,000,000.00
+
+
+def _listing_has_bids() -> Conflict:
+    return Conflict("Prices, type and end time can't change once a bid exists.",
+                    code="listing_has_bids")
+
+
+def _not_editable(listing: Listing) -> Conflict:
+    return Conflict(f"A {listing.status} listing can't be changed.", code="listing_not_editable")
+
+
+# --- validation (the domain rules; serializers only check shapes) --------------------------
+
+def listing_validate_terms(*, auction_type: str, starting_price_cents: int,
+                           reserve_price_cents: int | None, buy_now_price_cents: int | None,
+                           starts_at: datetime | None, ends_at: datetime | None,
+                           now: datetime | None = None, check_start: bool = True) -> None:
+    """Raise 400 `invalid_price` / `invalid_duration` for terms a listing may not have."""
+    now = now or timezone.now()
+    low, high = settings.BIDDT_MIN_PRICE_CENTS, _max_price_cents()
+    if not low <= starting_price_cents <= high:
+        raise invalid("invalid_price", f"The starting price must be between {low} and {high} "
+                      "cents.", attr="starting_price_cents")
+    for field, value in (("reserve_price_cents", reserve_price_cents),
+                         ("buy_now_price_cents", buy_now_price_cents)):
+        if value is None:
+            continue
+        if value < starting_price_cents:
+            raise invalid("invalid_price", "Must be at least the starting price.", attr=field)
+        if value > high:
+            raise invalid("invalid_price", f"Must be at most {high} cents.", attr=field)
+    if auction_type == AuctionType.BOTH and buy_now_price_cents is None:
+        raise invalid("invalid_price", "An auction with buy now needs a buy-now price.",
+                      attr="buy_now_price_cents")
+    if auction_type == AuctionType.AUCTION and buy_now_price_cents is not None:
+        raise invalid("invalid_price", "Use auction_type `both` to offer a buy-now price.",
+                      attr="buy_now_price_cents")
+    if auction_type == AuctionType.FIXED and reserve_price_cents is not None:
+        raise invalid("invalid_price", "A fixed-price listing has no reserve.",
+                      attr="reserve_price_cents")
+    if (reserve_price_cents is not None and buy_now_price_cents is not None
+            and buy_now_price_cents < reserve_price_cents):
+        raise invalid("invalid_price", "The buy-now price must be at least the reserve.",
+                      attr="buy_now_price_cents")
+
+    min_seconds = settings.BIDDT_MIN_AUCTION_SECONDS
+    latest = now + timedelta(days=settings.BIDDT_MAX_AUCTION_DAYS)
+    if check_start and starts_at is not None and not (
+            now - timedelta(minutes=5) <= starts_at <= latest):
+        raise invalid("invalid_duration", "The start must be between now and "
+                      f"{settings.BIDDT_MAX_AUCTION_DAYS} days ahead.", attr="starts_at")
+    if ends_at is None:
+        if auction_type != AuctionType.FIXED:
+            raise invalid("invalid_duration", "An auction needs an end time.", attr="ends_at")
+        return
+    start = max(now, starts_at) if starts_at else now
+    if ends_at - start < timedelta(seconds=min_seconds):
+        raise invalid("invalid_duration", f"The listing must run at least {min_seconds} "
+                      "seconds.", attr="ends_at")
+    if ends_at > latest:
+        raise invalid("invalid_duration", "The end must be at most "
+                      f"{settings.BIDDT_MAX_AUCTION_DAYS} days ahead.", attr="ends_at")
+
+
+def _validate_location(lat: float | None, lng: float | None) -> None:
+    if (lat is None) != (lng is None):
+        raise invalid("invalid_location", "Give both location_lat and location_lng, or neither.",
+                      attr="location_lng" if lng is None else "location_lat")
+
+
+# --- lifecycle ----------------------------------------------------------------------------
+
+def listing_create(*, seller, title: str, starting_price_cents: int, description: str = "",
+                   category: str = "other", condition: str = "good",
+                   auction_type: str = AuctionType.AUCTION,
+                   reserve_price_cents: int | None = None,
+                   buy_now_price_cents: int | None = None, starts_at: datetime | None = None,
+                   ends_at: datetime | None = None, location_lat: float | None = None,
+                   location_lng: float | None = None, location_name: str = "") -> Listing:
+    """Create a `draft`; nothing is visible to others until `listing_publish`."""
+    listing_validate_terms(auction_type=auction_type, starting_price_cents=starting_price_cents,
+                           reserve_price_cents=reserve_price_cents,
+                           buy_now_price_cents=buy_now_price_cents, starts_at=starts_at,
+                           ends_at=ends_at)
+    _validate_location(location_lat, location_lng)
+    return Listing.objects.create(
+        seller=seller, title=title, description=description, category=category,
+        condition=condition, auction_type=auction_type,
+        starting_price_cents=starting_price_cents, current_price_cents=starting_price_cents,
+        reserve_price_cents=reserve_price_cents, buy_now_price_cents=buy_now_price_cents,
+        starts_at=starts_at, ends_at=ends_at, location_lat=location_lat,
+        location_lng=location_lng, location_name=location_name, status=ListingStatus.DRAFT,
+    )
+
+
+def _own_listing_for_update(*, listing_id: Any, user) -> Listing:
+    """The caller's listing, row-locked; 404 for a draft they don't own, 403 otherwise."""
+    listing = (Listing.objects.select_for_update(of=("self",), no_key=True)
+               .filter(pk=listing_id).first())
+    if listing is None:
+        raise NotFound("Listing not found.")
+    if listing.seller_id != user.pk:
+        if listing.status in (ListingStatus.DRAFT, ListingStatus.REMOVED):
+            raise NotFound("Listing not found.")
+        raise PermissionDenied("Only the seller can change this listing.")
+    return listing
+
+
+def listing_publish(*, listing_id: Any, user) -> Listing:
+    """`draft` → `active`; `starts_at` = now if unset. Terms are re-checked against now."""
+    now = timezone.now()
+    with transaction.atomic():
+        listing = _own_listing_for_update(listing_id=listing_id, user=user)
+        if listing.status != ListingStatus.DRAFT:
+            raise Conflict("Only a draft can be published.", code="listing_not_draft")
+        starts_at = listing.starts_at if listing.starts_at and listing.starts_at > now else now
+        ends_at = listing.ends_at
+        if ends_at is None:  # a fixed-price listing without an end runs the maximum time
+            ends_at = now + timedelta(days=settings.BIDDT_MAX_AUCTION_DAYS)
+        listing_validate_terms(
+            auction_type=listing.auction_type,
+            starting_price_cents=listing.starting_price_cents,
+            reserve_price_cents=listing.reserve_price_cents,
+            buy_now_price_cents=listing.buy_now_price_cents, starts_at=starts_at,
+            ends_at=ends_at, now=now, check_start=False)
+        listing.status = ListingStatus.ACTIVE
+        listing.starts_at = starts_at
+        listing.ends_at = ends_at
+        listing.save(update_fields=["status", "starts_at", "ends_at", "updated_at"])
+    return listing
+
+
+def listing_update(*, listing_id: Any, user, data: dict[str, Any]) -> Listing:
+    """Seller edits of a `draft` or `active` listing.
+
+    Locks the row (the bid lock), so `bid_count` can't change under the check: once a bid
+    exists, a change to a price, the type or the end is 409 `listing_has_bids` (sending the
+    current value again is not a change).
+    """
+    unknown = set(data) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    with transaction.atomic():
+        listing = _own_listing_for_update(listing_id=listing_id, user=user)
+        if listing.status not in EDITABLE_STATUSES:
+            raise _not_editable(listing)
+        changed = {k: v for k, v in data.items() if getattr(listing, k) != v}
+        if not changed:
+            return listing
+        if listing.bid_count > 0 and any(k in FROZEN_AFTER_BID for k in changed):
+            raise _listing_has_bids()
+        if listing.status == ListingStatus.ACTIVE and "starts_at" in changed:
+            raise invalid("invalid_duration", "A published listing's start can't change.",
+                          attr="starts_at")
+        for key, value in changed.items():
+            setattr(listing, key, value)
+        if any(k in FROZEN_AFTER_BID for k in changed):
+            listing_validate_terms(
+                auction_type=listing.auction_type,
+                starting_price_cents=listing.starting_price_cents,
+                reserve_price_cents=listing.reserve_price_cents,
+                buy_now_price_cents=listing.buy_now_price_cents, starts_at=listing.starts_at,
+                ends_at=listing.ends_at,
+                check_start=listing.status == ListingStatus.DRAFT and "starts_at" in changed)
+            if listing.bid_count == 0:
+                listing.current_price_cents = listing.starting_price_cents
+                changed["current_price_cents"] = listing.current_price_cents
+        _validate_location(listing.location_lat, listing.location_lng)
+        listing.save(update_fields=[*changed, "updated_at"])
+    return listing
+
+
+def listing_cancel(*, listing_id: Any, user) -> Listing:
+    """`draft`/`active` → `cancelled` by the seller, only while no bid exists.
+
+    A conditional UPDATE on `bid_count=0`: a concurrent first bid (which holds the row lock)
+    makes this UPDATE match nothing once it commits, and the caller gets 409.
+    """
+    with transaction.atomic():
+        listing = Listing.objects.filter(pk=listing_id).first()
+        if listing is None or (listing.seller_id != user.pk
+                               and listing.status in (ListingStatus.DRAFT,
+                                                      ListingStatus.REMOVED)):
+            raise NotFound("Listing not found.")
+        if listing.seller_id != user.pk:
+            raise PermissionDenied("Only the seller can cancel this listing.")
+        won = (Listing.objects.filter(pk=listing_id, status__in=EDITABLE_STATUSES, bid_count=0)
+               .update(status=ListingStatus.CANCELLED, closed_at=timezone.now(),
+                       updated_at=timezone.now()))
+        listing.refresh_from_db()
+        if not won:
+            if listing.bid_count > 0:
+                raise Conflict("A listing with bids can't be cancelled.",
+                               code="listing_has_bids")
+            raise _not_editable(listing)
+    return listing
+
+
+def listing_remove(*, listing_id: Any, staff_user, reason: str) -> Listing:
+    """Staff takedown: any status → `removed`, with the reason kept on the row and logged."""
+    if not (staff_user and staff_user.is_staff):
+        raise PermissionDenied("Only staff can remove listings.")
+    reason = (reason or "").strip()[:255]
+    if not reason:
+        raise invalid("required", "A reason is required.", attr="reason")
+    now = timezone.now()
+    with transaction.atomic():
+        won = (Listing.objects.filter(pk=listing_id).exclude(status=ListingStatus.REMOVED)
+               .update(status=ListingStatus.REMOVED, status_reason=reason,
+                       closed_at=Coalesce(F("closed_at"), Now()), updated_at=now))
+        listing = Listing.objects.filter(pk=listing_id).first()
+        if listing is None:
+            raise NotFound("Listing not found.")
+        if not won:
+            raise Conflict("The listing is already removed.", code="listing_not_editable")
+    logger.info("listing %s removed by staff %s: %s", listing_id, staff_user.pk, reason)
+    return listing
+
+
+# --- images --------------------------------------------------------------------------------
+
+def listing_image_add(*, listing_id: Any, user, upload) -> ListingImage:
+    """Validate by content, store a display version and a thumbnail, record the row.
+
+    The files are stored outside the row lock (S3 is a network call); the count of 10 is
+    checked again under the lock, and any failure after storing deletes both files, so a
+    refused or failed upload leaves no orphan.
+    """
+    _image_target(listing_id=listing_id, user=user, lock=False)
+    try:
+        variants = image_variants(upload, max_bytes=MAX_IMAGE_BYTES, name=uuid.uuid4().hex,
+                                  sides={"display": DISPLAY_SIDE, "thumb": THUMB_SIDE})
+    except InvalidImage as exc:
+        raise invalid("invalid_image", str(exc), attr="image") from None
+    display, thumb = variants["display"], variants["thumb"]
+    field = ListingImage._meta.get_field("image")
+    storage = field.storage
+    row = ListingImage(width=display.width, height=display.height)
+    stored: list[str] = []
+    try:
+        row.image.save(display.content.name, display.content, save=False)
+        stored.append(row.image.name)
+        row.thumbnail.save(thumb.content.name, thumb.content, save=False)
+        stored.append(row.thumbnail.name)
+        with transaction.atomic():
+            listing, count = _image_target(listing_id=listing_id, user=user, lock=True)
+            row.listing = listing
+            row.position = count
+            row.save()
+    except BaseException:
+        for name in stored:
+            try:
+                storage.delete(name)
+            except Exception:  # noqa: BLE001 - the original error matters more
+                logger.warning("could not delete orphan image %s", name, exc_info=True)
+        raise
+    return row
+
+
+def _image_target(*, listing_id: Any, user, lock: bool) -> tuple[Listing, int]:
+    qs = Listing.objects.filter(pk=listing_id)
+    if lock:
+        qs = qs.select_for_update(of=("self",), no_key=True)
+    listing = qs.first()
+    if listing is None or (listing.seller_id != user.pk
+                           and listing.status in (ListingStatus.DRAFT, ListingStatus.REMOVED)):
+        raise NotFound("Listing not found.")
+    if listing.seller_id != user.pk:
+        raise PermissionDenied("Only the seller can add images.")
+    if listing.status not in EDITABLE_STATUSES:
+        raise _not_editable(listing)
+    count = ListingImage.objects.filter(listing=listing).count()
+    if count >= MAX_IMAGES_PER_LISTING:
+        raise invalid("invalid_image", f"A listing has at most {MAX_IMAGES_PER_LISTING} "
+                      "images.", attr="image")
+    return listing, count
+
+
+# --- watchlist and views -----------------------------------------------------------------
+
+def listing_watch(*, listing_id: Any, user) -> bool:
+    """Watch a listing the caller may see (else 404); True when newly watched (idempotent)."""
+    from listings.selectors import listing_get_visible
+
+    listing_get_visible(listing_id=listing_id, user=user)
+    try:
+        with transaction.atomic():
+            _, created = Watch.objects.get_or_create(user=user, listing_id=listing_id)
+    except IntegrityError:  # a concurrent identical request won
+        created = False
+    return created
+
+
+def listing_unwatch(*, listing_id: Any, user) -> None:
+    Watch.objects.filter(user=user, listing_id=listing_id).delete()
+
+
+def listing_view_record(*, listing: Listing, viewer_key: str) -> bool:
+    """Count a view once per viewer per hour; True when this call counted it.
+
+    The cache `add` is atomic in Redis (shared by every instance): only the first view in
+    the window writes, with an `F()` increment, so a busy page costs no write per request.
+    The seller's own views don't count.
+    """
+    if viewer_key == f"user:{listing.seller_id}":
+        return False
+    key = f"listing-view:{listing.pk}:{viewer_key}"
+    if not cache.add(key, 1, timeout=VIEW_WINDOW_SECONDS):
+        return False
+    Listing.objects.filter(pk=listing.pk).update(view_count=F("view_count") + 1)
+    listing.view_count += 1
+    return True
