@@ -1,0 +1,108 @@
+"""Bid representations (REST bodies and the objects embedded in socket events)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from bidding import selectors
+from bidding.models import Bid
+from escrow.models import Transaction
+
+BID_STATUS_CHOICES = Bid.Status.choices  # named `BidStatusEnum` in the schema (settings)
+
+
+class BidCreateSerializer(serializers.Serializer):
+    amount_cents = serializers.IntegerField(min_value=1)
+    max_amount_cents = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+
+
+class ListingLiveSerializer(serializers.Serializer):
+    """The live auction state shown beside a bid: no reserve, no maximum."""
+
+    current_price_cents = serializers.IntegerField()
+    bid_count = serializers.IntegerField()
+    minimum_next_bid_cents = serializers.IntegerField()
+    ends_at = serializers.DateTimeField(allow_null=True)
+    reserve_met = serializers.BooleanField(allow_null=True)
+
+    def to_representation(self, instance):
+        return super().to_representation(selectors.listing_live(instance))
+
+
+class ListingRoomSerializer(ListingLiveSerializer):
+    """`subscribed.listing`: the live state plus status and seq."""
+
+    status = serializers.CharField()
+    seq = serializers.IntegerField()
+
+
+class BidderPublicSerializer(serializers.Serializer):
+    display_name = serializers.CharField(source="masked_name")
+
+
+class BidHistorySerializer(serializers.ModelSerializer):
+    """A public history item: never the maximum, the bidder's name masked ("j***n")."""
+
+    bidder = BidderPublicSerializer()
+
+    class Meta:
+        model = Bid
+        fields = ["id", "amount_cents", "bidder", "is_auto_bid", "created_at"]
+
+
+class BidPlacedSerializer(serializers.ModelSerializer):
+    """201 body of a bid (and the socket `ack.bid`)."""
+
+    listing_id = serializers.UUIDField(read_only=True)
+    is_leading = serializers.SerializerMethodField()
+    listing = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Bid
+        fields = ["id", "listing_id", "amount_cents", "max_amount_cents", "status",
+                  "is_leading", "listing"]
+
+    def get_is_leading(self, bid: Bid) -> bool:
+        return bid.listing.leader_id == bid.bidder_id
+
+    @extend_schema_field(ListingLiveSerializer)
+    def get_listing(self, bid: Bid) -> dict:
+        return ListingLiveSerializer(bid.listing).data
+
+
+class ListingSummarySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    title = serializers.CharField()
+    status = serializers.CharField()
+    current_price_cents = serializers.IntegerField()
+    ends_at = serializers.DateTimeField(allow_null=True)
+
+
+class MyBidSerializer(serializers.ModelSerializer):
+    """The caller's own bid (their maximum included) with a listing summary."""
+
+    listing = ListingSummarySerializer()
+    is_leading = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Bid
+        fields = ["id", "listing", "amount_cents", "max_amount_cents", "is_auto_bid", "status",
+                  "is_leading", "created_at"]
+
+    def get_is_leading(self, bid: Bid) -> bool:
+        return bid.listing.status == "active" and bid.listing.leader_id == bid.bidder_id
+
+
+class TransactionCreatedSerializer(serializers.ModelSerializer):
+    """201 body of buy-now: the new transaction."""
+
+    listing_id = serializers.UUIDField(read_only=True)
+    buyer_id = serializers.UUIDField(read_only=True)
+    seller_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = Transaction
+        fields = ["id", "listing_id", "buyer_id", "seller_id", "amount_cents", "fee_cents",
+                  "escrow_fee_cents", "total_charged_cents", "seller_payout_cents", "status",
+                  "created_at"]

@@ -1,0 +1,129 @@
+"""Live listing rooms on `/ws/`: `subscribe`, `unsubscribe` and `bid` handlers.
+
+Thin: validate the message, call selectors/services through `database_sync_to_async`, answer.
+A socket bid goes through `bid_place` exactly like REST (same codes, same 10/min throttle);
+`requestId` makes a retried bid a no-op that answers the first `ack` again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from rest_framework.exceptions import APIException
+
+from bidding import selectors, services
+from bidding.api.serializers import BidPlacedSerializer, ListingRoomSerializer
+from bidding.throttles import BidThrottle
+from biddt.consumers import BiddtConsumer, WSError, ws_handler
+from biddt.idempotency import fingerprint, run_once
+
+WS_BID_SCOPE = "ws-bid"
+
+
+def _uuid(content: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+    value = content.get(key)
+    if value is None and not required:
+        return None
+    try:
+        return str(uuid.UUID(str(value))) if isinstance(value, str) else _bad(key, "a UUID")
+    except ValueError:
+        return _bad(key, "a UUID")
+
+
+def _positive_int(content: dict[str, Any], key: str, *, required: bool = True) -> int | None:
+    value = content.get(key)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return _bad(key, "a positive integer (cents)")
+    return value
+
+
+def _bad(key: str, what: str):
+    raise WSError("invalid_message", f"'{key}' must be {what}.")
+
+
+def _ws_error(exc: APIException) -> WSError:
+    """The REST error as a socket error: same code, same detail."""
+    detail: Any = exc.detail
+    while isinstance(detail, dict | list):
+        detail = next(iter(detail.values())) if isinstance(detail, dict) else detail[0]
+    code = getattr(detail, "code", None) or exc.default_code
+    extra = {}
+    if isinstance(exc, services.BidTooLow):
+        extra["minimumNextBidCents"] = exc.minimum_next_bid_cents
+    return WSError(str(code), str(detail), **extra)
+
+
+@database_sync_to_async
+def _room_state(listing_id: str, user) -> dict[str, Any]:
+    try:
+        listing = selectors.listing_visible_get(listing_id=listing_id, user=user)
+    except APIException as exc:
+        raise _ws_error(exc) from None
+    return ListingRoomSerializer(listing).data
+
+
+class _Shim:
+    """The bits of a request that the bid throttle reads."""
+
+    def __init__(self, user) -> None:
+        self.user, self.META = user, {}
+
+
+@database_sync_to_async
+def _bid(user, listing_id: str, amount: int, max_amount: int | None,
+         request_id: str | None) -> dict[str, Any]:
+    throttle = BidThrottle()
+    if not throttle.allow_request(_Shim(user), None):
+        raise WSError("throttled", "Too many bids; try again later.",
+                      retryAfter=int(throttle.wait() or 1))
+
+    def work() -> tuple[int, Any]:
+        placed = services.bid_place(listing_id=listing_id, bidder=user, amount_cents=amount,
+                                    max_amount_cents=max_amount)
+        return 201, BidPlacedSerializer(placed.bid).data
+
+    try:
+        if request_id is None:
+            return work()[1]
+        return run_once(user=user, scope=WS_BID_SCOPE, key=request_id,
+                        request_fingerprint=fingerprint(listing_id, amount, max_amount),
+                        work=work).body
+    except APIException as exc:
+        raise _ws_error(exc) from None
+
+
+@ws_handler("subscribe", auth=False)
+async def subscribe(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
+    listing_id = _uuid(content, "listingId")
+    group = services.room(listing_id)
+    # Join first, then read: an event racing the read arrives with a seq the client can
+    # compare to the snapshot's, instead of being lost.
+    await consumer.group_join(group)
+    try:
+        listing = await _room_state(listing_id, consumer.user)
+    except WSError:
+        await consumer.group_leave(group)
+        raise
+    await consumer.send_json({"type": "subscribed", "listingId": listing_id, "listing": listing})
+
+
+@ws_handler("unsubscribe", auth=False)
+async def unsubscribe(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
+    listing_id = _uuid(content, "listingId")
+    await consumer.group_leave(services.room(listing_id))
+    await consumer.send_json({"type": "ack", "requestId": content.get("requestId"),
+                              "listingId": listing_id})
+
+
+@ws_handler("bid", auth=True)
+async def bid(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
+    listing_id = _uuid(content, "listingId")
+    amount = _positive_int(content, "amount")
+    max_amount = _positive_int(content, "maxAmount", required=False)
+    request_id = _uuid(content, "requestId", required=False)
+    body = await _bid(consumer.user, listing_id, amount, max_amount, request_id)
+    await consumer.send_json({"type": "ack", "requestId": content.get("requestId"), "bid": body})

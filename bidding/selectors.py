@@ -1,0 +1,66 @@
+"""Bidding reads: the auction state of a listing as rules see it, histories, a user's bids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from bidding import rules
+from bidding.models import Bid
+from biddt.errors import NotFound
+from listings.models import Listing, ListingStatus
+
+
+def auction_state(listing: Listing) -> rules.AuctionState:
+    """The rules' view of the auction state kept on the listing row."""
+    return rules.AuctionState(
+        starting_price_cents=listing.starting_price_cents,
+        reserve_price_cents=listing.reserve_price_cents,
+        current_price_cents=listing.current_price_cents,
+        bid_count=listing.bid_count,
+        leader_id=listing.leader_id,
+        leader_max_cents=listing.leader_max_cents,
+    )
+
+
+def listing_live(listing: Listing) -> dict[str, Any]:
+    """What bidders may see of the auction: price, count, next minimum, end, reserve met."""
+    state = auction_state(listing)
+    return {
+        "current_price_cents": listing.current_price_cents,
+        "bid_count": listing.bid_count,
+        "minimum_next_bid_cents": rules.minimum_next_bid(state),
+        "ends_at": listing.ends_at,
+        "reserve_met": rules.reserve_met(state),
+        "status": listing.status,
+        "seq": listing.seq,
+    }
+
+
+def listing_visible_get(*, listing_id, user=None) -> Listing:
+    """A listing the caller may know exists: drafts only for their seller; else 404."""
+    listing = Listing.objects.filter(pk=listing_id).first()
+    if listing is None or (
+        listing.status == ListingStatus.DRAFT
+        and not (user is not None and user.is_authenticated and listing.seller_id == user.pk)
+    ):
+        raise NotFound("Listing not found.")
+    return listing
+
+
+def bid_history(*, listing: Listing) -> QuerySet[Bid]:
+    """Active bids of a listing, newest first (seq, then the proxy's answer above its cause)."""
+    return (Bid.objects.filter(listing=listing, status=Bid.Status.ACTIVE)
+            .select_related("bidder").order_by("-seq", "-is_auto_bid"))
+
+
+def bids_of_user(*, user) -> QuerySet[Bid]:
+    """The user's own bids (all statuses) with their listings."""
+    return Bid.objects.filter(bidder=user).select_related("listing")
+
+
+def bidders_of(*, listing_id) -> list:
+    """Distinct ids of users with an active bid on the listing."""
+    return list(Bid.objects.filter(listing_id=listing_id, status=Bid.Status.ACTIVE)
+                .values_list("bidder_id", flat=True).distinct())

@@ -1,0 +1,407 @@
+"""Bidding writes: place a bid, retract, buy now, close auctions, announce endings.
+
+Every write that reads-then-writes the auction state locks the listing row first
+(`select_for_update(of=("self",), no_key=True)`), keeps the locked section to a few
+statements (lock, insert bids, update the row), and hands every side effect (socket events,
+notification tasks) to `biddt.events`, which runs them after commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Case, F, Q, Value, When
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.permissions import ensure_active
+from bidding import rules, selectors
+from bidding.models import Bid
+from biddt.errors import Conflict, NotFound, invalid
+from biddt.events import on_commit, send_to_group_on_commit, task_on_commit
+from biddt.metrics import AUCTIONS_CLOSED, BIDS_PLACED
+from escrow.models import Transaction
+from escrow.services import transaction_create_for_sale
+from listings.models import AuctionType, Listing, ListingStatus
+from notifications.models import NotificationType
+from notifications.services import notify
+
+RETRACT_ALL_BEFORE = timedelta(hours=12)
+RETRACT_LATEST_WITHIN = timedelta(hours=1)
+ENDING_SOON_SECONDS = 60
+
+
+class BidTooLow(Conflict):
+    """409 `bid_too_low`; the detail names `minimum_next_bid_cents` (the error shape has no
+    room for data), and the socket error carries it as `minimumNextBidCents`."""
+
+    default_code = "bid_too_low"
+
+    def __init__(self, minimum_next_bid_cents: int, message: str) -> None:
+        super().__init__(f"{message} minimum_next_bid_cents={minimum_next_bid_cents}",
+                         code="bid_too_low")
+        self.minimum_next_bid_cents = minimum_next_bid_cents
+
+
+@dataclass(frozen=True, slots=True)
+class BidPlaced:
+    bid: Bid  # the submitter's row; `bid.listing` is the updated listing
+    records: tuple[Bid, ...]  # every row inserted: the submitter's, then a proxy's answer
+    listing: Listing
+    is_leading: bool
+    outbid_id: uuid.UUID | None
+    extended: bool
+
+
+def room(listing_id: Any) -> str:
+    return f"listing.{listing_id}"
+
+
+def _ws_event(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "ws.event", "payload": payload}
+
+
+def _lock_listing(listing_id: Any) -> Listing:
+    """Lock the listing row; must run inside `transaction.atomic`.
+
+    No `select_related` here: when PostgreSQL re-checks a row that changed while we waited
+    for its lock, joined rows are not re-read, so a joined leader could be the old one.
+    """
+    try:
+        return Listing.objects.select_for_update(of=("self",), no_key=True).get(pk=listing_id)
+    except Listing.DoesNotExist:
+        raise NotFound("Listing not found.") from None
+
+
+def _hide_drafts(listing: Listing, user) -> None:
+    if listing.status == ListingStatus.DRAFT and listing.seller_id != user.pk:
+        raise NotFound("Listing not found.")
+
+
+def _check_biddable(listing: Listing, bidder, now: datetime) -> None:
+    _hide_drafts(listing, bidder)
+    if listing.seller_id == bidder.pk:
+        raise Conflict("You can't bid on your own listing.", code="own_listing")
+    if listing.auction_type == AuctionType.FIXED:
+        raise Conflict("This listing is sold at a fixed price; use buy now.",
+                       code="fixed_price_listing")
+    if (listing.status != ListingStatus.ACTIVE or listing.ends_at is None
+            or (listing.starts_at is not None and listing.starts_at > now)):
+        raise Conflict("This listing is not open for bids.", code="listing_not_active")
+    if listing.ends_at <= now:
+        raise Conflict("This auction has ended.", code="auction_ended")
+
+
+def bid_place(*, listing_id: Any, bidder, amount_cents: int,
+              max_amount_cents: int | None = None) -> BidPlaced:
+    """Place a bid (REST and socket). Opens its own transaction (a savepoint when nested, e.g.
+    under `biddt.idempotency.run_once`): locks the listing row, applies `rules.apply_bid` to the
+    state on the row, inserts the bid rows (the proxy's automatic answer included), writes the
+    new state with `seq + 1`, extends `ends_at` under soft close. After commit: `bid_placed` to
+    the room, `outbid` to the previous leader's sockets, `auction_extended` when the end moved,
+    and the `outbid` notification task.
+    """
+    ensure_active(bidder)
+    if max_amount_cents is not None and max_amount_cents < amount_cents:
+        raise invalid(rules.INVALID_MAX, "The maximum must not be below the bid amount.",
+                      attr="max_amount_cents")
+    with transaction.atomic():
+        listing = _lock_listing(listing_id)
+        now = timezone.now()  # read after the lock: the end is judged at the moment we own it
+        _check_biddable(listing, bidder, now)
+        before = selectors.auction_state(listing)
+        try:
+            outcome = rules.apply_bid(before, rules.BidInput(bidder.pk, amount_cents,
+                                                             max_amount_cents))
+        except rules.BidRuleError as err:
+            if err.code == rules.BID_TOO_LOW:
+                raise BidTooLow(err.minimum_next_bid_cents or 0, str(err)) from None
+            raise invalid(err.code, str(err), attr="max_amount_cents") from None
+
+        listing.seq += 1
+        users = {bidder.pk: bidder}
+        if any(r.bidder_id != bidder.pk for r in outcome.records):
+            # The leader's proxy answered: its row (and the event) need the leader's name.
+            users[before.leader_id] = User.objects.get(pk=before.leader_id)
+        rows = tuple(
+            Bid(listing=listing, bidder=users[r.bidder_id], amount_cents=r.amount_cents,
+                max_amount_cents=r.max_amount_cents,
+                requested_amount_cents=r.requested_amount_cents, is_auto_bid=r.is_auto_bid,
+                seq=listing.seq)
+            for r in outcome.records
+        )
+        Bid.objects.bulk_create(rows)
+
+        state = outcome.state
+        listing.current_price_cents = state.current_price_cents
+        listing.bid_count = state.bid_count
+        listing.leader_id = state.leader_id
+        if state.leader_id in users:
+            listing.leader = users[state.leader_id]
+        listing.leader_max_cents = state.leader_max_cents
+        window = timedelta(seconds=settings.BIDDT_SOFT_CLOSE_SECONDS)
+        extended = ((outcome.price_changed or outcome.leader_changed)
+                    and listing.ends_at - now < window)
+        if extended:
+            listing.ends_at = now + window
+        listing.save(update_fields=["seq", "current_price_cents", "bid_count", "leader",
+                                    "leader_max_cents", "ends_at", "updated_at"])
+        placed = BidPlaced(bid=rows[0], records=rows, listing=listing,
+                           is_leading=outcome.is_leading, outbid_id=outcome.outbid_id,
+                           extended=extended)
+        _announce_bid(placed, previous_leader_max=before.leader_max_cents)
+    return placed
+
+
+def _announce_bid(placed: BidPlaced, *, previous_leader_max: int | None) -> None:
+    from bidding import tasks
+    from bidding.api.serializers import BidHistorySerializer, ListingLiveSerializer
+
+    listing = placed.listing
+    listing_id = str(listing.pk)
+    payload: dict[str, Any] = {
+        "type": "bid_placed",
+        "listingId": listing_id,
+        "seq": listing.seq,
+        "bid": BidHistorySerializer(placed.bid).data,
+        "listing": ListingLiveSerializer(listing).data,
+    }
+    if len(placed.records) > 1:
+        # The leader's proxy answered: the history row that now stands at the price.
+        payload["autoBid"] = BidHistorySerializer(placed.records[-1]).data
+    send_to_group_on_commit(room(listing_id), _ws_event(payload))
+    on_commit(BIDS_PLACED.inc)
+    if placed.outbid_id is not None:
+        send_to_group_on_commit(f"user.{placed.outbid_id}", _ws_event({
+            "type": "outbid", "listingId": listing_id, "yourMaxBid": previous_leader_max,
+            "currentBid": listing.current_price_cents,
+        }))
+        task_on_commit(tasks.bid_outbid_notify, listing_id=listing_id,
+                       user_id=str(placed.outbid_id), seq=listing.seq)
+    if placed.extended:
+        send_to_group_on_commit(room(listing_id), _ws_event({
+            "type": "auction_extended", "listingId": listing_id,
+            "endsAt": payload["listing"]["ends_at"],
+        }))
+
+
+def bid_outbid_notify(*, listing_id: Any, user_id: Any, seq: int) -> None:
+    """The `outbid` notification (once per listing and seq, whatever the task's retries)."""
+    listing = Listing.objects.filter(pk=listing_id).first()
+    if listing is None:
+        return
+    notify(user_id=user_id, type=NotificationType.OUTBID, title="You've been outbid",
+           body=f"Someone bid more on “{listing.title}”.",
+           data={"listing_id": str(listing.pk), "current_price_cents": listing.current_price_cents},
+           dedupe_key=f"outbid:{listing.pk}:{seq}")
+
+
+# --- Retraction ---------------------------------------------------------------------------
+
+def bid_retract(*, bid_id: Any, user) -> list[uuid.UUID]:
+    """Retract the caller's bid(s) by eBay's rule; returns the ids retracted.
+
+    ≥ 12 h left: all the caller's bids on the listing; < 12 h: only the caller's latest bid,
+    within 1 h of placing it; else 409 `retraction_not_allowed`. Another user's bid is 404.
+    Locks the listing row, then rebuilds price, leader, maximum, bid count and the automatic
+    bids by replaying the remaining bids (`rules.replay` semantics), and bumps `seq` so that
+    subscribers see a gap at the next event and re-read the listing over REST.
+    """
+    ensure_active(user)
+    listing_id = (Bid.objects.filter(pk=bid_id, bidder=user)
+                  .values_list("listing_id", flat=True).first())
+    if listing_id is None:
+        raise NotFound("Bid not found.")
+    with transaction.atomic():
+        listing = _lock_listing(listing_id)
+        now = timezone.now()
+        bid = Bid.objects.get(pk=bid_id)
+        not_allowed = Conflict("This bid can't be retracted now.", code="retraction_not_allowed")
+        if (bid.status != Bid.Status.ACTIVE or listing.status != ListingStatus.ACTIVE
+                or listing.ends_at is None or listing.ends_at <= now):
+            raise not_allowed
+        mine = Bid.objects.filter(listing=listing, bidder=user, status=Bid.Status.ACTIVE,
+                                  is_auto_bid=False)
+        if listing.ends_at - now >= RETRACT_ALL_BEFORE:
+            retracted = list(mine.values_list("id", flat=True))
+        else:
+            latest = mine.order_by("-seq").first()
+            if (latest is None or latest.pk != bid.pk
+                    or now - latest.created_at > RETRACT_LATEST_WITHIN):
+                raise not_allowed
+            retracted = [latest.pk]
+        Bid.objects.filter(pk__in=retracted).update(status=Bid.Status.RETRACTED)
+        _rebuild_from_bids(listing)
+    return retracted
+
+
+def _rebuild_from_bids(listing: Listing) -> None:
+    """Replay the listing's active user bids: rewrite their visible amounts, re-insert the
+    automatic bids the replay implies, store the replayed state with `seq + 1`. Needs the
+    listing row locked by the caller."""
+    Bid.objects.filter(listing=listing, is_auto_bid=True, status=Bid.Status.ACTIVE).delete()
+    survivors = list(Bid.objects.filter(listing=listing, status=Bid.Status.ACTIVE,
+                                        is_auto_bid=False).order_by("seq"))
+    state = rules.AuctionState.initial(starting_price_cents=listing.starting_price_cents,
+                                       reserve_price_cents=listing.reserve_price_cents)
+    changed: list[Bid] = []
+    autos: list[Bid] = []
+    for bid in survivors:
+        outcome = rules.apply_bid(state, rules.BidInput(
+            bid.bidder_id, bid.requested_amount_cents or bid.amount_cents, bid.max_amount_cents,
+        ), validate=False)
+        own, *answers = outcome.records
+        if (own.amount_cents, own.max_amount_cents) != (bid.amount_cents, bid.max_amount_cents):
+            bid.amount_cents, bid.max_amount_cents = own.amount_cents, own.max_amount_cents
+            changed.append(bid)
+        autos.extend(
+            Bid(listing=listing, bidder_id=r.bidder_id, amount_cents=r.amount_cents,
+                max_amount_cents=r.max_amount_cents, requested_amount_cents=None,
+                is_auto_bid=True, seq=bid.seq)
+            for r in answers
+        )
+        state = outcome.state
+    if changed:
+        Bid.objects.bulk_update(changed, ["amount_cents", "max_amount_cents"])
+    Bid.objects.bulk_create(autos)
+    listing.current_price_cents = state.current_price_cents
+    listing.bid_count = state.bid_count
+    listing.leader_id = state.leader_id
+    listing.leader_max_cents = state.leader_max_cents
+    listing.seq += 1
+    listing.save(update_fields=["current_price_cents", "bid_count", "leader",
+                                "leader_max_cents", "seq", "updated_at"])
+
+
+# --- Buy now and closing ------------------------------------------------------------------
+
+def listing_buy_now(*, listing_id: Any, buyer) -> Transaction:
+    """Buy the listing outright: lock the row, check that buy now is on offer (`fixed`
+    listings while active; `both` while `rules.buy_now_available`), mark it sold and create
+    the transaction in the same transaction; notify and announce `auction_ended` after commit.
+    """
+    ensure_active(buyer)
+    unavailable = Conflict("Buy now is not available for this listing.",
+                           code="buy_now_unavailable")
+    with transaction.atomic():
+        listing = _lock_listing(listing_id)
+        now = timezone.now()
+        _hide_drafts(listing, buyer)
+        if listing.seller_id == buyer.pk:
+            raise Conflict("You can't buy your own listing.", code="own_listing")
+        if (listing.auction_type == AuctionType.AUCTION
+                or listing.status != ListingStatus.ACTIVE
+                or (listing.starts_at is not None and listing.starts_at > now)
+                or (listing.ends_at is not None and listing.ends_at <= now)):
+            raise unavailable
+        if listing.auction_type == AuctionType.FIXED:
+            price = listing.buy_now_price_cents or listing.starting_price_cents
+        elif rules.buy_now_available(selectors.auction_state(listing),
+                                     buy_now_price_cents=listing.buy_now_price_cents):
+            price = listing.buy_now_price_cents
+        else:
+            raise unavailable
+        Listing.objects.filter(pk=listing.pk, status=ListingStatus.ACTIVE).update(
+            status=ListingStatus.SOLD, closed_at=now, updated_at=now, seq=F("seq") + 1)
+        listing.refresh_from_db()
+        txn = transaction_create_for_sale(listing=listing, buyer=buyer, amount_cents=price,
+                                          source=Transaction.Source.BUY_NOW)
+        _announce_closed(listing, buyer_id=buyer.pk, final_price=price)
+    return txn
+
+
+_SOLD_WHEN = Q(leader__isnull=False) & (
+    Q(reserve_price_cents__isnull=True) | Q(current_price_cents__gte=F("reserve_price_cents")))
+
+
+def auction_close(*, listing_id: Any) -> bool:
+    """Close one due auction; True only for the one caller that closed it.
+
+    The conditional UPDATE (`status='active' AND ends_at <= now`) is the decision: any number
+    of sweepers, duplicate deliveries or a bid's soft-close extension racing it (the bid holds
+    the row lock; the UPDATE re-checks `ends_at` after it commits) leave exactly one winner.
+    Only the winner, in the same transaction, creates the sale's transaction (unique per
+    listing) and the `won`/`lost`/`auction_ended` notifications; events go after commit.
+    """
+    with transaction.atomic():
+        now = timezone.now()
+        closed = Listing.objects.filter(
+            pk=listing_id, status=ListingStatus.ACTIVE, ends_at__lte=now,
+        ).update(
+            status=Case(When(_SOLD_WHEN, then=Value(ListingStatus.SOLD)),
+                        default=Value(ListingStatus.UNSOLD)),
+            closed_at=now, updated_at=now, seq=F("seq") + 1,
+        )
+        if not closed:
+            return False
+        listing = Listing.objects.select_related("leader").get(pk=listing_id)
+        buyer_id = None
+        if listing.status == ListingStatus.SOLD:
+            buyer_id = listing.leader_id
+            winning_bid = (Bid.objects.filter(listing=listing, bidder_id=buyer_id,
+                                              status=Bid.Status.ACTIVE)
+                           .order_by("-seq", "-is_auto_bid").first())
+            transaction_create_for_sale(listing=listing, buyer=listing.leader,
+                                        amount_cents=listing.current_price_cents,
+                                        source=Transaction.Source.AUCTION,
+                                        winning_bid=winning_bid)
+        _announce_closed(listing, buyer_id=buyer_id,
+                         final_price=listing.current_price_cents if buyer_id else None)
+        on_commit(AUCTIONS_CLOSED.labels(outcome=listing.status).inc)
+    return True
+
+
+def _announce_closed(listing: Listing, *, buyer_id: Any, final_price: int | None) -> None:
+    """Notifications (rows now, pushes after commit) and the room's `auction_ended`."""
+    data = {"listing_id": str(listing.pk), "status": listing.status,
+            "final_price_cents": final_price}
+    if buyer_id is not None:
+        notify(user_id=buyer_id, type=NotificationType.WON, title="You won!",
+               body=f"“{listing.title}” is yours. Pay within "
+                    f"{settings.BIDDT_PAYMENT_WINDOW_HOURS} hours.",
+               data=data, dedupe_key=f"won:{listing.pk}")
+    for bidder_id in selectors.bidders_of(listing_id=listing.pk):
+        if bidder_id != buyer_id:
+            notify(user_id=bidder_id, type=NotificationType.LOST, title="Auction ended",
+                   body=f"You didn't win “{listing.title}”.", data=data,
+                   dedupe_key=f"lost:{listing.pk}")
+    notify(user_id=listing.seller_id, type=NotificationType.AUCTION_ENDED,
+           title="Your item sold" if buyer_id else "Your auction ended without a sale",
+           body=f"“{listing.title}”", data=data, dedupe_key=f"auction_ended:{listing.pk}")
+    send_to_group_on_commit(room(listing.pk), _ws_event({
+        "type": "auction_ended", "listingId": str(listing.pk), "status": listing.status,
+        "finalPrice": final_price,
+    }))
+
+
+def auction_sweep(*, limit: int = 500) -> int:
+    """Close up to `limit` due auctions, each in its own transaction; returns how many this
+    caller closed (others may have closed the rest: that is fine)."""
+    due = list(Listing.objects.filter(status=ListingStatus.ACTIVE, ends_at__lte=timezone.now())
+               .order_by("ends_at").values_list("pk", flat=True)[:limit])
+    return sum(auction_close(listing_id=pk) for pk in due)
+
+
+def auction_ending_soon_announce() -> int:
+    """Send `ending_soon` once per listing to its room when ≤ 60 s are left (run every few
+    seconds). The once is a cache `add` (atomic in Redis), so concurrent runs send it once."""
+    now = timezone.now()
+    due = Listing.objects.filter(
+        status=ListingStatus.ACTIVE, ends_at__gt=now,
+        ends_at__lte=now + timedelta(seconds=ENDING_SOON_SECONDS),
+    ).values_list("pk", "ends_at")
+    sent = 0
+    for pk, ends_at in due:
+        if cache.add(f"bidding:ending_soon:{pk}", 1, timeout=86400):
+            send_to_group_on_commit(room(pk), _ws_event({
+                "type": "ending_soon", "listingId": str(pk),
+                "secondsRemaining": max(0, int((ends_at - now).total_seconds())),
+            }))
+            sent += 1
+    return sent

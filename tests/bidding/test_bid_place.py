@@ -1,0 +1,270 @@
+"""`bid_place`: the proxy rules through the service, refusals, soft close, events."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.db import transaction
+from django.utils import timezone
+
+from bidding.models import Bid
+from bidding.services import BidTooLow, bid_place
+from biddt.errors import Conflict, NotFound, ValidationError
+from notifications.models import Notification
+from tests.bidding.helpers import as_tuple, replayed_state, row_state
+from tests.factories import ListingFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def code_of(exc) -> str:
+    detail = exc.detail
+    while isinstance(detail, dict | list):
+        detail = next(iter(detail.values())) if isinstance(detail, dict) else detail[0]
+    return detail.code
+
+
+@pytest.fixture
+def listing():
+    return ListingFactory(starting_price_cents=1000)
+
+
+@pytest.fixture
+def alice():
+    return UserFactory(display_name="alice")
+
+
+@pytest.fixture
+def bob():
+    return UserFactory(display_name="bob")
+
+
+def test_first_bid_leads_at_the_starting_price(listing, alice):
+    # given an auction at $10.00 with no bid
+    # when alice bids $10.00 with a $50.00 maximum
+    placed = bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1000,
+                       max_amount_cents=5000)
+    # then she leads at the starting price, her maximum hidden on the row
+    assert placed.is_leading and placed.outbid_id is None
+    assert row_state(listing) == (1000, 1, alice.pk, 5000)
+    assert listing.seq == 1
+    bid = Bid.objects.get()
+    assert (bid.amount_cents, bid.max_amount_cents, bid.requested_amount_cents, bid.seq) == (
+        1000, 5000, 1000, 1)
+
+
+def test_higher_maximum_takes_the_lead_one_increment_above_the_old_maximum(listing, alice, bob):
+    bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1000, max_amount_cents=2000)
+    placed = bid_place(listing_id=listing.pk, bidder=bob, amount_cents=1100,
+                       max_amount_cents=5000)
+    assert placed.is_leading and placed.outbid_id == alice.pk
+    # 2000 + increment(2000)=50
+    assert row_state(listing) == (2050, 2, bob.pk, 5000)
+
+
+def test_lower_maximum_is_accepted_and_the_proxy_answers(listing, alice, bob):
+    bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1000, max_amount_cents=5000)
+    placed = bid_place(listing_id=listing.pk, bidder=bob, amount_cents=2000)
+    assert not placed.is_leading and placed.outbid_id is None
+    assert row_state(listing) == (2050, 3, alice.pk, 5000)
+    history = list(Bid.objects.order_by("seq", "is_auto_bid")
+                   .values_list("bidder_id", "amount_cents", "is_auto_bid", "seq"))
+    assert history == [(alice.pk, 1000, False, 1), (bob.pk, 2000, False, 2),
+                       (alice.pk, 2050, True, 2)]
+
+
+def test_tie_goes_to_the_earlier_bid(listing, alice, bob):
+    bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1000, max_amount_cents=3000)
+    placed = bid_place(listing_id=listing.pk, bidder=bob, amount_cents=3000)
+    assert not placed.is_leading
+    assert row_state(listing) == (3000, 3, alice.pk, 3000)
+
+
+def test_leader_raising_their_maximum_changes_only_the_maximum(listing, alice, bob):
+    bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1000, max_amount_cents=2000)
+    bid_place(listing_id=listing.pk, bidder=bob, amount_cents=1100)
+    price_before = row_state(listing)[0]
+    placed = bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1500,
+                       max_amount_cents=9000)
+    assert placed.is_leading and placed.outbid_id is None
+    assert row_state(listing)[0] == price_before
+    assert listing.leader_max_cents == 9000
+
+
+def test_reserve_jump(alice):
+    listing = ListingFactory(starting_price_cents=1000, reserve_price_cents=4000)
+    bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1000, max_amount_cents=5000)
+    assert row_state(listing)[0] == 4000
+
+
+def test_reserve_not_reached_keeps_the_price(alice):
+    listing = ListingFactory(starting_price_cents=1000, reserve_price_cents=4000)
+    bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1000, max_amount_cents=3000)
+    assert row_state(listing)[0] == 1000
+
+
+def test_bid_too_low_names_the_minimum(listing, alice, bob):
+    bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1000)
+    with pytest.raises(BidTooLow) as err:
+        bid_place(listing_id=listing.pk, bidder=bob, amount_cents=1049)
+    assert err.value.minimum_next_bid_cents == 1050
+    assert code_of(err.value) == "bid_too_low"
+    assert "minimum_next_bid_cents=1050" in str(err.value.detail)
+
+
+def test_first_bid_below_the_start_is_too_low(listing, alice):
+    with pytest.raises(BidTooLow):
+        bid_place(listing_id=listing.pk, bidder=alice, amount_cents=999)
+    assert not Bid.objects.exists()
+
+
+def test_invalid_max(listing, alice):
+    with pytest.raises(ValidationError) as err:
+        bid_place(listing_id=listing.pk, bidder=alice, amount_cents=2000,
+                  max_amount_cents=1500)
+    assert code_of(err.value) == "invalid_max"
+
+
+@pytest.mark.parametrize(("overrides", "code"), [
+    ({"status": "sold"}, "listing_not_active"),
+    ({"status": "cancelled"}, "listing_not_active"),
+    ({"starts_at_in": timedelta(hours=1), "ends_in": timedelta(days=1)}, "listing_not_active"),
+    ({"ends_in": -timedelta(seconds=1)}, "auction_ended"),
+    ({"auction_type": "fixed"}, "fixed_price_listing"),
+])
+def test_refusals(alice, overrides, code):
+    now = timezone.now()
+    fields = {k: v for k, v in overrides.items() if not k.endswith("_in")}
+    if "ends_in" in overrides:
+        fields["ends_at"] = now + overrides["ends_in"]
+        fields["starts_at"] = now - timedelta(hours=2)
+    if "starts_at_in" in overrides:
+        fields["starts_at"] = now + overrides["starts_at_in"]
+    listing = ListingFactory(**fields)
+    with pytest.raises(Conflict) as err:
+        bid_place(listing_id=listing.pk, bidder=alice, amount_cents=5000)
+    assert code_of(err.value) == code
+    assert not Bid.objects.exists()
+
+
+def test_own_listing(listing):
+    with pytest.raises(Conflict) as err:
+        bid_place(listing_id=listing.pk, bidder=listing.seller, amount_cents=5000)
+    assert code_of(err.value) == "own_listing"
+
+
+def test_drafts_of_others_and_unknown_listings_are_not_found(alice):
+    draft = ListingFactory(status="draft")
+    with pytest.raises(NotFound):
+        bid_place(listing_id=draft.pk, bidder=alice, amount_cents=5000)
+    with pytest.raises(NotFound):
+        bid_place(listing_id="00000000-0000-0000-0000-000000000000", bidder=alice,
+                  amount_cents=5000)
+
+
+def test_suspended_bidder_is_refused(listing):
+    suspended = UserFactory(status="suspended")
+    with pytest.raises(Exception) as err:
+        bid_place(listing_id=listing.pk, bidder=suspended, amount_cents=5000)
+    assert code_of(err.value) == "account_suspended"
+
+
+def test_soft_close_extends_the_end(alice, bob):
+    with time_machine.travel("2030-01-01 12:00:00Z", tick=False):
+        listing = ListingFactory(ends_at=timezone.now() + timedelta(seconds=60))
+        placed = bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1000)
+        assert placed.extended
+        assert row_state(listing) and listing.ends_at == timezone.now() + timedelta(seconds=120)
+
+
+def test_soft_close_ignores_bids_outside_the_window_and_non_moving_bids(alice, bob):
+    with time_machine.travel("2030-01-01 12:00:00Z", tick=False) as clock:
+        listing = ListingFactory(ends_at=timezone.now() + timedelta(seconds=121))
+        assert not bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1000,
+                             max_amount_cents=9000).extended
+        clock.shift(60)
+        # the leader raising her own maximum moves neither price nor leader
+        assert not bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1050,
+                             max_amount_cents=9500).extended
+        end = row_state(listing) and listing.ends_at
+        # a losing bid still moves the price: the end moves
+        assert bid_place(listing_id=listing.pk, bidder=bob, amount_cents=2000).extended
+        listing.refresh_from_db()
+        assert listing.ends_at > end
+
+
+def test_events_are_sent_after_commit(listing, alice, bob, sent_events,
+                                      django_capture_on_commit_callbacks):
+    bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1000, max_amount_cents=2000)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        bid_place(listing_id=listing.pk, bidder=bob, amount_cents=3000)
+    # nothing goes out before commit
+    assert sent_events == []
+    with django_capture_on_commit_callbacks(execute=True):  # the notification's own push
+        for callback in callbacks:
+            callback()
+    groups = [g for g, _ in sent_events]
+    assert groups == [f"listing.{listing.pk}", f"user.{alice.pk}", f"user.{alice.pk}"]
+    placed, outbid, notification = (p for _, p in sent_events)
+    assert placed["type"] == "bid_placed" and placed["seq"] == 2
+    assert placed["listingId"] == str(listing.pk)
+    assert placed["bid"]["amount_cents"] == 2050 and placed["bid"]["bidder"] == {
+        "display_name": "b***b"}
+    assert "max_amount_cents" not in placed["bid"]
+    assert placed["listing"] == {"current_price_cents": 2050, "bid_count": 2,
+                                 "minimum_next_bid_cents": 2100,
+                                 "ends_at": placed["listing"]["ends_at"], "reserve_met": None}
+    assert outbid == {"type": "outbid", "listingId": str(listing.pk), "yourMaxBid": 2000,
+                      "currentBid": 2050}
+    assert notification["type"] == "notification"
+    assert notification["notification"]["type"] == "outbid"
+    assert Notification.objects.filter(user=alice, type="outbid").count() == 1
+
+
+def test_proxy_answer_is_in_the_event(listing, alice, bob, sent_events,
+                                      django_capture_on_commit_callbacks):
+    bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1000, max_amount_cents=5000)
+    sent_events.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        bid_place(listing_id=listing.pk, bidder=bob, amount_cents=2000)
+    assert len(sent_events) == 1  # nobody lost the lead: no outbid
+    event = sent_events[0][1]
+    assert event["bid"]["amount_cents"] == 2000 and not event["bid"]["is_auto_bid"]
+    assert event["autoBid"]["amount_cents"] == 2050 and event["autoBid"]["is_auto_bid"]
+
+
+def test_auction_extended_event(alice, sent_events, django_capture_on_commit_callbacks):
+    listing = ListingFactory(ends_at=timezone.now() + timedelta(seconds=30))
+    with django_capture_on_commit_callbacks(execute=True):
+        bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1000)
+    types = [p["type"] for _, p in sent_events]
+    assert types == ["bid_placed", "auction_extended"]
+    listing.refresh_from_db()
+    assert sent_events[1][1]["endsAt"] == sent_events[0][1]["listing"]["ends_at"]
+
+
+def test_nothing_is_sent_on_rollback(listing, alice, sent_events,
+                                     django_capture_on_commit_callbacks):
+    class Boom(Exception):
+        pass
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(Boom), transaction.atomic():
+            bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1000)
+            raise Boom
+    assert callbacks == [] and sent_events == []
+    assert not Bid.objects.exists()
+    assert row_state(listing) == (1000, 0, None, None)
+
+
+def test_row_equals_replay_after_a_mixed_sequence(listing, alice, bob):
+    carol = UserFactory()
+    for bidder, amount, max_amount in [(alice, 1000, 3000), (bob, 1500, None),
+                                       (carol, 3100, 3100), (alice, 3200, 8000),
+                                       (bob, 5000, 7000)]:
+        bid_place(listing_id=listing.pk, bidder=bidder, amount_cents=amount,
+                  max_amount_cents=max_amount)
+    assert row_state(listing) == as_tuple(replayed_state(listing))
+    assert Bid.objects.filter(listing=listing).count() == listing.bid_count
