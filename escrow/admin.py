@@ -1,4 +1,4 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from simple_history.admin import SimpleHistoryAdmin
 
 from escrow.models import Dispute, LedgerEntry, PaymentEvent, Transaction
@@ -43,6 +43,38 @@ class DisputeAdmin(SimpleHistoryAdmin):
     search_fields = ["transaction__id", "reason"]
     raw_id_fields = ["transaction", "opened_by", "resolved_by"]
     readonly_fields = ["status", "resolved_by", "resolved_at", "created_at"]
+    actions = ["resolve_refund", "resolve_release"]
+
+    def _resolve(self, request, queryset, service, verb: str) -> None:
+        """Each dispute through the service (which moves the money and the books); the
+        change is recorded in the admin log and in the dispute's history."""
+        from escrow.payments import GatewayError
+
+        done = 0
+        for dispute in queryset.filter(status=Dispute.Status.OPEN):
+            try:
+                result = service(dispute_id=dispute.pk, staff_user=request.user,
+                                 note=f"{verb} by {request.user} in admin")
+            except GatewayError as exc:
+                self.message_user(request, f"{dispute}: provider error, try again ({exc})",
+                                  messages.ERROR)
+                continue
+            if result.status != Dispute.Status.OPEN:
+                self.log_change(request, result, f"Dispute resolved: {verb}")
+                done += 1
+        self.message_user(request, f"{done} dispute(s) resolved: {verb}.", messages.SUCCESS)
+
+    @admin.action(description="Resolve: refund the buyer", permissions=["change"])
+    def resolve_refund(self, request, queryset):
+        from escrow.services import dispute_resolve_refund
+
+        self._resolve(request, queryset, dispute_resolve_refund, "refunded")
+
+    @admin.action(description="Resolve: release to the seller", permissions=["change"])
+    def resolve_release(self, request, queryset):
+        from escrow.services import dispute_resolve_release
+
+        self._resolve(request, queryset, dispute_resolve_release, "released")
 
 
 @admin.register(LedgerEntry)

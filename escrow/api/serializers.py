@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from accounts.models import Rating
+from escrow.models import Dispute, Transaction
+
+
+class PartySerializer(serializers.Serializer):
+    """A buyer's or seller's public summary (never the phone or e-mail)."""
+
+    id = serializers.UUIDField()
+    display_name = serializers.CharField()
+    rating_avg = serializers.FloatField(allow_null=True)
+    rating_count = serializers.IntegerField()
+    completed_sales = serializers.IntegerField()
+
+
+class TransactionListingSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    title = serializers.CharField()
+    status = serializers.CharField()
+    location_name = serializers.CharField()
+    image_url = serializers.SerializerMethodField()
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_image_url(self, listing) -> str | None:
+        image = listing.images.first()
+        if image is None:
+            return None
+        request = self.context.get("request")
+        url = image.image.url
+        return request.build_absolute_uri(url) if request else url
+
+
+class SafeZoneSummarySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    partner_name = serializers.CharField()
+    address = serializers.CharField()
+    lat = serializers.FloatField()
+    lng = serializers.FloatField()
+
+
+class MeetupSerializer(serializers.Serializer):
+    safe_zone = SafeZoneSummarySerializer(source="meetup_safe_zone")
+    meetup_at = serializers.DateTimeField()
+    proposed_by = serializers.UUIDField(source="meetup_proposed_by_id", allow_null=True)
+
+
+class TransactionSerializer(serializers.ModelSerializer):
+    listing = TransactionListingSerializer()
+    buyer = PartySerializer()
+    seller = PartySerializer()
+    meetup = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Transaction
+        fields = ["id", "listing", "buyer", "seller", "amount_cents", "fee_cents",
+                  "escrow_fee_cents", "total_charged_cents", "seller_payout_cents", "status",
+                  "meetup", "verified_at", "released_at", "created_at", "updated_at"]
+        read_only_fields = fields
+
+    @extend_schema_field(MeetupSerializer(allow_null=True))
+    def get_meetup(self, txn: Transaction) -> dict | None:
+        if txn.meetup_safe_zone_id is None or txn.meetup_at is None:
+            return None
+        return MeetupSerializer(txn).data
+
+
+class TransactionClaimSerializer(serializers.Serializer):
+    listing_id = serializers.UUIDField()
+
+
+class PaymentIntentSerializer(serializers.Serializer):
+    payment_intent_id = serializers.CharField(source="id")
+    client_secret = serializers.CharField()
+    status = serializers.CharField(help_text="The provider's PaymentIntent status "
+                                             "(`requires_payment_method`, `succeeded`, ...).")
+
+
+class QrSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class HandoffVerifySerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=200)
+
+
+class DisputeCreateSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class DisputeSerializer(serializers.ModelSerializer):
+    transaction_id = serializers.UUIDField(read_only=True)
+    transaction_status = serializers.CharField(source="transaction.status", read_only=True)
+
+    class Meta:
+        model = Dispute
+        fields = ["id", "transaction_id", "transaction_status", "status", "reason",
+                  "created_at"]
+        read_only_fields = fields
+
+
+class MeetupUpdateSerializer(serializers.Serializer):
+    safe_zone_id = serializers.UUIDField()
+    meetup_at = serializers.DateTimeField()
+
+
+class RatingCreateSerializer(serializers.Serializer):
+    score = serializers.IntegerField(min_value=1, max_value=5)
+    comment = serializers.CharField(max_length=1000, required=False, allow_blank=True,
+                                    default="")
+
+
+class RatingSerializer(serializers.ModelSerializer):
+    transaction_id = serializers.UUIDField(read_only=True)
+    ratee_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = Rating
+        fields = ["id", "transaction_id", "ratee_id", "score", "comment", "created_at"]
+        read_only_fields = fields
+
+
+class WalletSerializer(serializers.Serializer):
+    status = serializers.CharField(
+        help_text="`pending` (onboarding to complete), `active`, `restricted`, `disabled`.")
+    onboarding_url = serializers.URLField(
+        allow_null=True, help_text="Stripe Express onboarding link (single use, short lived); "
+                                   "null once the account is active.")
+
+
+class WalletBalanceSerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    pending_cents = serializers.IntegerField()
+    available_cents = serializers.IntegerField()
+    paid_out_cents = serializers.IntegerField()
