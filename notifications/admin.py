@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from notifications.models import Notification
+from notifications.models import Notification, NotificationPreference
 
 
 @admin.register(Notification)
@@ -10,3 +10,9 @@ class NotificationAdmin(admin.ModelAdmin):
     search_fields = ["title", "body", "user__display_name"]
     raw_id_fields = ["user"]
     readonly_fields = ["created_at"]
+
+
+@admin.register(NotificationPreference)
+class NotificationPreferenceAdmin(admin.ModelAdmin):
+    list_display = ["user", "updated_at"]
+    raw_id_fields = ["user"]

@@ -33,6 +33,10 @@ class Notification(models.Model):
     # Makes one event notify once even when the task that sends it runs twice.
     dedupe_key = models.CharField(max_length=255, null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    # Delivery is claimed with a conditional update on these columns, so a task that runs
+    # twice pushes or mails once.
+    push_claimed_at = models.DateTimeField(null=True, blank=True)
+    email_claimed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -49,3 +53,27 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} for {self.user_id}"
+
+
+# Types a user may want by e-mail (the others are push and in-app only).
+EMAIL_TYPES = (NotificationType.WON, NotificationType.PAYMENT_RECEIVED,
+               NotificationType.ESCROW_RELEASED)
+
+
+class NotificationPreference(models.Model):
+    """Per-user channel choices. Missing keys mean the default: push on, e-mail on."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                primary_key=True, related_name="notification_preference")
+    push = models.JSONField(default=dict, blank=True)   # {type: bool}
+    email = models.JSONField(default=dict, blank=True)  # {type: bool}, EMAIL_TYPES only
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"notification settings of {self.user_id}"
+
+    def wants_push(self, type_: str) -> bool:
+        return bool(self.push.get(type_, True))
+
+    def wants_email(self, type_: str) -> bool:
+        return type_ in EMAIL_TYPES and bool(self.email.get(type_, True))

@@ -1,0 +1,133 @@
+"""Chat writes: buyer-seller messages on a transaction, read receipts, system messages.
+
+Messages are rows first, socket events second (after commit): `new_message` to the
+transaction's room `txn.<id>`, and a `new_message` notification to the other party.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.exceptions import Throttled
+
+from biddt.errors import invalid
+from biddt.events import send_to_group_on_commit
+from biddt.images import InvalidImage, image_clean
+from chat.models import Message
+from escrow.models import Transaction
+from escrow.selectors import transaction_for_party
+from notifications.services import notify
+
+MAX_LENGTH = 2000
+
+
+def txn_group(transaction_id) -> str:
+    return f"txn.{transaction_id}"
+
+
+def content_clean(raw: str) -> str:
+    """Drop control characters (keeping newlines and tabs) and surrounding blanks."""
+    text = "".join(ch for ch in raw if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in {"Cf", "Co", "Cs"}
+                   or ch in "\u200d")  # keep the emoji joiner
+    return text.strip()
+
+
+def message_flood_check(*, user_id) -> None:
+    """At most `BIDDT_CHAT_MESSAGES_PER_MINUTE` messages a minute per user, REST and socket."""
+    limit = settings.BIDDT_CHAT_MESSAGES_PER_MINUTE
+    key = f"chat-flood:{user_id}:{int(timezone.now().timestamp() // 60)}"
+    cache.add(key, 0, timeout=120)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=120)
+        count = 1
+    if count > limit:
+        raise Throttled(wait=60 - int(timezone.now().timestamp()) % 60,
+                        detail="You are sending messages too fast.")
+
+
+def message_item(message: Message) -> dict:
+    from chat.api.serializers import MessageSerializer
+
+    return MessageSerializer(message).data
+
+
+def _announce(message: Message, txn: Transaction) -> None:
+    item = message_item(message)
+    send_to_group_on_commit(txn_group(txn.pk), {
+        "type": "ws.event",
+        "payload": {"type": "new_message", "transactionId": str(txn.pk), "message": item},
+    })
+    if message.sender_id is not None:
+        recipient = txn.seller_id if message.sender_id == txn.buyer_id else txn.buyer_id
+        preview = message.content[:120] if message.message_type == Message.Type.TEXT else "Photo"
+        notify(user_id=recipient, type="new_message", title="New message", body=preview,
+               data={"transaction_id": str(txn.pk), "message_id": str(message.pk)},
+               dedupe_key=f"message:{message.pk}")
+
+
+def message_post(*, user, transaction_id, content: str = "", image=None) -> Message:
+    """Post a text (≤ 2000 characters) or image message as the buyer or seller.
+
+    Raises Transaction.DoesNotExist for anyone else (the API answers 404).
+    """
+    txn = transaction_for_party(user=user, transaction_id=transaction_id)
+    text = content_clean(content or "")
+    if len(text) > MAX_LENGTH:
+        raise invalid("max_length", f"Messages are at most {MAX_LENGTH} characters.",
+                      attr="content")
+    if image is None and not text:
+        raise invalid("blank", "Write something or attach an image.", attr="content")
+    message_flood_check(user_id=user.pk)
+    message = Message(id=uuid.uuid4(), transaction=txn, sender=user, content=text,
+                      message_type=Message.Type.IMAGE if image is not None else Message.Type.TEXT)
+    if image is not None:
+        try:
+            clean = image_clean(image, max_bytes=10 * 1024 * 1024, max_side=1600,
+                                name=message.id.hex)
+        except InvalidImage as exc:
+            raise invalid("invalid_image", str(exc), attr="image") from None
+    with transaction.atomic():
+        if image is not None:
+            message.image.save(clean.content.name, clean.content, save=False)
+        try:
+            message.save()
+        except Exception:
+            if image is not None:  # a failed insert leaves no orphan file
+                message.image.storage.delete(message.image.name)
+            raise
+        _announce(message, txn)
+    return message
+
+
+def message_system_post(*, transaction_id, content: str) -> Message:
+    """A system line in the thread (paid, released, dispute opened); call inside the change's
+    transaction so it commits, and is announced, with it."""
+    txn = Transaction.objects.get(pk=transaction_id)
+    message = Message.objects.create(transaction=txn, sender=None, content=content[:MAX_LENGTH],
+                                     message_type=Message.Type.SYSTEM)
+    _announce(message, txn)
+    return message
+
+
+def messages_mark_read(*, user, transaction_id) -> int:
+    """Mark the other party's messages read; the other side sees `messages_read` live."""
+    txn = transaction_for_party(user=user, transaction_id=transaction_id)
+    now = timezone.now()
+    with transaction.atomic():
+        count = (Message.objects.filter(transaction=txn, read_at__isnull=True)
+                 .exclude(sender=user).update(read_at=now))
+        if count:
+            send_to_group_on_commit(txn_group(txn.pk), {
+                "type": "ws.event",
+                "payload": {"type": "messages_read", "transactionId": str(txn.pk),
+                            "readerId": str(user.pk), "readAt": now.isoformat()},
+            })
+    return count

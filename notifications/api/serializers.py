@@ -1,0 +1,43 @@
+from rest_framework import serializers
+
+from notifications.models import EMAIL_TYPES, Notification
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    """`{id, type, title, body, data, read_at, created_at}` (also the socket payload)."""
+
+    class Meta:
+        model = Notification
+        fields = ["id", "type", "title", "body", "data", "read_at", "created_at"]
+        read_only_fields = fields
+
+
+class ReadAllResponseSerializer(serializers.Serializer):
+    updated = serializers.IntegerField(help_text="How many notifications were marked read.")
+
+
+class UnreadCountSerializer(serializers.Serializer):
+    unread = serializers.IntegerField()
+
+
+def _switches(name: str, types) -> type[serializers.Serializer]:
+    """A serializer with one optional boolean per notification type."""
+    fields = {str(t): serializers.BooleanField(required=False) for t in types}
+    return type(name, (serializers.Serializer,), fields)
+
+
+PushSwitchesSerializer = _switches("PushSwitchesSerializer", Notification.Type.values)
+EmailSwitchesSerializer = _switches("EmailSwitchesSerializer", EMAIL_TYPES)
+
+
+class NotificationSettingsSerializer(serializers.Serializer):
+    """`{"push": {type: bool, ...every type}, "email": {type: bool, ...e-mail types}}`."""
+
+    push = PushSwitchesSerializer(required=False)
+    email = EmailSwitchesSerializer(required=False)
+
+    def to_representation(self, pref):
+        return {
+            "push": {t: pref.wants_push(t) for t in Notification.Type.values},
+            "email": {str(t): pref.wants_email(t) for t in EMAIL_TYPES},
+        }

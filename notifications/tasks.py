@@ -1,0 +1,127 @@
+"""Notification delivery jobs: push (FCM) and e-mail, after commit, retried with backoff.
+
+Each job claims its channel on the row with a conditional update before sending, so a task
+delivered twice (Celery is at-least-once) pushes or mails once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.core.cache import cache
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from notifications.models import Notification
+from notifications.push import PushMessage, TransientPushError, get_backend
+from notifications.selectors import notification_preference
+
+logger = logging.getLogger(__name__)
+RETRY = {"max_retries": 6}
+
+
+def _backoff(retries: int) -> int:
+    return min(5 * 2**retries, 600)
+
+
+@shared_task(bind=True, acks_late=True, **RETRY)
+def notification_push(self, notification_id: str) -> str:
+    from accounts.models import Device
+
+    notification = Notification.objects.filter(pk=notification_id).first()
+    if notification is None:
+        return "missing"
+    if not notification_preference(user_id=notification.user_id).wants_push(notification.type):
+        return "disabled"
+    tokens = list(Device.objects.filter(user_id=notification.user_id)
+                  .values_list("token", flat=True))
+    if not tokens:
+        return "no_devices"
+    claimed = Notification.objects.filter(pk=notification.pk, push_claimed_at__isnull=True) \
+        .update(push_claimed_at=timezone.now())
+    if not claimed:
+        return "already_sent"
+    data = {"type": notification.type, "notification_id": str(notification.pk)}
+    data.update({k: v if isinstance(v, str) else json.dumps(v)
+                 for k, v in notification.data.items()})
+    try:
+        results = get_backend().send(tokens, PushMessage(notification.title, notification.body,
+                                                         data))
+    except TransientPushError as exc:
+        # Nothing was delivered: release the claim so the retry can send.
+        Notification.objects.filter(pk=notification.pk).update(push_claimed_at=None)
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+    dead = [r.token for r in results if r.dead]
+    if dead:
+        Device.objects.filter(user_id=notification.user_id, token__in=dead).delete()
+        logger.info("dropped %d dead push token(s)", len(dead))
+    return f"sent {sum(r.ok for r in results)}/{len(results)}"
+
+
+@shared_task(bind=True, acks_late=True, **RETRY)
+def notification_email(self, notification_id: str) -> str:
+    notification = Notification.objects.select_related("user").filter(pk=notification_id).first()
+    if notification is None:
+        return "missing"
+    user = notification.user
+    if not user.email:
+        return "no_email"
+    if not notification_preference(user_id=user.pk).wants_email(notification.type):
+        return "disabled"
+    claimed = Notification.objects.filter(pk=notification.pk, email_claimed_at__isnull=True) \
+        .update(email_claimed_at=timezone.now())
+    if not claimed:
+        return "already_sent"
+    context = {"notification": notification, "user": user}
+    mail = EmailMultiAlternatives(
+        subject=f"Biddt: {notification.title}",
+        body=render_to_string("email/notification.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL, to=[user.email],
+    )
+    mail.attach_alternative(render_to_string("email/notification.html", context), "text/html")
+    try:
+        mail.send()
+    except Exception as exc:  # noqa: BLE001 - provider errors are retried with backoff
+        Notification.objects.filter(pk=notification.pk).update(email_claimed_at=None)
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+    return "sent"
+
+
+ENDING_SOON_MARKS = (60, 5)  # minutes before the end
+
+
+@shared_task(acks_late=True)
+def ending_soon_notify() -> int:
+    """Tell watchers and bidders once each, 1 hour and 5 minutes before an auction ends."""
+    from bidding.models import Bid
+    from listings.models import Listing, Watch
+    from notifications.services import notify
+
+    now = timezone.now()
+    sent = 0
+    for mark in ENDING_SOON_MARKS:
+        due = Listing.objects.filter(status=Listing.Status.ACTIVE, ends_at__gt=now,
+                                     ends_at__lte=now + timedelta(minutes=mark)) \
+            .values_list("id", "title")
+        for listing_id, title in due:
+            done_key = f"ending-soon:{listing_id}:{mark}"
+            if cache.get(done_key):
+                continue
+            users = set(Watch.objects.filter(listing_id=listing_id)
+                        .values_list("user_id", flat=True))
+            users |= set(Bid.objects.filter(listing_id=listing_id, status=Bid.Status.ACTIVE)
+                         .values_list("bidder_id", flat=True))
+            for user_id in users:
+                created = notify(
+                    user_id=user_id, type="ending_soon",
+                    title="Ending in 1 hour" if mark == 60 else "Ending in 5 minutes",
+                    body=title, data={"listing_id": str(listing_id), "minutes": mark},
+                    dedupe_key=f"ending_soon:{listing_id}:{mark}")
+                sent += created is not None
+            cache.set(done_key, 1, timeout=2 * 3600)
+    return sent

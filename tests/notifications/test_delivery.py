@@ -1,0 +1,227 @@
+"""Push (FCM over a fake HTTP transport), e-mail, preferences, once per event, ending soon."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import firebase_admin
+import pytest
+import requests
+from django.core import mail
+from django.test import TestCase
+from django.utils import timezone
+from firebase_admin import credentials, messaging
+from google.auth.credentials import Credentials as GoogleCredentials
+
+from accounts.models import Device
+from notifications import tasks
+from notifications.models import Notification
+from notifications.push import FCMBackend, InMemoryBackend
+from notifications.services import notify
+from tests.factories import ListingFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _outbox():
+    InMemoryBackend.outbox.clear()
+    InMemoryBackend.dead_tokens.clear()
+    yield
+    InMemoryBackend.dead_tokens.clear()
+
+
+def deliver(**kwargs) -> Notification | None:
+    """notify() and run its after-commit tasks (Celery is eager in tests)."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return notify(**kwargs)
+
+
+def device(user, token, platform="android"):
+    return Device.objects.create(user=user, token=token, token_index=f"idx-{token}",
+                                 platform=platform)
+
+
+def test_push_goes_to_every_device_with_the_payload(user):
+    device(user, "tok-a")
+    device(user, "tok-b", "ios")
+    n = deliver(user_id=user.pk, type="outbid", title="You were outbid", body="Road bike",
+                data={"listing_id": "L1", "current_price_cents": 2500})
+    (tokens, message), = InMemoryBackend.outbox
+    assert sorted(tokens) == ["tok-a", "tok-b"]
+    assert message.title == "You were outbid" and message.body == "Road bike"
+    assert message.data == {"type": "outbid", "notification_id": str(n.pk),
+                            "listing_id": "L1", "current_price_cents": "2500"}
+
+
+def test_a_task_run_twice_pushes_once(user):
+    device(user, "tok-a")
+    n = deliver(user_id=user.pk, type="won", title="You won")
+    assert tasks.notification_push.apply(args=[str(n.pk)]).get() == "already_sent"
+    assert len(InMemoryBackend.outbox) == 1
+
+
+def test_same_event_notified_twice_is_one_notification(user):
+    device(user, "tok-a")
+    deliver(user_id=user.pk, type="won", title="You won", dedupe_key="won:L1")
+    deliver(user_id=user.pk, type="won", title="You won", dedupe_key="won:L1")
+    assert Notification.objects.count() == 1
+    assert len(InMemoryBackend.outbox) == 1
+
+
+def test_dead_tokens_are_dropped(user):
+    device(user, "alive")
+    device(user, "dead")
+    InMemoryBackend.dead_tokens.add("dead")
+    deliver(user_id=user.pk, type="outbid", title="x")
+    assert list(Device.objects.values_list("token", flat=True)) == ["alive"]
+
+
+def test_preferences_switch_push_and_email(auth_api, user):
+    device(user, "tok")
+    user.set_email("me@example.com")
+    user.save()
+    # when the user turns outbid pushes and won e-mails off
+    response = auth_api.patch("/v1/users/me/notification-settings",
+                              {"push": {"outbid": False}, "email": {"won": False}},
+                              format="json")
+    assert response.status_code == 200
+    assert response.json()["push"]["outbid"] is False
+    assert response.json()["push"]["won"] is True
+    assert set(response.json()["email"]) == {"won", "payment_received", "escrow_released"}
+    # then those channels stay quiet, the others still deliver
+    deliver(user_id=user.pk, type="outbid", title="Outbid")
+    deliver(user_id=user.pk, type="won", title="Won")
+    deliver(user_id=user.pk, type="escrow_released", title="Money released")
+    assert [m.title for _t, m in InMemoryBackend.outbox] == ["Won", "Money released"]
+    assert [m.subject for m in mail.outbox] == ["Biddt: Money released"]
+    assert auth_api.get("/v1/users/me/notification-settings").json() == response.json()
+
+
+def test_settings_refuse_unknown_values(auth_api):
+    response = auth_api.patch("/v1/users/me/notification-settings",
+                              {"push": {"outbid": "maybe"}}, format="json")
+    assert response.status_code == 400
+
+
+def test_email_only_for_mail_types_and_users_with_an_address(user):
+    deliver(user_id=user.pk, type="payment_received", title="Paid")
+    assert mail.outbox == []  # no address
+    user.set_email("me@example.com")
+    user.save()
+    deliver(user_id=user.pk, type="new_message", title="Hi")
+    deliver(user_id=user.pk, type="payment_received", title="Paid")
+    assert [(m.to, m.subject) for m in mail.outbox] == [(["me@example.com"], "Biddt: Paid")]
+    assert "Paid" in mail.outbox[0].alternatives[0][0]
+
+
+def test_ending_soon_once_each_mark_for_watchers_and_bidders():
+    from bidding.models import Bid
+    from listings.models import Watch
+
+    listing = ListingFactory(ends_at=timezone.now() + timedelta(minutes=50))
+    watcher, bidder = UserFactory(), UserFactory()
+    Watch.objects.create(user=watcher, listing=listing)
+    Bid.objects.create(listing=listing, bidder=bidder, amount_cents=1000,
+                       max_amount_cents=1000, seq=1)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert tasks.ending_soon_notify() == 2
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert tasks.ending_soon_notify() == 0
+    from django.core.cache import cache
+
+    cache.clear()  # even without the cache marker, the dedupe key holds
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert tasks.ending_soon_notify() == 0
+    assert Notification.objects.filter(type="ending_soon").count() == 2
+
+
+# --- FCM through firebase-admin, with the HTTP transport faked --------------------------------
+
+class _StaticCredentials(GoogleCredentials):
+    def __init__(self):
+        super().__init__()
+        self.token = "test-token"
+
+    def refresh(self, request):
+        self.token = "test-token"
+
+    @property
+    def expired(self):
+        return False
+
+    @property
+    def valid(self):
+        return True
+
+
+class _MockCredential(credentials.Base):
+    def get_credential(self):
+        return _StaticCredentials()
+
+
+class FakeFCM(requests.adapters.BaseAdapter):
+    """Answers FCM v1 `messages:send` calls; tokens in `dead` get UNREGISTERED (404)."""
+
+    def __init__(self, dead=()):
+        super().__init__()
+        self.dead = set(dead)
+        self.requests: list[dict] = []
+
+    def send(self, request, **kwargs):
+        body = json.loads(request.body)
+        self.requests.append({"url": request.url, "body": body,
+                              "auth": request.headers.get("Authorization")})
+        response = requests.Response()
+        response.request = request
+        response.url = request.url
+        token = body["message"]["token"]
+        if token in self.dead:
+            response.status_code = 404
+            payload = {"error": {"code": 404, "status": "NOT_FOUND",
+                                 "message": "Requested entity was not found.",
+                                 "details": [{"@type": "type.googleapis.com/"
+                                              "google.firebase.fcm.v1.FcmError",
+                                              "errorCode": "UNREGISTERED"}]}}
+        else:
+            response.status_code = 200
+            payload = {"name": f"projects/biddt-test/messages/{len(self.requests)}"}
+        response._content = json.dumps(payload).encode()
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def fcm():
+    app = firebase_admin.initialize_app(_MockCredential(), {"projectId": "biddt-test"},
+                                        name=f"test-{id(object())}")
+    fake = FakeFCM(dead={"gone-token"})
+    service = messaging._get_messaging_service(app)
+    service._client.session.mount("https://fcm.googleapis.com", fake)
+    yield app, fake
+    firebase_admin.delete_app(app)
+
+
+def test_fcm_request_payload_and_dead_token_removal(fcm, user, monkeypatch):
+    app, fake = fcm
+    monkeypatch.setattr("notifications.tasks.get_backend", lambda: FCMBackend(app=app))
+    device(user, "good-token")
+    device(user, "gone-token", "ios")
+    n = deliver(user_id=user.pk, type="won", title="You won!", body="Road bike",
+                data={"listing_id": "L9"})
+    # then FCM got one v1 message per token, authenticated, with the notification and data
+    assert len(fake.requests) == 2
+    sent = {r["body"]["message"]["token"]: r for r in fake.requests}
+    good = sent["good-token"]
+    assert good["url"] == "https://fcm.googleapis.com/v1/projects/biddt-test/messages:send"
+    assert good["auth"] == "Bearer test-token"
+    assert good["body"]["message"]["notification"] == {"title": "You won!", "body": "Road bike"}
+    assert good["body"]["message"]["data"] == {"type": "won", "notification_id": str(n.pk),
+                                               "listing_id": "L9"}
+    assert good["body"]["message"]["android"] == {"priority": "high"}
+    # and the token FCM called unregistered is gone
+    assert list(Device.objects.values_list("token", flat=True)) == ["good-token"]
