@@ -41,6 +41,18 @@ def _positive_int(content: dict[str, Any], key: str, *, required: bool = True) -
     return value
 
 
+def _request_key(content: dict[str, Any]) -> str | None:
+    """The client's `requestId` (any string or number it chose) as an idempotency key."""
+    value = content.get("requestId")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+        return _bad("requestId", "a non-empty string or a number")
+    if len(str(value)) > 255:
+        return _bad("requestId", "at most 255 characters")
+    return str(value)
+
+
 def _bad(key: str, what: str):
     raise WSError("invalid_message", f"'{key}' must be {what}.")
 
@@ -124,6 +136,6 @@ async def bid(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
     listing_id = _uuid(content, "listingId")
     amount = _positive_int(content, "amount")
     max_amount = _positive_int(content, "maxAmount", required=False)
-    request_id = _uuid(content, "requestId", required=False)
+    request_id = _request_key(content)
     body = await _bid(consumer.user, listing_id, amount, max_amount, request_id)
     await consumer.send_json({"type": "ack", "requestId": content.get("requestId"), "bid": body})

@@ -123,6 +123,27 @@ async def test_request_id_makes_a_retry_a_no_op():
     await comm.disconnect()
 
 
+async def test_request_id_may_be_any_client_string_or_number():
+    # given a client that numbers its requests, as API.md allows (`requestId?`, free form)
+    listing = await make(ListingFactory)
+    alice = await make(UserFactory)
+    comm = await connect(alice)
+    first = await send(comm, {"type": "bid", "listingId": str(listing.pk), "amount": 1000,
+                              "requestId": "r1"})
+    numbered = await send(comm, {"type": "bid", "listingId": str(listing.pk), "amount": 1050,
+                                 "requestId": 2})
+    # then both are acked with the id echoed, and a retry of "r1" is a no-op
+    assert first["type"] == "ack" and first["requestId"] == "r1"
+    assert numbered["type"] == "ack" and numbered["requestId"] == 2
+    assert await send(comm, {"type": "bid", "listingId": str(listing.pk), "amount": 1000,
+                             "requestId": "r1"}) == first
+    assert await bid_count(listing) == 2
+    bad = await send(comm, {"type": "bid", "listingId": str(listing.pk), "amount": 1100,
+                            "requestId": "x" * 256})
+    assert bad["code"] == "invalid_message"
+    await comm.disconnect()
+
+
 async def test_bid_errors_use_the_rest_codes():
     listing = await make(ListingFactory, starting_price_cents=1000)
     alice = await make(UserFactory)
@@ -136,7 +157,8 @@ async def test_bid_errors_use_the_rest_codes():
                                "maxAmount": 1000})
     assert answer["code"] == "invalid_max"
     for bad in ({"amount": "10"}, {"amount": -5}, {"amount": True},
-                {"amount": 1000, "maxAmount": 0}, {"amount": 1000, "requestId": "x"}):
+                {"amount": 1000, "maxAmount": 0}, {"amount": 1000, "requestId": ""},
+                {"amount": 1000, "requestId": {"nested": 1}}):
         answer = await send(comm, {"type": "bid", "listingId": str(listing.pk), **bad})
         assert answer["code"] == "invalid_message", bad
     seller_ws = await connect(await database_sync_to_async(lambda: listing.seller)())
