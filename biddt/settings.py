@@ -482,6 +482,9 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "django_structlog": {"level": env.str("REQUEST_LOG_LEVEL", default="INFO")},
+        # One line per task run: useful from a worker, noise when the embedded scheduler
+        # runs the sweeps every few seconds inside `make run`.
+        "celery.app.trace": {"level": "WARNING" if BIDDT_EMBEDDED_JOBS else "INFO"},
     },
 }
 structlog.configure(
