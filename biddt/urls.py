@@ -20,6 +20,9 @@ v1 = [
     path("", include("escrow.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # Anything else under /v1/ (an unknown path, an id that isn't a UUID) answers the JSON
+    # error shape even with DEBUG on, so clients never get an HTML page from the API.
+    re_path(r"^.*$", lambda request, *a, **k: handler404(request), name="v1-not-found"),
 ]
 
 urlpatterns = [

@@ -108,3 +108,15 @@ def test_unknown_url_is_a_json_404(client, path, method):
         "type": "client_error",
         "errors": [{"code": "not_found", "detail": "Not found.", "attr": None}],
     }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [True, False])
+@pytest.mark.parametrize("path", ["/v1/nothing-here", "/v1/listings/not-a-uuid",
+                                  "/v1/transactions/123/qr", "/v1/listings/"])
+def test_unknown_api_paths_answer_json_404_in_any_mode(client, settings, debug, path):
+    settings.DEBUG = debug
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.json() == {"type": "client_error", "errors": [
+        {"code": "not_found", "detail": "Not found.", "attr": None}]}
