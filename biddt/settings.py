@@ -155,29 +155,54 @@ USING_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 # --- Redis: cache, throttles, channel layer ----------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_CACHE_OPTIONS = {
+    "CLIENT_CLASS": "django_redis.client.DefaultClient",
+    "SOCKET_CONNECT_TIMEOUT": 2,
+    "SOCKET_TIMEOUT": 2,
+    # Redis down must not take bids down: cache reads miss, writes are dropped, throttles
+    # fail open, and /readyz reports the outage instead.
+    "IGNORE_EXCEPTIONS": True,
+}
+# Not one traceback per cache call during an outage: /readyz and the redis logger report it.
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = False
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="biddt"),
-            "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.DefaultClient",
-                "SOCKET_CONNECT_TIMEOUT": 2,
-                "SOCKET_TIMEOUT": 2,
-            },
+            "OPTIONS": REDIS_CACHE_OPTIONS,
         }
     }
+    # The core (list-based) layer, not RedisPubSubChannelLayer, measured with
+    # `python -m benchmarks bench_channel_layer` (README, "Benchmarks"): pub/sub fans out ~5x
+    # faster (63k vs 12k deliveries/s to 200 consumers) with lower latency (p99 4 vs 9 ms
+    # paced), but it has no capacity and no expiry: a consumer that stops reading keeps every
+    # message in an unbounded in-process queue (2,000 of 2,000 in the flood test), so one
+    # stuck socket grows daphne's memory without limit. Core holds at most `capacity` per
+    # channel (200 of 2,000) and drops the rest, and its 9 ms p99 is far inside the 250 ms
+    # fan-out budget (bench_fanout). A client that misses events sees a `seq` gap and
+    # re-reads the listing over REST, so dropping is safe.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [env.str("CHANNEL_LAYER_REDIS_URL", default=REDIS_URL)],
+                # redis-py 5+ caps an asyncio pool at 100 connections and then *raises*
+                # (MaxConnectionsError): with more than ~100 sockets subscribing at once on
+                # one daphne, group_add failed and sockets closed (found by bench_fanout).
+                "hosts": [{
+                    "address": env.str("CHANNEL_LAYER_REDIS_URL", default=REDIS_URL),
+                    "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=2000),
+                }],
                 "prefix": env.str("CHANNEL_LAYER_PREFIX", default="biddt-ws"),
-                # A slow consumer can hold at most this many messages per channel; the
-                # rest are dropped (and a client resyncs by seq) instead of growing memory.
-                "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=200),
-                "expiry": env.int("CHANNEL_LAYER_EXPIRY", default=30),
+                # Bounds what a slow consumer can pin: at most `capacity` undelivered
+                # messages per channel (~1-2 KB each), in Redis and in daphne's per-socket
+                # buffer; older ones are dropped. Note that all sockets of one daphne share one
+                # Redis list, so this is also how far a whole process may fall behind before
+                # it drops (100 group sends: 2 s of a 50 bids/s hot listing).
+                "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=100),
+                # A room event older than this is stale (the client resyncs by seq anyway).
+                "expiry": env.int("CHANNEL_LAYER_EXPIRY", default=10),
                 "group_expiry": env.int("CHANNEL_LAYER_GROUP_EXPIRY", default=86400),
             },
         }
@@ -274,14 +299,17 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "biddt.pagination.CreatedCursorPagination",
     "PAGE_SIZE": 20,
-    "DEFAULT_SCHEMA_CLASS": "drf_standardized_errors.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "biddt.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
     # Trusted reverse proxies in front of daphne (1 behind nginx). 0 ignores X-Forwarded-For,
     # which a client could otherwise forge to dodge the per-IP login throttle.
     "NUM_PROXIES": env.int("BIDDT_NUM_PROXIES", default=0),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
-DRF_STANDARDIZED_ERRORS = {"ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True}
+DRF_STANDARDIZED_ERRORS = {
+    "ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True,
+    "EXCEPTION_HANDLER_CLASS": "biddt.errors.ExceptionHandler",  # oversized bodies: 413
+}
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Biddt API",
@@ -324,6 +352,10 @@ BIDDT_SOFT_CLOSE_SECONDS = env.int("BIDDT_SOFT_CLOSE_SECONDS", default=120)
 BIDDT_MIN_PRICE_CENTS = env.int("BIDDT_MIN_PRICE_CENTS", default=500)
 BIDDT_PAYMENTS_BACKEND = env.str("BIDDT_PAYMENTS_BACKEND", default="simulated")
 BIDDT_QR_TTL_SECONDS = env.int("BIDDT_QR_TTL_SECONDS", default=600)
+# Wrong handoff codes allowed per transaction and window before verify answers 429 and the
+# current code dies (brute force of the QR code from the seller's account).
+BIDDT_QR_MAX_WRONG_CODES = env.int("BIDDT_QR_MAX_WRONG_CODES", default=10)
+BIDDT_QR_GUESS_WINDOW_SECONDS = env.int("BIDDT_QR_GUESS_WINDOW_SECONDS", default=600)
 BIDDT_PAYMENT_WINDOW_HOURS = env.int("BIDDT_PAYMENT_WINDOW_HOURS", default=48)
 BIDDT_MEETUP_WINDOW_DAYS = env.int("BIDDT_MEETUP_WINDOW_DAYS", default=14)
 BIDDT_FEE_PERCENT = env.float("BIDDT_FEE_PERCENT", default=6.0)
@@ -466,7 +498,9 @@ LOGGING = {
         },
         "console": {
             "()": structlog.stdlib.ProcessorFormatter,
-            "processor": structlog.dev.ConsoleRenderer(colors=False),
+            # Plain tracebacks: the pretty (rich) ones render locals and take seconds each.
+            "processor": structlog.dev.ConsoleRenderer(
+                colors=False, exception_formatter=structlog.dev.plain_traceback),
             "foreign_pre_chain": _shared_processors,
         },
     },
