@@ -350,6 +350,8 @@ BIDDT_MIN_AUCTION_SECONDS = env.int("BIDDT_MIN_AUCTION_SECONDS", default=3600)
 BIDDT_MAX_AUCTION_DAYS = env.int("BIDDT_MAX_AUCTION_DAYS", default=30)
 BIDDT_SOFT_CLOSE_SECONDS = env.int("BIDDT_SOFT_CLOSE_SECONDS", default=120)
 BIDDT_MIN_PRICE_CENTS = env.int("BIDDT_MIN_PRICE_CENTS", default=500)
+# Prices above this are refused as absurd (400 invalid_price); $1,000,000.00 by default.
+BIDDT_MAX_PRICE_CENTS = env.int("BIDDT_MAX_PRICE_CENTS", default=100_000_000)
 BIDDT_PAYMENTS_BACKEND = env.str("BIDDT_PAYMENTS_BACKEND", default="simulated")
 BIDDT_QR_TTL_SECONDS = env.int("BIDDT_QR_TTL_SECONDS", default=600)
 # Wrong handoff codes allowed per transaction and window before verify answers 429 and the

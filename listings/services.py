@@ -42,7 +42,7 @@ EDITABLE_STATUSES = (ListingStatus.DRAFT, ListingStatus.ACTIVE)
 
 
 def _max_price_cents() -> int:
-    return getattr(settings, "BIDDT_MAX_PRICE_CENTS", 100_000_000)  # $1,000,000.00
+    return settings.BIDDT_MAX_PRICE_CENTS
 
 
 def _listing_has_bids() -> Conflict:
@@ -242,7 +242,17 @@ def listing_cancel(*, listing_id: Any, user) -> Listing:
 
 
 def listing_remove(*, listing_id: Any, staff_user, reason: str) -> Listing:
-    """Staff takedown: any status → `removed`, with the reason kept on the row and logged."""
+    """Staff takedown: any status → `removed`, with the reason kept on the row and audited.
+
+    Locks the listing row (the bid lock) so no bid lands between the decision and the
+    voiding: the auction is void (its active bids → `voided`, via bidding.services), open
+    reports of it are marked actioned, and after commit the bidders are notified and the
+    room hears `auction_ended` with status `removed`.
+    """
+    from bidding.services import listing_bids_void
+    from biddt.audit import audit_record
+    from listings.models import ListingReport
+
     if not (staff_user and staff_user.is_staff):
         raise PermissionDenied("Only staff can remove listings.")
     reason = (reason or "").strip()[:255]
@@ -250,16 +260,64 @@ def listing_remove(*, listing_id: Any, staff_user, reason: str) -> Listing:
         raise invalid("required", "A reason is required.", attr="reason")
     now = timezone.now()
     with transaction.atomic():
+        listing = (Listing.objects.select_for_update(of=("self",), no_key=True)
+                   .filter(pk=listing_id).first())
+        if listing is None:
+            raise NotFound("Listing not found.")
+        before = {"status": listing.status, "status_reason": listing.status_reason,
+                  "bid_count": listing.bid_count}
         won = (Listing.objects.filter(pk=listing_id).exclude(status=ListingStatus.REMOVED)
                .update(status=ListingStatus.REMOVED, status_reason=reason,
                        closed_at=Coalesce(F("closed_at"), Now()), updated_at=now))
-        listing = Listing.objects.filter(pk=listing_id).first()
-        if listing is None:
-            raise NotFound("Listing not found.")
         if not won:
             raise Conflict("The listing is already removed.", code="listing_not_editable")
+        voided = listing_bids_void(listing_id=listing.pk, reason=reason)
+        reports = ListingReport.objects.filter(listing_id=listing.pk,
+                                               status=ListingReport.Status.OPEN).update(
+            status=ListingReport.Status.ACTIONED)
+        listing.refresh_from_db()
+        audit_record(actor=staff_user, action="listing.remove", obj=listing, before=before,
+                     after={"status": listing.status, "status_reason": reason,
+                            "bids_voided": voided, "reports_actioned": reports},
+                     reason=reason)
     logger.info("listing %s removed by staff %s: %s", listing_id, staff_user.pk, reason)
     return listing
+
+
+# --- reports --------------------------------------------------------------------------------
+
+def listing_report(*, listing_id: Any, user, reason: str, details: str = ""):
+    """A user reports a listing they can see (else 404): once per user per listing (409
+    `already_reported`); the report joins the moderation queue (admin: open reports)."""
+    from listings.models import ListingReport
+    from listings.selectors import listing_get_visible
+
+    listing = listing_get_visible(listing_id=listing_id, user=user)
+    if listing.seller_id == user.pk:
+        raise Conflict("You can't report your own listing.", code="own_listing")
+    if reason not in ListingReport.Reason.values:
+        raise invalid("invalid_choice", "Pick a reason from the list.", attr="reason")
+    try:
+        with transaction.atomic():
+            return ListingReport.objects.create(listing=listing, reporter=user, reason=reason,
+                                                details=(details or "").strip()[:2000])
+    except IntegrityError:
+        raise Conflict("You already reported this listing.", code="already_reported") from None
+
+
+def report_dismiss(*, report_id: Any, staff_user, reason: str = "") -> bool:
+    """Staff: an open report needs no action (`open → dismissed`, audited). True if moved."""
+    from biddt.audit import audit_record
+    from listings.models import ListingReport
+
+    with transaction.atomic():
+        if not ListingReport.objects.filter(pk=report_id, status=ListingReport.Status.OPEN) \
+                .update(status=ListingReport.Status.DISMISSED):
+            return False
+        audit_record(actor=staff_user, action="report.dismiss",
+                     obj=ListingReport.objects.get(pk=report_id), before={"status": "open"},
+                     after={"status": "dismissed"}, reason=reason)
+    return True
 
 
 # --- images --------------------------------------------------------------------------------
