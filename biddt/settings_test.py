@@ -24,8 +24,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 BIDDT_SMS_BACKEND = "accounts.sms.InMemoryBackend"
 BIDDT_PUSH_BACKEND = "notifications.push.InMemoryBackend"
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-CELERY_TASK_ALWAYS_EAGER = True
-CELERY_BROKER_URL = "memory://"
+# Tasks run eagerly in unit tests. A real worker started by an integration test gets a real
+# broker through BIDDT_TEST_BROKER_URL (and runs nothing eagerly).
+CELERY_BROKER_URL = os.environ.get("BIDDT_TEST_BROKER_URL") or "memory://"
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL == "memory://"
 BIDDT_EMBEDDED_JOBS = False
 MEDIA_ROOT = os.path.join(_TMP, "media")
 STORAGES = {
