@@ -34,7 +34,8 @@ def worker(tmp_path):
          "--concurrency=1", "-Q", queue, "--without-heartbeat", "--without-gossip",
          "--without-mingle", "-l", "INFO"],
         cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
-    client = Celery("probe", broker=broker)
+    # set_as_current=False: the probe must not become the app every shared_task resolves to.
+    client = Celery("probe", broker=broker, set_as_current=False)
     try:
         yield client, queue, tmp_path / "worker.log"
     finally:
