@@ -362,7 +362,7 @@ async def test_ws_close_event_ends_the_users_sockets():
     communicator, _, _ = await open_socket(f"/ws/?token={await access_for(user)}")
     # when the server asks the user's group to close (e.g. account suspended)
     await sync_to_async(group_send_now)(f"user.{user.pk}", {"type": "ws.close"})
-    output = await communicator.receive_output()
+    output = await communicator.receive_output(timeout=5)
     # then the socket is closed with 4403
     assert output == {"type": "websocket.close", "code": 4403}
     await communicator.disconnect()
