@@ -9,12 +9,13 @@ PORT   ?= 8000
 # Demo users log in with these fixed codes (no SMS is sent); `make run` only.
 DEMO_PHONE_NUMBERS ?= +15555550100:123456,+15555550101:654321,+15555550102:111111,+15555550103:222222
 
-.PHONY: run test lint bench worker beat migrate clean help
+.PHONY: run test lint bench worker beat migrate chromium clean help
 
 help:
 	@echo "make run    - serve http://$(HOST):$(PORT) with embedded defaults and demo data"
 	@echo "make test   - run the whole test suite"
 	@echo "make lint   - ruff check"
+	@echo "make chromium - install Debian's Chromium for the browser test (root; CI does)"
 	@echo "make bench  - run the benchmarks in benchmarks/ (needs PostgreSQL; see README)"
 	@echo "make worker / make beat - Celery worker / beat (needs REDIS_URL or CELERY_BROKER_URL)"
 
@@ -39,6 +40,10 @@ run: $(VENV)/.runtime-installed
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# tests/admin/test_browser.py skips (with the reason) where Chromium is missing.
+chromium:
+	command -v chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

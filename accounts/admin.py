@@ -1,10 +1,15 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import password_validation
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.models import Device, PhoneOTP, Rating, User, Wallet, format_e164, phone_index
+from biddt.audit import audit_record
+from biddt.staff import ReasonActionForm, action_reason, is_admin_role, require_reason
+
+# Role fields: only the `admin` role changes them (support sees them read-only).
+ROLE_FIELDS = ["is_staff", "is_superuser", "groups"]
 
 
 class StaffUserCreationForm(forms.ModelForm):
@@ -66,6 +71,70 @@ class UserAdmin(SimpleHistoryAdmin, DjangoUserAdmin):
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["phone_number", "display_name",
                                                             "password1", "password2"]})]
     filter_horizontal = ["groups"]
+    action_form = ReasonActionForm
+    actions = ["suspend_users", "reinstate_users"]
+
+    # --- permissions: support moderates through actions; only admin edits accounts/roles ---
+
+    def has_change_permission(self, request, obj=None):
+        """Support may run the moderation actions (change on the list) but not edit an
+        account's form: the change page is read-only for them and a POST is 403."""
+        if obj is not None and not is_admin_role(request.user):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = [*self.readonly_fields, "status", "status_reason"]  # actions only
+        if not is_admin_role(request.user):
+            fields += ROLE_FIELDS
+        return fields
+
+    def save_model(self, request, obj, form, change):
+        self._role_before = self._roles(User.objects.filter(pk=obj.pk).first()) if change \
+            else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        after = self._roles(form.instance)
+        before = getattr(self, "_role_before", None)
+        if before != after and (change or after["is_staff"]):
+            audit_record(actor=request.user, action="user.role_change", obj=form.instance,
+                         before=before, after=after, reason="edited in the staff console")
+
+    @staticmethod
+    def _roles(user):
+        if user is None:
+            return None
+        return {"is_staff": user.is_staff, "is_superuser": user.is_superuser,
+                "groups": sorted(user.groups.values_list("name", flat=True))}
+
+    # --- actions -------------------------------------------------------------------------------
+
+    @admin.action(description="Suspend (pause listings, close sockets)", permissions=["change"])
+    def suspend_users(self, request, queryset):
+        from accounts.services import user_suspend
+
+        reason = require_reason(self, request)
+        if reason is None:
+            return
+        done = 0
+        for user in queryset:
+            if user.pk == request.user.pk or (user.is_staff and not is_admin_role(request.user)):
+                self.message_user(request, f"{user}: staff accounts are suspended by an admin "
+                                  "(and not by themselves).", messages.WARNING)
+                continue
+            done += user_suspend(user_id=user.pk, staff_user=request.user, reason=reason)
+        self.message_user(request, f"{done} user(s) suspended.", messages.SUCCESS)
+
+    @admin.action(description="Reinstate (un-pause listings)", permissions=["change"])
+    def reinstate_users(self, request, queryset):
+        from accounts.services import user_reinstate
+
+        reason = action_reason(request)
+        done = sum(user_reinstate(user_id=u.pk, staff_user=request.user, reason=reason)
+                   for u in queryset)
+        self.message_user(request, f"{done} user(s) reinstated.", messages.SUCCESS)
 
     @admin.display(description="id")
     def short_id(self, obj):
@@ -101,9 +170,13 @@ class WalletAdmin(SimpleHistoryAdmin):
     list_display = ["user", "status", "stripe_account_id", "payouts_enabled", "updated_at"]
     list_filter = ["status", "payouts_enabled", "charges_enabled"]
     search_fields = ["stripe_account_id", "user__display_name"]
-    readonly_fields = ["stripe_account_id", "charges_enabled", "payouts_enabled",
-                       "details_submitted", "created_at", "updated_at"]
+    # The wallet mirrors the provider's account: nothing here is edited by hand.
+    readonly_fields = ["user", "status", "stripe_account_id", "charges_enabled",
+                       "payouts_enabled", "details_submitted", "created_at", "updated_at"]
     raw_id_fields = ["user"]
+
+    def has_add_permission(self, request):
+        return False  # wallets are created by the seller's onboarding (escrow.wallet_create)
 
 
 @admin.register(Device)

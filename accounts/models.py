@@ -134,6 +134,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     def __str__(self) -> str:
         return self.display_name or f"user {str(self.id)[:8]}"
 
+    def get_short_name(self) -> str:
+        """What the staff console greets with (the username field is a blind index)."""
+        return str(self)
+
     def set_email(self, email: str | None) -> None:
         if email:
             self.email = normalize_email(email)

@@ -15,12 +15,13 @@ ADMIN = "admin"
 # money settings, fees, groups, schedules and staff accounts stay with admin.
 SUPPORT_CHANGE = {
     "accounts": {"user"},
-    "listings": {"listing", "listingimage"},
+    "listings": {"listing", "listingimage", "listingreport"},
     "bidding": {"bid"},
     "escrow": {"transaction", "dispute"},
     "chat": {"message"},
     "safezones": {"safezone"},
     "notifications": {"notification"},
+    "core": set(),  # view only: the audit log (and idempotency records)
 }
 SUPPORT_ADD = {"safezones": {"safezone"}}
 

@@ -10,8 +10,12 @@ class BidAdmin(admin.ModelAdmin):
     list_filter = ["status", "is_auto_bid", "created_at"]
     search_fields = ["listing__title", "bidder__display_name", "id"]
     raw_id_fields = ["listing", "bidder"]
+    # Bids are money promises: changed only by the engine (retract) or a takedown (void).
     readonly_fields = ["listing", "bidder", "amount_cents", "max_amount_cents",
-                       "requested_amount_cents", "is_auto_bid", "seq", "created_at"]
+                       "requested_amount_cents", "is_auto_bid", "status", "seq", "created_at"]
 
     def has_add_permission(self, request):
         return False  # bids are placed through the engine only
+
+    def has_delete_permission(self, request, obj=None):
+        return False

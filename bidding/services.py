@@ -84,6 +84,12 @@ def _hide_drafts(listing: Listing, user) -> None:
         raise NotFound("Listing not found.")
 
 
+def _seller_paused(listing: Listing) -> bool:
+    """A suspended seller's listings are paused: no bids, no buy now (accounts.user_suspend)."""
+    return User.objects.filter(pk=listing.seller_id).exclude(
+        status=User.Status.ACTIVE).exists()
+
+
 def _check_biddable(listing: Listing, bidder, now: datetime) -> None:
     _hide_drafts(listing, bidder)
     if listing.seller_id == bidder.pk:
@@ -92,7 +98,8 @@ def _check_biddable(listing: Listing, bidder, now: datetime) -> None:
         raise Conflict("This listing is sold at a fixed price; use buy now.",
                        code="fixed_price_listing")
     if (listing.status != ListingStatus.ACTIVE or listing.ends_at is None
-            or (listing.starts_at is not None and listing.starts_at > now)):
+            or (listing.starts_at is not None and listing.starts_at > now)
+            or _seller_paused(listing)):
         raise Conflict("This listing is not open for bids.", code="listing_not_active")
     if listing.ends_at <= now:
         raise Conflict("This auction has ended.", code="auction_ended")
@@ -279,6 +286,36 @@ def _rebuild_from_bids(listing: Listing) -> None:
                                 "leader_max_cents", "seq", "updated_at"])
 
 
+# --- Staff takedown ------------------------------------------------------------------------
+
+def listing_bids_void(*, listing_id: Any, reason: str) -> int:
+    """Void a removed listing's auction: its active bids → `voided`, the bidders notified and
+    the room told `auction_ended` (status `removed`) after commit. Returns how many bids.
+
+    Caller (listings.services.listing_remove) holds the listing row lock and has already
+    moved the listing to `removed`, in the same transaction.
+    """
+    listing = Listing.objects.get(pk=listing_id)
+    bidder_ids = selectors.bidders_of(listing_id=listing_id)
+    voided = Bid.objects.filter(listing_id=listing_id, status=Bid.Status.ACTIVE).update(
+        status=Bid.Status.VOIDED)
+    Listing.objects.filter(pk=listing_id).update(seq=F("seq") + 1)
+    data = {"listing_id": str(listing_id), "status": ListingStatus.REMOVED}
+    for bidder_id in bidder_ids:
+        notify(user_id=bidder_id, type=NotificationType.AUCTION_ENDED,
+               title="Auction cancelled",
+               body=f"“{listing.title}” was removed by our team; your bids are void.",
+               data=data, dedupe_key=f"removed:{listing_id}")
+    notify(user_id=listing.seller_id, type=NotificationType.AUCTION_ENDED,
+           title="Your listing was removed", body=f"“{listing.title}”: {reason}",
+           data=data, dedupe_key=f"removed:{listing_id}")
+    send_to_group_on_commit(room(listing_id), _ws_event({
+        "type": "auction_ended", "listingId": str(listing_id),
+        "status": ListingStatus.REMOVED, "finalPrice": None,
+    }))
+    return voided
+
+
 # --- Buy now and closing ------------------------------------------------------------------
 
 def listing_buy_now(*, listing_id: Any, buyer) -> Transaction:
@@ -298,7 +335,8 @@ def listing_buy_now(*, listing_id: Any, buyer) -> Transaction:
         if (listing.auction_type == AuctionType.AUCTION
                 or listing.status != ListingStatus.ACTIVE
                 or (listing.starts_at is not None and listing.starts_at > now)
-                or (listing.ends_at is not None and listing.ends_at <= now)):
+                or (listing.ends_at is not None and listing.ends_at <= now)
+                or _seller_paused(listing)):
             raise unavailable
         if listing.auction_type == AuctionType.FIXED:
             price = listing.buy_now_price_cents or listing.starting_price_cents
@@ -383,7 +421,9 @@ def _announce_closed(listing: Listing, *, buyer_id: Any, final_price: int | None
 def auction_sweep(*, limit: int = 500) -> int:
     """Close up to `limit` due auctions, each in its own transaction; returns how many this
     caller closed (others may have closed the rest: that is fine)."""
-    due = list(Listing.objects.filter(status=ListingStatus.ACTIVE, ends_at__lte=timezone.now())
+    # Paused listings (suspended seller) are skipped until the seller is reinstated.
+    due = list(Listing.objects.filter(status=ListingStatus.ACTIVE, ends_at__lte=timezone.now(),
+                                      seller__status=User.Status.ACTIVE)
                .order_by("ends_at").values_list("pk", flat=True)[:limit])
     return sum(auction_close(listing_id=pk) for pk in due)
 

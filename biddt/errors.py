@@ -6,11 +6,13 @@ conflicts; `NotFound` is used for objects the caller may not know exist.
 
 from __future__ import annotations
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from drf_standardized_errors.handler import ExceptionHandler as StandardizedExceptionHandler
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 
-__all__ = ["APIException", "Conflict", "NotFound", "PermissionDenied", "ServiceUnavailable",
-           "ValidationError", "invalid"]
+__all__ = ["APIException", "Conflict", "ExceptionHandler", "NotFound", "PermissionDenied",
+           "RequestTooLarge", "ServiceUnavailable", "ValidationError", "invalid"]
 
 
 class Conflict(APIException):
@@ -23,6 +25,23 @@ class ServiceUnavailable(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "Temporarily unavailable, try again."
     default_code = "service_unavailable"
+
+
+class RequestTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "request_too_large"
+
+
+class ExceptionHandler(StandardizedExceptionHandler):
+    """drf-standardized-errors' handler, plus: a body past DATA_UPLOAD_MAX_MEMORY_SIZE (or
+    too many form fields or files) is a 413 in the error shape, not a 500. Django raises these
+    while DRF parses `request.data`, inside the view, where Django's own 400 never applies."""
+
+    def convert_known_exceptions(self, exc: Exception) -> Exception:
+        if isinstance(exc, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
+            return RequestTooLarge()
+        return super().convert_known_exceptions(exc)
 
 
 def invalid(code: str, detail: str, *, attr: str | None = None) -> ValidationError:

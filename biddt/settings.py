@@ -175,12 +175,12 @@ if REDIS_URL:
         }
     }
     # The core (list-based) layer, not RedisPubSubChannelLayer, measured with
-    # `python -m benchmarks bench_channel_layer` (README, "Benchmarks"): pub/sub fans out ~5x
-    # faster (63k vs 12k deliveries/s to 200 consumers) with lower latency (p99 4 vs 9 ms
-    # paced), but it has no capacity and no expiry: a consumer that stops reading keeps every
-    # message in an unbounded in-process queue (2,000 of 2,000 in the flood test), so one
-    # stuck socket grows daphne's memory without limit. Core holds at most `capacity` per
-    # channel (200 of 2,000) and drops the rest, and its 9 ms p99 is far inside the 250 ms
+    # `python -m benchmarks bench_channel_layer` (README, "Benchmarks"): pub/sub fans out
+    # 1.7-5x faster (24k-63k vs 12k-15k deliveries/s to 200 consumers) with lower latency
+    # (paced p99 4-12 vs 9-18 ms), but it has no capacity and no expiry: a consumer that stops
+    # reading keeps every message in an unbounded in-process queue (2,000 of 2,000 in the
+    # flood test), so one stuck socket grows daphne's memory without limit. Core holds at most
+    # `capacity` per channel (100 of 2,000) and drops the rest, and its p99 is far inside the 250 ms
     # fan-out budget (bench_fanout). A client that misses events sees a `seq` gap and
     # re-reads the listing over REST, so dropping is safe.
     CHANNEL_LAYERS = {

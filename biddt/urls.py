@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -22,7 +23,10 @@ v1 = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     # Anything else under /v1/ (an unknown path, an id that isn't a UUID) answers the JSON
     # error shape even with DEBUG on, so clients never get an HTML page from the API.
-    re_path(r"^.*$", lambda request, *a, **k: handler404(request), name="v1-not-found"),
+    # csrf_exempt: like the API views (token auth, no cookies), or an unknown URL called with
+    # POST/PATCH/DELETE would get Django's HTML CSRF 403 instead of this 404.
+    re_path(r"^.*$", csrf_exempt(lambda request, *a, **k: handler404(request)),
+            name="v1-not-found"),
 ]
 
 urlpatterns = [

@@ -1,10 +1,24 @@
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
+from biddt.staff import ReasonActionForm, action_reason, require_reason
+from chat.models import Message
 from escrow.models import Dispute, LedgerEntry, PaymentEvent, Transaction
 
 MONEY_FIELDS = ["amount_cents", "fee_cents", "escrow_fee_cents", "total_charged_cents",
                 "seller_payout_cents"]
+
+
+class ReadOnlyPageMixin:
+    """Every field is read-only (changes go through the actions): no save buttons."""
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "show_save": False,
+                         "show_save_and_continue": False, "show_save_and_add_another": False,
+                         "show_delete": False}
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 class LedgerInline(admin.TabularInline):
@@ -17,44 +31,163 @@ class LedgerInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class DisputeInline(admin.TabularInline):
+    model = Dispute
+    fk_name = "transaction"
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "opened_by", "reason", "status", "resolved_by", "resolved_at"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class MessageThreadInline(admin.TabularInline):
+    """The buyer-seller thread, read-only; shown only while a dispute is open (staff read
+    private messages only when they have to judge a dispute)."""
+
+    model = Message
+    extra = 0
+    can_delete = False
+    ordering = ["created_at"]
+    fields = ["created_at", "sender", "message_type", "content", "image"]
+    readonly_fields = fields
+    verbose_name_plural = "message thread (visible while a dispute is open)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+def _has_open_dispute(txn) -> bool:
+    return txn is not None and txn.disputes.filter(status=Dispute.Status.OPEN).exists()
+
 
 @admin.register(Transaction)
-class TransactionAdmin(SimpleHistoryAdmin):
+class TransactionAdmin(ReadOnlyPageMixin, SimpleHistoryAdmin):
     list_display = ["id", "listing", "buyer", "seller", "amount_cents", "status",
                     "payout_status", "created_at"]
     list_filter = ["status", "payout_status", "source", "payment_backend", "created_at"]
     search_fields = ["id", "listing__title", "payment_intent_id", "buyer__display_name",
                      "seller__display_name"]
     date_hierarchy = "created_at"
-    raw_id_fields = ["listing", "buyer", "seller", "winning_bid", "meetup_safe_zone",
-                     "meetup_proposed_by"]
-    readonly_fields = [*MONEY_FIELDS, "status", "payment_intent_id", "paid_at", "verified_at",
-                       "released_at", "refunded_at", "cancelled_at", "payout_status",
-                       "payout_transfer_id", "refund_id", "qr_expires_at", "qr_used_at",
+    list_select_related = ["listing", "buyer", "seller"]
+    # Everything is read-only: money and states move only through escrow.services.
+    readonly_fields = ["listing", "buyer", "seller", "winning_bid", "source", "currency",
+                       *MONEY_FIELDS, "status", "payment_backend", "payment_intent_id",
+                       "payment_due_at", "paid_at", "verified_at", "released_at",
+                       "refunded_at", "cancelled_at", "meetup_safe_zone", "meetup_at",
+                       "meetup_proposed_by", "payout_status", "payout_transfer_id",
+                       "refund_id", "qr_expires_at", "qr_used_at", "reminders_sent",
                        "created_at", "updated_at"]
     exclude = ["qr_code_hash"]
-    inlines = [LedgerInline]
+    inlines = [DisputeInline, LedgerInline]
+    action_form = ReasonActionForm
+    actions = ["cancel_unpaid", "resend_payout"]
+
+    def get_inlines(self, request, obj):
+        if _has_open_dispute(obj):
+            return [*self.inlines, MessageThreadInline]
+        return self.inlines
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Cancel the unpaid sale (listing back to unsold)",
+                  permissions=["change"])
+    def cancel_unpaid(self, request, queryset):
+        from escrow.services import transaction_cancel_unpaid
+
+        reason = require_reason(self, request)
+        if reason is None:
+            return
+        done = sum(transaction_cancel_unpaid(transaction_id=pk, staff_user=request.user,
+                                             reason=reason)
+                   for pk in queryset.filter(status=Transaction.Status.PENDING_PAYMENT)
+                   .values_list("pk", flat=True))
+        skipped = queryset.count() - done
+        self.message_user(request, f"{done} sale(s) cancelled"
+                          + (f"; {skipped} skipped (not pending payment)." if skipped else "."),
+                          messages.SUCCESS if done else messages.WARNING)
+
+    @admin.action(description="Resend the payout to the seller", permissions=["change"])
+    def resend_payout(self, request, queryset):
+        from escrow.services import payout_resend
+
+        done = sum(payout_resend(transaction_id=pk, staff_user=request.user,
+                                 reason=action_reason(request))
+                   for pk in queryset.values_list("pk", flat=True))
+        skipped = queryset.count() - done
+        self.message_user(request, f"{done} payout(s) queued"
+                          + (f"; {skipped} skipped (not released, or already paid)."
+                             if skipped else "."),
+                          messages.SUCCESS if done else messages.WARNING)
 
 
 @admin.register(Dispute)
-class DisputeAdmin(SimpleHistoryAdmin):
-    list_display = ["transaction", "opened_by", "status", "created_at", "resolved_at"]
+class DisputeAdmin(ReadOnlyPageMixin, SimpleHistoryAdmin):
+    list_display = ["transaction", "opened_by", "status", "amount", "created_at",
+                    "resolved_at"]
     list_filter = ["status", "created_at"]
-    search_fields = ["transaction__id", "reason"]
-    raw_id_fields = ["transaction", "opened_by", "resolved_by"]
-    readonly_fields = ["status", "resolved_by", "resolved_at", "created_at"]
+    search_fields = ["transaction__id", "reason", "transaction__listing__title"]
+    list_select_related = ["transaction", "opened_by"]
+    fields = ["transaction_link", "opened_by", "reason", "status", "amount",
+              "resolution_note", "resolved_by", "resolved_at", "created_at", "thread"]
+    readonly_fields = fields
+    action_form = ReasonActionForm
     actions = ["resolve_refund", "resolve_release"]
 
+    def has_add_permission(self, request):
+        return False  # disputes are opened by the buyer or seller
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="amount (cents)")
+    def amount(self, obj):
+        return obj.transaction.amount_cents
+
+    @admin.display(description="transaction")
+    def transaction_link(self, obj):
+        url = reverse("admin:escrow_transaction_change", args=[obj.transaction_id])
+        return format_html('<a href="{}">{}</a>', url, obj.transaction)
+
+    @admin.display(description="message thread")
+    def thread(self, obj):
+        if obj.status != Dispute.Status.OPEN:
+            return "(shown while the dispute is open)"
+        rows = (Message.objects.filter(transaction_id=obj.transaction_id)
+                .select_related("sender").order_by("created_at"))
+        return format_html(
+            '<table class="dispute-thread">{}</table>',
+            format_html_join("", "<tr><td>{}</td><td><b>{}</b></td><td>{}</td></tr>",
+                             ((m.created_at.strftime("%Y-%m-%d %H:%M"),
+                               m.sender or "system", m.content) for m in rows)))
+
     def _resolve(self, request, queryset, service, verb: str) -> None:
-        """Each dispute through the service (which moves the money and the books); the
-        change is recorded in the admin log and in the dispute's history."""
+        """Each open dispute through the service, which moves the money and the books and
+        writes the audit entry; the admin's own log gets a line too."""
         from escrow.payments import GatewayError
 
+        note = action_reason(request) or f"{verb} by {request.user} in the staff console"
         done = 0
         for dispute in queryset.filter(status=Dispute.Status.OPEN):
             try:
-                result = service(dispute_id=dispute.pk, staff_user=request.user,
-                                 note=f"{verb} by {request.user} in admin")
+                result = service(dispute_id=dispute.pk, staff_user=request.user, note=note)
             except GatewayError as exc:
                 self.message_user(request, f"{dispute}: provider error, try again ({exc})",
                                   messages.ERROR)
@@ -100,3 +233,9 @@ class PaymentEventAdmin(admin.ModelAdmin):
     list_filter = ["provider", "type"]
     search_fields = ["event_id"]
     readonly_fields = [f.name for f in PaymentEvent._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -11,14 +11,16 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from rest_framework.exceptions import Throttled
 
 from accounts.models import Rating, User, Wallet
 from biddt.crypto import blind_index
-from biddt.errors import Conflict, NotFound, invalid
+from biddt.errors import Conflict, NotFound, PermissionDenied, invalid
 from biddt.events import on_commit, send_to_group_on_commit, task_on_commit
 from biddt.metrics import PAYOUTS
 from escrow import ledger
@@ -403,13 +405,50 @@ def _release_effects(txn: Transaction, *, reason: str) -> None:
     task_on_commit(payout_send, str(txn.pk))
 
 
+def _qr_guesses_key(txn_id: Any) -> tuple[str, int]:
+    window = settings.BIDDT_QR_GUESS_WINDOW_SECONDS
+    now = int(timezone.now().timestamp())
+    return f"qr-wrong:{txn_id}:{now // window}", window - now % window
+
+
+def _qr_guesses_check(*, txn_id: Any) -> None:
+    """429 (`Retry-After`) once a transaction had `BIDDT_QR_MAX_WRONG_CODES` wrong codes in
+    the current window of `BIDDT_QR_GUESS_WINDOW_SECONDS`: guessing the buyer's code from a
+    seller account is cut off (the code is also killed at that point, see below)."""
+    key, wait = _qr_guesses_key(txn_id)
+    if (cache.get(key) or 0) >= settings.BIDDT_QR_MAX_WRONG_CODES:
+        logger.warning("handoff code guessing blocked for transaction %s", txn_id)
+        raise Throttled(wait=wait, detail="Too many wrong codes; ask the buyer for a new one "
+                                          "later.")
+
+
+def _qr_wrong_code_record(*, txn_id: Any) -> None:
+    """Count a wrong code (a cache counter per transaction and window); at the limit the
+    current code dies, so the buyer must show a fresh one once the block ends."""
+    key, wait = _qr_guesses_key(txn_id)
+    cache.add(key, 0, timeout=wait + 5)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=wait + 5)
+        count = 1
+    logger.info("wrong handoff code for transaction %s (%s in this window)", txn_id, count)
+    if count >= settings.BIDDT_QR_MAX_WRONG_CODES:
+        Transaction.objects.filter(pk=txn_id).update(qr_code_hash=None, qr_expires_at=None,
+                                                     updated_at=timezone.now())
+        logger.warning("handoff code of transaction %s killed after %s wrong codes",
+                       txn_id, count)
+
+
 def transaction_verify(*, user, transaction_id: Any, code: str) -> Transaction:
     """The seller scans the buyer's code: `in_escrow → released`, exactly once.
 
     Locks the transaction row, so of two concurrent scans the second sees the first's result
-    (409 `code_already_used`). 400 `invalid_code` / `code_expired`; 409 `invalid_state`.
+    (409 `code_already_used`). 400 `invalid_code` / `code_expired`; 409 `invalid_state`;
+    429 after too many wrong codes (`_qr_guesses_check`).
     """
     txn = _party_or_404(user=user, transaction_id=transaction_id, role="seller")
+    _qr_guesses_check(txn_id=txn.pk)
     digest = _qr_hash(txn.pk, code or "")
     with transaction.atomic():
         txn = _lock(txn.pk)
@@ -420,16 +459,19 @@ def transaction_verify(*, user, transaction_id: Any, code: str) -> Transaction:
             raise Conflict("This code was already used.", code="code_already_used")
         if txn.status != Status.IN_ESCROW:
             raise _invalid_state(txn, "release")
-        if not matches:
-            raise invalid("invalid_code", "This code is not valid for this transaction.",
-                          attr="code")
-        if txn.qr_expires_at is None or txn.qr_expires_at <= now:
-            raise invalid("code_expired", "This code has expired; ask the buyer to refresh it.",
-                          attr="code")
-        if not _move(txn, to=Status.RELEASED, frm=(Status.IN_ESCROW,), qr_used_at=now,
-                     verified_at=now, released_at=now):
-            raise _invalid_state(txn, "release")
-        _release_effects(txn, reason="Handoff confirmed: the money was released to the seller.")
+        if matches:
+            if txn.qr_expires_at is None or txn.qr_expires_at <= now:
+                raise invalid("code_expired",
+                              "This code has expired; ask the buyer to refresh it.", attr="code")
+            if not _move(txn, to=Status.RELEASED, frm=(Status.IN_ESCROW,), qr_used_at=now,
+                         verified_at=now, released_at=now):
+                raise _invalid_state(txn, "release")
+            _release_effects(txn,
+                             reason="Handoff confirmed: the money was released to the seller.")
+    if not matches:  # counted after the block, so killing the code isn't rolled back
+        _qr_wrong_code_record(txn_id=txn.pk)
+        raise invalid("invalid_code", "This code is not valid for this transaction.",
+                      attr="code")
     return txn
 
 
@@ -539,9 +581,20 @@ def dispute_open(*, user, transaction_id: Any, reason: str) -> Dispute:
 
 
 def _dispute_close(dispute: Dispute, *, status: str, staff_user, note: str) -> None:
-    Dispute.objects.filter(pk=dispute.pk, status=Dispute.Status.OPEN).update(
-        status=status, resolved_by=staff_user, resolution_note=note,
-        resolved_at=timezone.now())
+    from biddt.audit import audit_record
+
+    with transaction.atomic():
+        if Dispute.objects.filter(pk=dispute.pk, status=Dispute.Status.OPEN).update(
+                status=status, resolved_by=staff_user, resolution_note=note,
+                resolved_at=timezone.now()):
+            txn_status = (Transaction.objects.filter(pk=dispute.transaction_id)
+                          .values_list("status", flat=True).first())
+            audit_record(actor=staff_user, action=f"dispute.resolve_{status}", obj=dispute,
+                         before={"status": Dispute.Status.OPEN,
+                                 "transaction_status": Status.DISPUTED},
+                         after={"status": status, "transaction_status": txn_status,
+                                "transaction_id": str(dispute.transaction_id)},
+                         reason=note)
 
 
 def dispute_resolve_refund(*, dispute_id: Any, staff_user, note: str = "") -> Dispute:
@@ -579,28 +632,77 @@ def dispute_resolve_release(*, dispute_id: Any, staff_user, note: str = "") -> D
 
 # --- Expiry -------------------------------------------------------------------------------
 
+def _cancel_unpaid(txn: Transaction, *, now, body: str, key: str) -> bool:
+    """`pending_payment → cancelled` and the listing back to `unsold`; caller holds the
+    transaction's row lock (then the listing is updated: transaction, then listing)."""
+    from listings.models import Listing
+
+    if not _move(txn, to=Status.CANCELLED, frm=(Status.PENDING_PAYMENT,), cancelled_at=now):
+        return False
+    Listing.objects.filter(pk=txn.listing_id, status=Listing.Status.SOLD).update(
+        status=Listing.Status.UNSOLD, updated_at=now)
+    _notify(txn, user_ids=[txn.buyer_id, txn.seller_id], type="transaction_update",
+            title="Sale cancelled", body=body, key=key)
+    transaction_announce(txn)
+    return True
+
+
 def transaction_expire_unpaid(*, transaction_id: Any) -> bool:
     """Unpaid past `payment_due_at`: `pending_payment → cancelled`, the listing back to
     `unsold` (conditional `sold → unsold`), both parties told. Locks transaction, then listing.
     """
-    from listings.models import Listing
-
     with transaction.atomic():
         txn = _lock(transaction_id)
         now = timezone.now()
         if txn.payment_due_at is None or txn.payment_due_at > now:
             return False
-        if not _move(txn, to=Status.CANCELLED, frm=(Status.PENDING_PAYMENT,),
-                     cancelled_at=now):
+        return _cancel_unpaid(
+            txn, now=now, key="expired_unpaid",
+            body=f"“{txn.listing.title}” wasn't paid within "
+                 f"{settings.BIDDT_PAYMENT_WINDOW_HOURS} hours; the sale is cancelled.")
+
+
+def transaction_cancel_unpaid(*, transaction_id: Any, staff_user, reason: str) -> bool:
+    """Staff: cancel a `pending_payment` sale now, before its payment window ends (no money
+    has moved, so no journal). Same effects as the expiry, plus an audit entry. True when
+    this call cancelled it; False when it was no longer unpaid."""
+    from biddt.audit import audit_record
+
+    reason = (reason or "").strip()
+    if not (staff_user and staff_user.is_staff):
+        raise PermissionDenied("Only staff can cancel a sale.")
+    if not reason:
+        raise invalid("required", "A reason is required.", attr="reason")
+    with transaction.atomic():
+        txn = _lock(transaction_id)
+        before = {"status": txn.status}
+        if not _cancel_unpaid(txn, now=timezone.now(), key="cancelled_by_staff",
+                              body=f"The sale of “{txn.listing.title}” was cancelled by "
+                                   f"our team: {reason}"):
             return False
-        Listing.objects.filter(pk=txn.listing_id, status=Listing.Status.SOLD).update(
-            status=Listing.Status.UNSOLD, updated_at=now)
-        _notify(txn, user_ids=[txn.buyer_id, txn.seller_id], type="transaction_update",
-                title="Sale cancelled",
-                body=f"“{txn.listing.title}” wasn't paid within "
-                     f"{settings.BIDDT_PAYMENT_WINDOW_HOURS} hours; the sale is cancelled.",
-                key="expired_unpaid")
-        transaction_announce(txn)
+        audit_record(actor=staff_user, action="transaction.cancel_unpaid", obj=txn,
+                     before=before, after={"status": Status.CANCELLED}, reason=reason)
+    return True
+
+
+def payout_resend(*, transaction_id: Any, staff_user, reason: str = "") -> bool:
+    """Staff: queue the payout task again for a released transaction not yet paid out
+    (`failed`, `waiting_wallet`, or `pending` left by a killed run). The task is the normal,
+    idempotent `payout_send` (same provider idempotency key), so a resend never pays twice.
+    True when queued."""
+    from biddt.audit import audit_record
+    from escrow.tasks import payout_send as payout_task
+
+    P = Transaction.PayoutStatus
+    with transaction.atomic():
+        txn = _lock(transaction_id)
+        if txn.status != Status.RELEASED or txn.payout_status == P.PAID:
+            return False
+        audit_record(actor=staff_user, action="transaction.payout_resend", obj=txn,
+                     before={"payout_status": txn.payout_status},
+                     after={"payout_status": txn.payout_status, "queued": True},
+                     reason=reason)
+        task_on_commit(payout_task, str(txn.pk))
     return True
 
 

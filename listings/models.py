@@ -184,8 +184,22 @@ class Watch(models.Model):
         return f"{self.user} watches {self.listing_id}"
 
 
+class ReportReason(models.TextChoices):
+    """The fixed list a reporter picks from (POST /v1/listings/{id}/report)."""
+
+    PROHIBITED = "prohibited_item", "Prohibited or illegal item"
+    COUNTERFEIT = "counterfeit", "Counterfeit or replica"
+    SCAM = "scam", "Scam or fraud"
+    MISLEADING = "misleading", "Misleading description or photos"
+    OFFENSIVE = "offensive", "Offensive content"
+    DUPLICATE = "duplicate", "Duplicate or spam"
+    OTHER = "other", "Other"
+
+
 class ListingReport(models.Model):
     """A user's report of a listing, feeding the moderation queue."""
+
+    Reason = ReportReason
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"

@@ -59,12 +59,15 @@ def _hidden_statuses() -> tuple[str, ...]:
 
 
 def listing_visible_q(*, user) -> Q:
-    """Drafts and removed listings are seen by their seller (and removed ones by staff)."""
-    visible = ~Q(status__in=_hidden_statuses())
+    """Drafts and removed listings are seen by their seller (and removed ones by staff).
+
+    A suspended seller's listings are paused (accounts.services.user_suspend): hidden from
+    everyone but the seller and staff until the seller is reinstated."""
+    visible = ~Q(status__in=_hidden_statuses()) & Q(seller__status="active")
     if user is not None and user.is_authenticated:
         visible |= Q(seller_id=user.pk)
         if user.is_staff:
-            visible |= Q(status=ListingStatus.REMOVED)
+            visible |= ~Q(status=ListingStatus.DRAFT)
     return visible
 
 

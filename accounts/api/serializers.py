@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -49,11 +48,11 @@ class MeSerializer(serializers.ModelSerializer):
                   "created_at", "rating_avg", "rating_count"]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.EMAIL)
+    @extend_schema_field(serializers.EmailField(allow_null=True))
     def get_email(self, obj) -> str | None:
         return obj.email or None
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(serializers.URLField(allow_null=True))
     def get_avatar_url(self, obj) -> str | None:
         return absolute_media_url(self.context.get("request"), obj.avatar)
 
@@ -91,7 +90,7 @@ class PublicProfileSerializer(serializers.ModelSerializer):
                   "rating_count", "completed_sales"]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(serializers.URLField(allow_null=True))
     def get_avatar_url(self, obj) -> str | None:
         return absolute_media_url(self.context.get("request"), obj.avatar)
 

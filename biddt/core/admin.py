@@ -1,6 +1,9 @@
-from django.contrib import admin
+import json
 
-from biddt.core.models import IdempotencyRecord
+from django.contrib import admin
+from django.utils.html import format_html
+
+from biddt.core.models import AuditEntry, IdempotencyRecord
 
 
 @admin.register(IdempotencyRecord)
@@ -8,3 +11,49 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
     list_display = ["scope", "key", "user", "response_status", "created_at"]
     list_filter = ["scope"]
     readonly_fields = [f.name for f in IdempotencyRecord._meta.fields]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """The staff audit log: read-only for everyone (entries are written by the services)."""
+
+    list_display = ["created_at", "actor", "action", "object_type", "object_link",
+                    "short_reason"]
+    list_filter = ["action", "object_type", "created_at",
+                   ("actor", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["object_id", "object_repr", "reason", "action"]
+    date_hierarchy = "created_at"
+    list_select_related = ["actor"]
+    fields = ["created_at", "actor", "action", "object_type", "object_id", "object_repr",
+              "reason", "before_json", "after_json"]
+    readonly_fields = fields
+
+    @admin.display(description="object")
+    def object_link(self, obj):
+        label = obj.object_repr or obj.object_id
+        app_model = obj.object_type.replace(".", "/")
+        if not obj.object_type or not obj.object_id:
+            return label
+        return format_html('<a href="/admin/{}/{}/change/">{}</a>', app_model, obj.object_id,
+                           label)
+
+    @admin.display(description="reason")
+    def short_reason(self, obj):
+        return (obj.reason[:80] + "…") if len(obj.reason) > 80 else obj.reason
+
+    @admin.display(description="before")
+    def before_json(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.before, indent=2, sort_keys=True))
+
+    @admin.display(description="after")
+    def after_json(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.after, indent=2, sort_keys=True))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -25,7 +24,7 @@ class TransactionListingSerializer(serializers.Serializer):
     location_name = serializers.CharField()
     image_url = serializers.SerializerMethodField()
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(serializers.URLField(allow_null=True))
     def get_image_url(self, listing) -> str | None:
         image = listing.images.first()
         if image is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import qrcode
 from django.db import OperationalError
@@ -24,6 +25,7 @@ from escrow.api import serializers as s
 from escrow.models import Transaction
 from escrow.payments import GatewayError, WebhookSignatureInvalid
 
+logger = logging.getLogger(__name__)
 TAGS = ["escrow"]
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
@@ -159,7 +161,9 @@ class VerifyView(EscrowViewMixin, APIView):
         description="Seller only (anyone else 404 `not_found`). `in_escrow` → `released`, "
                     "exactly once even if scanned twice at the same time; the payout to the "
                     "seller's wallet follows. 400 `invalid_code` / `code_expired`; 409 "
-                    "`code_already_used`, 409 `invalid_state`.",
+                    "`code_already_used`, 409 `invalid_state`; 429 (`Retry-After`) after "
+                    "BIDDT_QR_MAX_WRONG_CODES (10) wrong codes for the transaction in "
+                    "BIDDT_QR_GUESS_WINDOW_SECONDS (600), when the current code also dies.",
     )
     def post(self, request, transaction_id):
         data = s.HandoffVerifySerializer(data=request.data)
@@ -286,7 +290,9 @@ class StripeWebhookView(APIView):
         try:
             services.webhook_receive(payload=payload,
                                      sig_header=request.headers.get("Stripe-Signature"))
-        except WebhookSignatureInvalid:
+        except WebhookSignatureInvalid as exc:
+            # A forged, replayed (old timestamp) or corrupted delivery: refused and logged.
+            logger.warning("stripe webhook refused: %s", exc)
             raise ValidationError("The webhook signature is not valid.",
                                   code="invalid_signature") from None
         except (GatewayError, OperationalError):

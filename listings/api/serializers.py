@@ -5,12 +5,11 @@ Serializers check shapes only; prices, durations and who may do what are the ser
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.api.serializers import absolute_media_url
-from listings.models import AuctionType, Category, Condition, ListingStatus
+from listings.models import AuctionType, Category, Condition, ListingStatus, ReportReason
 from listings.selectors import listing_auction_view
 
 
@@ -79,7 +78,7 @@ class ListingSerializer(serializers.Serializer):
         request = self.context.get("request")
         return [absolute_media_url(request, image.image) for image in obj.images.all()]
 
-    @extend_schema_field(OpenApiTypes.BOOL)
+    @extend_schema_field(serializers.BooleanField(allow_null=True))
     def get_reserve_met(self, obj) -> bool | None:
         return listing_auction_view(obj)["reserve_met"]
 
@@ -158,14 +157,29 @@ class ListingImageSerializer(serializers.Serializer):
     height = serializers.IntegerField(read_only=True)
     position = serializers.IntegerField(read_only=True)
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(serializers.URLField(allow_null=True))
     def get_url(self, obj) -> str | None:
         return absolute_media_url(self.context.get("request"), obj.image)
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(serializers.URLField(allow_null=True))
     def get_thumbnail_url(self, obj) -> str | None:
         return absolute_media_url(self.context.get("request"), obj.thumbnail)
 
 
 class WatchSerializer(serializers.Serializer):
     is_watching = serializers.BooleanField(read_only=True)
+
+
+class ListingReportInSerializer(serializers.Serializer):
+    reason = serializers.ChoiceField(choices=ReportReason.choices)
+    details = serializers.CharField(required=False, allow_blank=True, max_length=2000,
+                                    default="")
+
+
+class ListingReportSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    listing_id = serializers.UUIDField(read_only=True)
+    reason = serializers.ChoiceField(choices=ReportReason.choices, read_only=True)
+    details = serializers.CharField(read_only=True)
+    status = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)

@@ -11,4 +11,6 @@ urlpatterns = [
          name="listing-images"),
     path("listings/<uuid:listing_id>/watch", views.ListingWatchView.as_view(),
          name="listing-watch"),
+    path("listings/<uuid:listing_id>/report", views.ListingReportView.as_view(),
+         name="listing-report"),
 ]

@@ -209,3 +209,21 @@ class ListingWatchView(APIView):
     def delete(self, request, listing_id):
         services.listing_unwatch(listing_id=listing_id, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ListingReportView(APIView):
+    permission_classes = [IsAuthenticatedActive]
+
+    @extend_schema(
+        tags=TAG, summary="Report a listing to the moderators",
+        request=s.ListingReportInSerializer, responses={201: s.ListingReportSerializer},
+        description=("`reason` from the fixed list; `details` optional (≤ 2000 chars). Once "
+                     "per user per listing: 409 `already_reported`; 409 `own_listing` for "
+                     "the seller. " + NOT_FOUND),
+    )
+    def post(self, request, listing_id):
+        data = s.ListingReportInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        report = services.listing_report(listing_id=listing_id, user=request.user,
+                                         **data.validated_data)
+        return Response(s.ListingReportSerializer(report).data, status=status.HTTP_201_CREATED)

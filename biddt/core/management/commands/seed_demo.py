@@ -74,12 +74,17 @@ class Command(BaseCommand):
         parser.add_argument("--admin-password", default="biddt-demo-admin",
                             help="password of the demo admin (development only)")
         parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument("--batch-size", type=int, default=2000,
+                            help="rows per INSERT for the bulk listings")
 
-    def handle(self, *args, listings: int, admin_password: str, seed: int, **options):
+    def handle(self, *args, listings: int, admin_password: str, seed: int, batch_size: int,
+               **options):
         if settings.PRODUCTION:
             raise CommandError("seed_demo refuses to run with BIDDT_ENVIRONMENT=production")
         if listings < 0:
             raise CommandError("--listings must be zero or more")
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1")
         rng = random.Random(seed)
         with transaction.atomic():
             admin = self._user(ADMIN_PHONE, "Biddt Admin")
@@ -100,41 +105,63 @@ class Command(BaseCommand):
                 )
         have = Listing.objects.filter(title__startswith="[demo]").count()
         now = timezone.now()
-        for n in tqdm(range(have, listings), desc="listings", unit="listing",
-                      disable=options["verbosity"] == 0 or listings - have <= 0,
-                      file=self.stderr):
-            title, category, price = ITEMS[n % len(ITEMS)]
-            hood, lat, lng = NEIGHBOURHOODS[n % len(NEIGHBOURHOODS)]
-            price = int(price * rng.uniform(0.6, 1.6)) // 100 * 100
-            start = max(500, int(price * rng.uniform(0.3, 0.8)) // 100 * 100)
-            listing = Listing.objects.create(
-                seller=demo_users[n % len(demo_users)],
-                title=f"[demo] {title}" if n < len(ITEMS) else f"[demo] {title} #{n}",
-                description=f"{title}. Pick-up in {hood}, {CITY[0]}; meet at a safe zone.",
-                category=category,
-                condition=rng.choice(Condition.values),
-                auction_type=AuctionType.BOTH if n % 3 == 0 else AuctionType.AUCTION,
-                starting_price_cents=start,
-                current_price_cents=start,
-                buy_now_price_cents=max(price, start) if n % 3 == 0 else None,
-                reserve_price_cents=int(start * 1.2) if n % 4 == 1 else None,
-                status=Listing.Status.ACTIVE,
-                starts_at=now,
-                ends_at=now + timedelta(hours=rng.randint(2, 24 * 7)),
-                location_lat=round(lat + rng.uniform(-0.015, 0.015), 5),
-                location_lng=round(lng + rng.uniform(-0.02, 0.02), 5),
-                location_name=f"{hood}, {CITY[0]}",
-            )
+        quiet = options["verbosity"] == 0
+        # The first listings (one per demo item) get generated photos through the normal
+        # image service; the rest, for load and scale tests (`--listings 100000`), are
+        # inserted in batches without images: seconds, not hours.
+        pictured = range(have, min(listings, len(ITEMS)))
+        for n in tqdm(pictured, desc="listings with photos", unit="listing",
+                      disable=quiet or not pictured, file=self.stderr):
+            listing = self._listing(n, demo_users, rng, now)
+            listing.save()
             for k in range(1 + n % 2):
                 listing_image_add(listing_id=listing.pk, user=listing.seller,
-                                  upload=demo_image(title, category, variant=k, rng=rng))
-        # Demo listings from before images existed get one now (tops up, no duplicates).
-        for listing in Listing.objects.filter(title__startswith="[demo]", images__isnull=True,
+                                  upload=demo_image(ITEMS[n % len(ITEMS)][0],
+                                                    ITEMS[n % len(ITEMS)][1], variant=k,
+                                                    rng=rng))
+        bulk = range(max(have, len(ITEMS)), listings)
+        with tqdm(total=len(bulk), desc="listings", unit="listing", file=self.stderr,
+                  disable=quiet or not bulk) as bar:
+            for start in range(bulk.start, bulk.stop, batch_size):
+                stop = min(start + batch_size, bulk.stop)
+                with transaction.atomic():
+                    Listing.objects.bulk_create(
+                        [self._listing(n, demo_users, rng, now) for n in range(start, stop)],
+                        batch_size=batch_size)
+                bar.update(stop - start)
+        # The pictured demo listings from before images existed get one now (tops up).
+        pictured_titles = [f"[demo] {title}" for title, _c, _p in ITEMS]
+        for listing in Listing.objects.filter(title__in=pictured_titles, images__isnull=True,
                                               status__in=["draft", "active"]):
             listing_image_add(listing_id=listing.pk, user=listing.seller,
                               upload=demo_image(listing.title, listing.category, variant=0,
                                                 rng=rng))
         self._report(numbers, admin_password)
+
+    @staticmethod
+    def _listing(n: int, demo_users: list[User], rng: random.Random, now) -> Listing:
+        title, category, price = ITEMS[n % len(ITEMS)]
+        hood, lat, lng = NEIGHBOURHOODS[n % len(NEIGHBOURHOODS)]
+        price = int(price * rng.uniform(0.6, 1.6)) // 100 * 100
+        start = max(500, int(price * rng.uniform(0.3, 0.8)) // 100 * 100)
+        return Listing(
+            seller=demo_users[n % len(demo_users)],
+            title=f"[demo] {title}" if n < len(ITEMS) else f"[demo] {title} #{n}",
+            description=f"{title}. Pick-up in {hood}, {CITY[0]}; meet at a safe zone.",
+            category=category,
+            condition=rng.choice(Condition.values),
+            auction_type=AuctionType.BOTH if n % 3 == 0 else AuctionType.AUCTION,
+            starting_price_cents=start,
+            current_price_cents=start,
+            buy_now_price_cents=max(price, start) if n % 3 == 0 else None,
+            reserve_price_cents=int(start * 1.2) if n % 4 == 1 else None,
+            status=Listing.Status.ACTIVE,
+            starts_at=now,
+            ends_at=now + timedelta(hours=rng.randint(2, 24 * 7)),
+            location_lat=round(lat + rng.uniform(-0.015, 0.015), 5),
+            location_lng=round(lng + rng.uniform(-0.02, 0.02), 5),
+            location_name=f"{hood}, {CITY[0]}",
+        )
 
     @staticmethod
     def _user(phone: str, name: str) -> User:

@@ -1,0 +1,271 @@
+"""Shared plumbing for the live-auction benchmarks (bench_hot_listing, bench_fanout,
+bench_closing, bench_channel_layer): a dedicated database, a throwaway Redis, daphne processes.
+
+Everything listens on 127.0.0.1 only; every process started here is stopped by the caller
+(`Processes` is a context manager); every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import suppress
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+BASE_DIR = Path(__file__).resolve().parents[1]
+UNLIMITED = "100000000/min"
+START_TIMEOUT = 30.0
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def raise_nofile(wanted: int) -> int:
+    """Raise this process's open-file limit (children inherit it); returns the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# --- database ---------------------------------------------------------------------------------
+
+def postgres_base_url(prog: str) -> str | None:
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith(("postgres://", "postgresql://")):
+        print(f"{prog} needs PostgreSQL: set DATABASE_URL=postgres://... "
+              "(the benchmark uses its own <name>_bench_live database)")
+        return None
+    return base
+
+
+def bench_database(base: str) -> tuple[str, str]:
+    """Create (once) and migrate `<name>_bench_live`; point this process's Django at it.
+
+    A database of its own, apart from bench_browse's `<name>_bench` (whose 200,000 listings
+    these benchmarks would disturb). Returns (url, libpq conninfo URL for psycopg/pgbench).
+    """
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(base)
+    name = parts.path.lstrip("/") + "_bench_live"
+    url = urlunsplit(parts._replace(path="/" + name))
+    maintenance = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            print(f"created database {name}")
+    _setup_django(url)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return url, url.replace("postgres://", "postgresql://", 1)
+
+
+def _setup_django(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "biddt.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+    import environ
+    from django.conf import settings
+
+    django.setup()
+    from django.db import connections
+
+    # Another benchmark in this process may have set Django up on its own database.
+    settings.DATABASES["default"]["NAME"] = environ.Env.db_url_config(url)["NAME"]
+    connections.close_all()
+    import logging
+
+    for name in ("django_structlog", "django.request", "biddt", "channels_redis"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def wipe_auction_data() -> None:
+    """Empty the tables the live benchmarks fill (their own database only)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE bidding_bid, listings_listing, notifications_notification "
+                       "CASCADE")
+
+
+# --- processes --------------------------------------------------------------------------------
+
+class Processes:
+    """Start redis-server / daphne / any worker; stop every one of them on exit."""
+
+    def __init__(self, prog: str) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix=f"biddt-{prog}-"))
+        self.started: list[subprocess.Popen] = []
+
+    def __enter__(self) -> Processes:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for process in reversed(self.started):
+            stop(process)
+        for path in sorted(self.dir.glob("*.log")):
+            text = path.read_text(errors="replace")
+            if "Traceback" in text:  # a server error is part of the result: show it
+                print(f"-- {path.name} had errors; its first traceback:")
+                start = text.index("Traceback")
+                print(text[start:start + 3000])
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def redis(self) -> str:
+        """A throwaway redis-server (no persistence); falls back to REDIS_URL without one."""
+        binary = shutil.which("redis-server")
+        if binary is None:
+            url = os.environ.get("REDIS_URL", "")
+            if not url:
+                raise RuntimeError("needs redis-server on PATH or REDIS_URL")
+            print(f"redis-server not found; using REDIS_URL {url}")
+            return url
+        port = free_port()
+        process = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.started.append(process)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _redis_ping(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not come up")
+            time.sleep(0.05)
+        return f"redis://127.0.0.1:{port}/0"
+
+    def spawn(self, args: list[str], env: dict[str, str], name: str) -> subprocess.Popen:
+        log = (self.dir / f"{name}.log").open("wb")
+        process = subprocess.Popen(args, cwd=BASE_DIR, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        self.started.append(process)
+        return process
+
+    def log(self, name: str) -> str:
+        path = self.dir / f"{name}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def daphne(self, env: dict[str, str], name: str = "daphne") -> str:
+        """`daphne biddt.asgi:application` on a free port; returns its http URL when /healthz
+        answers."""
+        port = free_port()
+        process = self.spawn([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p",
+                              str(port), "biddt.asgi:application"], env, name)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _http_ok(f"{url}/healthz"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"daphne did not come up:\n{self.log(name)}")
+            time.sleep(0.1)
+        return url
+
+
+def server_env(*, database_url: str, redis_url: str | None, **extra: str) -> dict[str, str]:
+    """Environment of a server process: production-like settings (biddt.settings), the bench
+    database, Redis for cache and channel layer, throttles off (the engine is measured), no
+    request log line per call, jobs queued to a broker nobody consumes during the run."""
+    env = dict(os.environ)
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "biddt.settings",
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "WARNING",
+        "DEBUG": "false",
+        # Django under ASGI runs each request's sync code in a fresh thread: persistent
+        # connections (CONN_MAX_AGE > 0) pile up per thread and exhaust max_connections.
+        "DATABASE_CONN_MAX_AGE": "0",
+        "PYTHONUNBUFFERED": "1",
+        "BIDDT_THROTTLE_USER": UNLIMITED, "BIDDT_THROTTLE_BID": UNLIMITED,
+        "BIDDT_THROTTLE_ANON": UNLIMITED,
+        "BIDDT_EMBEDDED_JOBS": "false", "CELERY_TASK_ALWAYS_EAGER": "false",
+        "PYTHONPATH": os.pathsep.join(p for p in (str(BASE_DIR),
+                                                  os.environ.get("PYTHONPATH", "")) if p),
+    })
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+        env["CELERY_BROKER_URL"] = redis_url.rsplit("/", 1)[0] + "/1"
+    else:
+        env.pop("REDIS_URL", None)
+        env["CELERY_BROKER_URL"] = "memory://"
+    env.update(extra)
+    return env
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            with suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
+
+
+def _redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - 127.0.0.1
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def make_users(count: int, prefix: str) -> list:
+    """`count` committed users with access tokens (`.token`)."""
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from accounts.models import User
+
+    users = []
+    for i in range(count):
+        phone = f"+1555{prefix}{i:04d}"
+        user = (User.objects.filter(display_name=f"bench {prefix} {i}").first()
+                or User.objects.create_user(phone, display_name=f"bench {prefix} {i}"))
+        user.token = str(AccessToken.for_user(user))
+        users.append(user)
+    return users
+
+
+def make_listing(seller, *, starting_price_cents: int = 1000, hours: float = 24):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from listings.models import Listing
+
+    now = timezone.now()
+    return Listing.objects.create(
+        seller=seller, title="Bench hot item", auction_type="auction", status="active",
+        starting_price_cents=starting_price_cents, current_price_cents=starting_price_cents,
+        starts_at=now - timedelta(minutes=5), ends_at=now + timedelta(hours=hours))

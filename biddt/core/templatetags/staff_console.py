@@ -1,0 +1,49 @@
+"""`{% staff_queues %}`: the staff console's dashboard (admin index) counts and recent audit."""
+
+from __future__ import annotations
+
+from django import template
+from django.urls import reverse
+
+register = template.Library()
+
+
+@register.inclusion_tag("admin/staff_queues.html", takes_context=True)
+def staff_queues(context):
+    from accounts.models import User
+    from biddt.core.models import AuditEntry
+    from escrow.models import Dispute, Transaction
+    from listings.models import Listing, ListingReport
+
+    user = context["request"].user
+
+    def row(label, perm, model, url_name, query, count):
+        if not user.has_perm(perm):
+            return None
+        return {"label": label, "count": count(),
+                "url": f"{reverse(url_name)}?{query}"}
+
+    rows = [
+        row("Open disputes", "escrow.view_dispute", Dispute, "admin:escrow_dispute_changelist",
+            "status__exact=open", lambda: Dispute.objects.filter(status="open").count()),
+        row("Open listing reports", "listings.view_listingreport", ListingReport,
+            "admin:listings_listingreport_changelist", "status__exact=open",
+            lambda: ListingReport.objects.filter(status="open").count()),
+        row("Removed listings", "listings.view_listing", Listing,
+            "admin:listings_listing_changelist", "status__exact=removed",
+            lambda: Listing.objects.filter(status="removed").count()),
+        row("Suspended users", "accounts.view_user", User, "admin:accounts_user_changelist",
+            "status__exact=suspended",
+            lambda: User.objects.filter(status=User.Status.SUSPENDED).count()),
+        row("Unpaid sales", "escrow.view_transaction", Transaction,
+            "admin:escrow_transaction_changelist", "status__exact=pending_payment",
+            lambda: Transaction.objects.filter(status="pending_payment").count()),
+        row("Failed payouts", "escrow.view_transaction", Transaction,
+            "admin:escrow_transaction_changelist", "payout_status__exact=failed",
+            lambda: Transaction.objects.filter(payout_status="failed").count()),
+    ]
+    recent = []
+    if user.has_perm("core.view_auditentry"):
+        recent = list(AuditEntry.objects.select_related("actor")[:10])
+    return {"queues": [r for r in rows if r], "recent": recent,
+            "audit_url": reverse("admin:core_auditentry_changelist")}

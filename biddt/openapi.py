@@ -1,0 +1,99 @@
+"""The OpenAPI AutoSchema: drf-standardized-errors' error responses, made to match what the
+views really answer (schema fuzzing checks every status and body against this document).
+
+- 400 is always `validation_error` *or* a parse error, with any code (the domain codes of
+  API.md such as `invalid_price` or `invalid_idempotency_key`) and a nullable `attr`
+  (non-field errors). The library's per-field code enums can't list the domain codes.
+- 403 has any code (`account_suspended`, `permission_denied`).
+- A status an operation's description documents ("409 `listing_has_bids`", "401
+  `token_not_valid`", "503 ...") is added to its responses with the standard error shape; an
+  operation taking an `Idempotency-Key` documents 422 `idempotency_key_reused`; every
+  escrow view may answer 503 (provider down or a lock timeout: the client retries); every
+  operation with a body may answer 413 `request_too_large`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from drf_spectacular.utils import PolymorphicProxySerializer
+from drf_standardized_errors.openapi import AutoSchema as StandardizedErrorsAutoSchema
+from drf_standardized_errors.openapi_serializers import (
+    ClientErrorEnum,
+    ParseErrorResponseSerializer,
+    ServerErrorEnum,
+    ValidationErrorEnum,
+)
+from inflection import camelize
+from rest_framework import serializers
+
+DOCUMENTED_STATUS = re.compile(r"\b(401|403|404|409|413|422|503)\b")
+EXTRA_STATUSES = ("401", "403", "409", "413", "422", "503")
+
+
+class ErrorItemSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    attr = serializers.CharField(allow_null=True)
+
+
+class ValidationErrorResponseSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=ValidationErrorEnum.choices)
+    errors = ErrorItemSerializer(many=True)
+
+
+class ClientErrorResponseSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=ClientErrorEnum.choices)
+    errors = ErrorItemSerializer(many=True)
+
+
+class ServerErrorResponseSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=ServerErrorEnum.choices)
+    errors = ErrorItemSerializer(many=True)
+
+
+class AutoSchema(StandardizedErrorsAutoSchema):
+    def _documented_statuses(self) -> set[str]:
+        from drf_spectacular.utils import OpenApiParameter
+
+        from escrow.api.views import EscrowViewMixin
+
+        found = set(DOCUMENTED_STATUS.findall(self.get_description() or ""))
+        if any(isinstance(p, OpenApiParameter) and p.name == "Idempotency-Key"
+               for p in self.get_override_parameters()):
+            found.add("422")
+        if isinstance(self.view, EscrowViewMixin):
+            found.add("503")
+        if self.method in ("POST", "PUT", "PATCH"):
+            found.add("413")  # a body past DATA_UPLOAD_MAX_MEMORY_SIZE (biddt.errors)
+        return found
+
+    def _get_allowed_error_status_codes(self) -> list[str]:
+        return [*super()._get_allowed_error_status_codes(), *EXTRA_STATUSES]
+
+    def _should_add_error_response(self, responses: dict, status_code: str) -> bool:
+        if status_code in EXTRA_STATUSES and status_code not in responses \
+                and status_code in self._documented_statuses():
+            return True
+        if status_code in ("409", "413", "422", "503"):
+            return False
+        if status_code == "400" and status_code not in responses:
+            return True  # any operation may get a parse error or a domain validation error
+        return super()._should_add_error_response(responses, status_code)
+
+    def _get_error_response_serializer(self, status_code: str):
+        if status_code == "400":
+            return PolymorphicProxySerializer(
+                component_name=f"{self._camel_operation_id()}ErrorResponse400",
+                serializers={"validation_error": ValidationErrorResponseSerializer,
+                             "client_error": ParseErrorResponseSerializer},
+                resource_type_field_name="type",
+            )
+        if status_code == "503":
+            return ServerErrorResponseSerializer
+        if status_code in ("403", *EXTRA_STATUSES):
+            return ClientErrorResponseSerializer
+        return super()._get_error_response_serializer(status_code)
+
+    def _camel_operation_id(self) -> str:
+        return camelize(self.get_operation_id())

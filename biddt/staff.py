@@ -1,0 +1,43 @@
+"""Staff console helpers shared by the apps' admin modules.
+
+Admin actions take the staff member's reason from a text box next to the action menu
+(`ReasonActionForm`), call one service per object and report what happened; the services
+write the audit entries (biddt.audit).
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.admin.helpers import ActionForm
+
+from accounts.roles import ADMIN
+
+
+class ReasonActionForm(ActionForm):
+    reason = forms.CharField(
+        required=False, max_length=255, label="Reason",
+        widget=forms.TextInput(attrs={"placeholder": "reason (kept in the audit log)",
+                                      "size": 40}),
+    )
+
+
+def action_reason(request) -> str:
+    return (request.POST.get("reason") or "").strip()
+
+
+def require_reason(modeladmin, request) -> str | None:
+    """The reason typed next to the action, or None after telling the user it's missing."""
+    reason = action_reason(request)
+    if not reason:
+        modeladmin.message_user(request, "Type a reason next to the action: it goes to the "
+                                "audit log and, where relevant, to the user.", messages.ERROR)
+        return None
+    return reason
+
+
+def is_admin_role(user) -> bool:
+    """The `admin` role (user_set_role makes admins superusers; the group is kept in step)."""
+    if not (user and user.is_authenticated and user.is_staff):
+        return False
+    return user.is_superuser or user.groups.filter(name=ADMIN).exists()

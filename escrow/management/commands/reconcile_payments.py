@@ -1,0 +1,65 @@
+"""`manage.py reconcile_payments [--backend stripe|simulated] [--since 2026-01-01]`.
+
+Compares our ledger with the payment provider's balance transactions (see escrow.reconcile)
+and prints every difference. Exit codes: 0 everything matches, 1 differences found,
+2 the provider could not be read (network, credentials).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from tqdm import tqdm
+
+from escrow.payments import GatewayError
+from escrow.reconcile import reconcile
+
+
+def _since(raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    value = parse_datetime(raw)
+    if value is None:
+        day = parse_date(raw)
+        if day is None:
+            raise CommandError(f"--since: not a date or time: {raw!r}", returncode=2)
+        value = datetime.combine(day, time.min)
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value)
+    return value
+
+
+class Command(BaseCommand):
+    help = ("Compare the ledger with the payment provider's balance transactions; list the "
+            "differences. Exit 0 when they match, 1 on differences, 2 if the provider fails.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--backend", choices=["stripe", "simulated"],
+                            help="default: BIDDT_PAYMENTS_BACKEND")
+        parser.add_argument("--since", help="only movements from this date/time (ISO 8601)")
+
+    def handle(self, *args, backend: str | None, since: str | None, **options):
+        import stripe
+
+        backend = backend or settings.BIDDT_PAYMENTS_BACKEND
+        with tqdm(unit="movement", desc=f"{backend} movements", file=self.stderr,
+                  disable=options["verbosity"] == 0) as bar:
+            try:
+                report = reconcile(backend=backend, since=_since(since), progress=bar.update)
+            except (GatewayError, stripe.StripeError) as exc:
+                raise CommandError(f"could not read the provider: {exc}", returncode=2) from None
+        for line in report.unmatched_provider:
+            self.stdout.write(f"provider only: {line}")
+        for diff in report.differences:
+            self.stdout.write(str(diff))
+        if not report.ok:
+            problems = len(report.differences) + len(report.unmatched_provider)
+            self.stderr.write(self.style.ERROR(
+                f"{problems} difference(s) in {report.compared} movement(s) ({backend})"))
+            raise SystemExit(1)
+        self.stdout.write(self.style.SUCCESS(
+            f"ledger matches the provider: {report.compared} movement(s) ({backend})"))

@@ -1,0 +1,174 @@
+"""Reconciliation: our ledger's money movements against the payment provider's.
+
+Three movements per transaction can reach the provider: the buyer's charge, a refund and the
+seller's transfer (payout). The ledger records each as a journal (`funds_held` debits
+`provider_cash`, `refund` credits `refunds`, `payout` credits `payouts`). The provider side:
+- `stripe`: Stripe's balance transactions (charges, refunds, transfers), matched to our
+  transactions through the PaymentIntent, refund and transfer ids we store;
+- `simulated`: there is no provider, so the transactions' own states stand in for it (a
+  paid transaction was charged, a refunded one refunded, a paid-out one transferred):
+  the check then finds ledger rows missing, doubled or wrong in amount.
+
+A difference is a (transaction, movement) whose amounts differ, or that exists on one side
+only. Read-only: nothing is corrected here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q, Sum
+
+from escrow.models import LedgerAccount, LedgerEntry, Transaction
+
+CHARGE, REFUND, TRANSFER = "charge", "refund", "transfer"
+_LEDGER = {  # movement -> (journal kind, account whose row carries the amount)
+    CHARGE: (LedgerEntry.Kind.FUNDS_HELD, LedgerAccount.PROVIDER_CASH),
+    REFUND: (LedgerEntry.Kind.REFUND, LedgerAccount.REFUNDS),
+    TRANSFER: (LedgerEntry.Kind.PAYOUT, LedgerAccount.PAYOUTS),
+}
+Key = tuple[str, str]  # (transaction id, movement)
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    transaction_id: str
+    movement: str
+    ledger_cents: int | None
+    provider_cents: int | None
+
+    def __str__(self) -> str:
+        def show(v):
+            return "missing" if v is None else f"{v} cents"
+
+        return (f"transaction {self.transaction_id} {self.movement}: ledger "
+                f"{show(self.ledger_cents)}, provider {show(self.provider_cents)}")
+
+
+@dataclass
+class ReconcileReport:
+    backend: str
+    compared: int = 0
+    differences: list[Difference] = field(default_factory=list)
+    unmatched_provider: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences and not self.unmatched_provider
+
+
+def ledger_movements(*, since: datetime | None = None) -> dict[Key, int]:
+    """Positive cents per (transaction, movement) as the ledger has them."""
+    out: dict[Key, int] = {}
+    for movement, (kind, account) in _LEDGER.items():
+        qs = LedgerEntry.objects.filter(kind=kind, account=account)
+        if since is not None:
+            qs = qs.filter(created_at__gte=since)
+        for txn_id, total in (qs.values("transaction_id").annotate(total=Sum("amount_cents"))
+                              .values_list("transaction_id", "total")):
+            out[(str(txn_id), movement)] = abs(total)
+    return out
+
+
+def _transactions(since: datetime | None):
+    qs = Transaction.objects.exclude(status__in=[Transaction.Status.PENDING_PAYMENT,
+                                                 Transaction.Status.CANCELLED])
+    if since is not None:
+        qs = qs.filter(Q(paid_at__gte=since) | Q(updated_at__gte=since))
+    return qs
+
+
+def simulated_movements(*, since: datetime | None = None) -> Iterator[tuple[Key, int]]:
+    """What a provider would show for the `simulated` backend, derived from the rows."""
+    fields = ("pk", "status", "paid_at", "total_charged_cents", "seller_payout_cents",
+              "payout_status")
+    for pk, status, paid_at, total, payout, payout_status in (
+            _transactions(since).filter(payment_backend="simulated").values_list(*fields)
+            .iterator(chunk_size=2000)):
+        if paid_at is None:
+            continue
+        yield (str(pk), CHARGE), total
+        if status == Transaction.Status.REFUNDED:
+            yield (str(pk), REFUND), total
+        if payout_status == Transaction.PayoutStatus.PAID:
+            yield (str(pk), TRANSFER), payout
+
+
+def stripe_balance_transactions(*, since: datetime | None = None) -> Iterable[dict[str, Any]]:
+    """Stripe's balance transactions (auto-paginated), each with its source expanded."""
+    from escrow.payments import StripeGateway
+
+    params: dict[str, Any] = {"limit": 100, "expand": ["data.source"]}
+    if since is not None:
+        params["created"] = {"gte": int(since.timestamp())}
+    client = StripeGateway().client
+    for bt in client.v1.balance_transactions.list(params).auto_paging_iter():
+        yield bt.to_dict()
+
+
+def stripe_movements(balance_transactions: Iterable[dict[str, Any]], *,
+                     unmatched: list[str]) -> Iterator[tuple[Key, int]]:
+    """Map balance transactions to our transactions by the ids we stored."""
+    by_pi = dict(Transaction.objects.filter(payment_intent_id__isnull=False)
+                 .values_list("payment_intent_id", "pk"))
+    by_refund = dict(Transaction.objects.exclude(refund_id="").values_list("refund_id", "pk"))
+    by_transfer = dict(Transaction.objects.exclude(payout_transfer_id="")
+                       .values_list("payout_transfer_id", "pk"))
+    for bt in balance_transactions:
+        kind = bt.get("type")
+        source = bt.get("source") or {}
+        source_id = source.get("id") if isinstance(source, dict) else source
+        amount = abs(int(bt.get("amount") or 0))
+        if kind in ("charge", "payment"):
+            pi = source.get("payment_intent") if isinstance(source, dict) else None
+            pk, movement = by_pi.get(pi), CHARGE
+        elif kind in ("refund", "payment_refund"):
+            pk, movement = by_refund.get(source_id), REFUND
+        elif kind == "transfer":
+            pk, movement = by_transfer.get(source_id), TRANSFER
+        else:
+            continue  # fees, payouts to our bank, adjustments: not per transaction
+        if pk is None:
+            unmatched.append(f"{kind} {source_id} ({amount} cents) matches no transaction")
+            continue
+        yield (str(pk), movement), amount
+
+
+def reconcile(*, backend: str, since: datetime | None = None,
+              progress: Callable[[int], None] | None = None,
+              balance_transactions: Iterable[dict[str, Any]] | None = None) -> ReconcileReport:
+    """Compare ledger and provider; `progress(n)` is called as provider rows are read."""
+    report = ReconcileReport(backend=backend)
+    if backend == "stripe":
+        source = balance_transactions if balance_transactions is not None \
+            else stripe_balance_transactions(since=since)
+        provider_rows = stripe_movements(source, unmatched=report.unmatched_provider)
+    elif backend == "simulated":
+        provider_rows = simulated_movements(since=since)
+    else:
+        raise ValueError(f"unknown payments backend {backend!r}")
+    provider: dict[Key, int] = defaultdict(int)
+    for key, amount in provider_rows:
+        provider[key] += amount
+        if progress is not None:
+            progress(1)
+    ledger = ledger_movements(since=since)
+    if backend == "simulated":  # stripe rows of the ledger are not the simulator's business
+        sim = set(str(pk) for pk in Transaction.objects.filter(payment_backend="simulated")
+                  .values_list("pk", flat=True))
+        ledger = {k: v for k, v in ledger.items() if k[0] in sim}
+    else:
+        stripe_ids = set(str(pk) for pk in Transaction.objects.filter(payment_backend="stripe")
+                         .values_list("pk", flat=True))
+        ledger = {k: v for k, v in ledger.items() if k[0] in stripe_ids}
+    keys = sorted(set(ledger) | set(provider))
+    report.compared = len(keys)
+    for key in keys:
+        mine, theirs = ledger.get(key), provider.get(key)
+        if mine != theirs:
+            report.differences.append(Difference(key[0], key[1], mine, theirs))
+    return report
