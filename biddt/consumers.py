@@ -22,6 +22,8 @@ Handler = Callable[["BiddtConsumer", dict[str, Any]], Awaitable[None]]
 # type -> (handler, needs an authenticated user)
 HANDLERS: dict[str, tuple[Handler, bool]] = {}
 MAX_FRAME_BYTES = 16 * 1024
+# Refusals worth a log line (oversized frames, flooding), unlike a client's ordinary mistakes.
+ABUSE_CODES = frozenset({"message_too_large", "throttled"})
 
 
 def ws_handler(message_type: str, *, auth: bool) -> Callable[[Handler], Handler]:
@@ -115,6 +117,9 @@ class BiddtConsumer(AsyncJsonWebsocketConsumer):
             await self.send_error(request_id, "server_error", "Something went wrong.")
 
     async def send_error(self, request_id: Any, code: str, detail: str, **extra: Any) -> None:
+        if code in ABUSE_CODES:
+            logger.warning("socket frame refused (%s) for user %s", code,
+                           getattr(getattr(self, "user", None), "pk", None))
         event: dict[str, Any] = {"type": "error", "code": code, "detail": detail, **extra}
         if request_id is not None:
             event["requestId"] = request_id
