@@ -46,11 +46,33 @@ class ChannelLayer(HealthCheck):
             raise ServiceUnavailable("Channel layer returned another message")
 
 
+@dataclasses.dataclass
+class CeleryBroker(HealthCheck):
+    """Open a connection to the Celery broker (skipped in embedded mode: no broker)."""
+
+    timeout: datetime.timedelta = dataclasses.field(default=datetime.timedelta(seconds=3),
+                                                    repr=False)
+
+    def run(self) -> None:
+        from django.conf import settings
+        from kombu import Connection
+
+        url = settings.CELERY_BROKER_URL
+        if url.startswith("memory://"):
+            return
+        try:
+            with Connection(url, connect_timeout=2) as connection:
+                connection.ensure_connection(max_retries=1, timeout=2)
+        except Exception as exc:  # noqa: BLE001 - any broker failure means not ready
+            raise ServiceUnavailable("Celery broker unreachable") from exc
+
+
 class ReadyView(HealthCheckView):
     checks = (
         "health_check.checks.Database",
         "health_check.checks.Cache",
         ChannelLayer,
+        CeleryBroker,
     )
 
     def render_to_response_json(self, status):

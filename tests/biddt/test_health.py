@@ -42,6 +42,7 @@ def redis_settings(url: str) -> dict:
                 "CONFIG": {"hosts": [url], "prefix": "biddt-readyz-test"},
             }
         },
+        "CELERY_BROKER_URL": url,
     }
 
 
@@ -68,7 +69,8 @@ def test_readyz_is_ready_with_the_configured_backends(client, fresh_layers, quer
     assert response["Content-Type"] == "application/json"
     body = response.json()
     assert body["status"] == "ready"
-    assert checks_by_name(body) == {"Database": "ok", "Cache": "ok", "ChannelLayer": "ok"}
+    assert checks_by_name(body) == {"Database": "ok", "Cache": "ok", "ChannelLayer": "ok",
+                                    "CeleryBroker": "ok"}
     assert "no-cache" in response["Cache-Control"]
 
 
@@ -80,7 +82,7 @@ def test_readyz_reports_a_stopped_redis_as_not_ready(client, redis_server, fresh
         ready = client.get("/readyz")
         assert ready.status_code == 200, ready.content
         assert checks_by_name(ready.json()) == {
-            "Database": "ok", "Cache": "ok", "ChannelLayer": "ok"
+            "Database": "ok", "Cache": "ok", "ChannelLayer": "ok", "CeleryBroker": "ok"
         }
 
         # when that Redis stops
@@ -98,5 +100,6 @@ def test_readyz_reports_a_stopped_redis_as_not_ready(client, redis_server, fresh
         assert checks["Cache"] != "ok"
         assert checks["ChannelLayer"] != "ok"
         assert "Channel layer unreachable" in checks["ChannelLayer"]
+        assert "Celery broker unreachable" in checks["CeleryBroker"]
         # and no other format of the probe claims otherwise
         assert as_feed.status_code == 503
