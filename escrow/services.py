@@ -303,16 +303,57 @@ def payment_succeeded_apply(*, payment_intent: PaymentIntentInfo) -> bool:
         return False
     with transaction.atomic():
         txn = _lock(txn.pk)
-        if not _move(txn, to=Status.IN_ESCROW, frm=(Status.PENDING_PAYMENT,),
-                     paid_at=timezone.now(), payment_intent_id=pi.id):
+        moved = _move(txn, to=Status.IN_ESCROW, frm=(Status.PENDING_PAYMENT,),
+                      paid_at=timezone.now(), payment_intent_id=pi.id)
+        if moved:
+            ledger.journal_funds_held(txn)
+            _notify(txn, user_ids=[txn.seller_id], type="payment_received",
+                    title="Payment received",
+                    body=f"The buyer paid for “{txn.listing.title}”. The money is held in "
+                         f"escrow until you scan their code at the meetup.",
+                    key="payment_received")
+            _system_line(txn, "Payment received: the money is held in escrow until the "
+                              "handoff.")
+            transaction_announce(txn)
+    if moved:
+        return True
+    if txn.status == Status.CANCELLED:
+        # Paid after the unpaid window closed the sale: the money must go back.
+        return _late_payment_refund(txn, pi)
+    return False
+
+
+def _late_payment_refund(txn: Transaction, pi: PaymentIntentInfo) -> bool:
+    """A payment that succeeded after the unpaid window cancelled the sale: give it back.
+
+    The provider refund carries the transaction's idempotency key (a replayed webhook refunds
+    once); the row is claimed by a conditional UPDATE on `refund_id`, so the funds_held and
+    refund journals are written once and the books stay balanced. No lock is held during
+    the provider call. The transaction stays `cancelled`.
+    """
+    if txn.refund_id:
+        return False
+    if not txn.payment_intent_id:
+        Transaction.objects.filter(pk=txn.pk, payment_intent_id__isnull=True).update(
+            payment_intent_id=pi.id)
+        txn.payment_intent_id = pi.id
+    refund_id = gateway_get(txn.payment_backend).create_refund(txn)
+    now = timezone.now()
+    with transaction.atomic():
+        txn = _lock(txn.pk)
+        if not Transaction.objects.filter(pk=txn.pk, status=Status.CANCELLED,
+                                          refund_id="").update(
+                refund_id=refund_id, refunded_at=now, paid_at=now, updated_at=now):
             return False
+        txn.refresh_from_db()
         ledger.journal_funds_held(txn)
-        _notify(txn, user_ids=[txn.seller_id], type="payment_received",
-                title="Payment received",
-                body=f"The buyer paid for “{txn.listing.title}”. The money is held in escrow "
-                     f"until you scan their code at the meetup.", key="payment_received")
-        _system_line(txn, "Payment received: the money is held in escrow until the handoff.")
-        transaction_announce(txn)
+        ledger.journal_refund(txn)
+        _notify(txn, user_ids=[txn.buyer_id], type="transaction_update",
+                title="Payment refunded",
+                body=f"Your payment for “{txn.listing.title}” arrived after the sale was "
+                     f"cancelled, so it has been refunded in full.",
+                key="late_payment_refunded")
+    logger.warning("late payment %s on cancelled transaction %s refunded", pi.id, txn.pk)
     return True
 
 
