@@ -37,12 +37,18 @@ class BoundingBox:
 
 
 def bounding_box(lat: float, lng: float, radius_km: float) -> BoundingBox:
-    """The lat/lng rectangle that contains every point within `radius_km` of (lat, lng)."""
-    dlat = math.degrees(radius_km / EARTH_RADIUS_KM)
-    min_lat, max_lat = lat - dlat, lat + dlat
+    """The lat/lng rectangle that contains every point within `radius_km` of (lat, lng).
+
+    Longitude span from the tangent latitude (J. Matuschek, "Finding points within a distance
+    of a latitude/longitude using bounding coordinates"); a box over a pole spans every
+    longitude, a box over the antimeridian wraps.
+    """
+    ang = radius_km / EARTH_RADIUS_KM
+    lat0 = math.radians(lat)
+    min_lat, max_lat = lat - math.degrees(ang), lat + math.degrees(ang)
     if min_lat <= -90 or max_lat >= 90:  # a pole is inside: every longitude qualifies
         return BoundingBox(max(min_lat, -90), min(max_lat, 90), -180, 180)
-    dlng = math.degrees(radius_km / (EARTH_RADIUS_KM * math.cos(math.radians(lat))))
+    dlng = math.degrees(math.asin(min(1.0, math.sin(ang) / math.cos(lat0))))
     min_lng, max_lng = lng - dlng, lng + dlng
     if min_lng < -180:
         return BoundingBox(min_lat, max_lat, min_lng + 360, max_lng, wraps=True)

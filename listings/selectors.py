@@ -6,7 +6,6 @@ rank as expressions) plus one for the page's images, whatever the page size.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -25,14 +24,14 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import ASin, Cast, Cos, Least, Power, Radians, Sin, Sqrt
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from bidding import rules
 from biddt.errors import NotFound
+from biddt.geo import bounding_box, distance_km_expr
 from listings.models import Listing, ListingImage, ListingStatus, Watch
 
-EARTH_RADIUS_KM = 6371.0088
 MAX_RADIUS_KM = 500.0
 NEW_SELLER_DAYS = 7
 
@@ -84,7 +83,8 @@ def listing_queryset(*, user, lat: float | None = None,
     else:
         qs = qs.annotate(is_watching=Value(False))
     if lat is not None and lng is not None:
-        qs = qs.annotate(distance_km=haversine_km(lat=lat, lng=lng))
+        qs = qs.annotate(distance_km=distance_km_expr(lat, lng, "location_lat",
+                                                      "location_lng"))
     return qs
 
 
@@ -96,40 +96,6 @@ def listing_get_visible(*, listing_id: Any, user, lat: float | None = None,
     if listing is None:
         raise NotFound("Listing not found.")
     return listing
-
-
-def haversine_km(*, lat: float, lng: float):
-    """Great-circle distance in km from (lat, lng) to the row's location, as SQL."""
-    lat0, lng0 = math.radians(lat), math.radians(lng)
-    dlat = Radians(F("location_lat")) - Value(lat0)
-    dlng = Radians(F("location_lng")) - Value(lng0)
-    a = (Power(Sin(dlat / 2), 2)
-         + Value(math.cos(lat0)) * Cos(Radians(F("location_lat"))) * Power(Sin(dlng / 2), 2))
-    # Least(): rounding can push `a` a hair above 1, where ASIN is undefined.
-    return Value(2 * EARTH_RADIUS_KM) * ASin(Sqrt(Least(a, Value(1.0))))
-
-
-def bounding_box_q(*, lat: float, lng: float, radius_km: float) -> Q:
-    """Coordinates box around the circle (indexed prefilter; the exact test is haversine).
-
-    Longitude span from the tangent latitude (J. Matuschek, "Finding points within a
-    distance of a latitude/longitude using bounding coordinates"); a box over a pole spans
-    every longitude, a box over the antimeridian is two ranges.
-    """
-    ang = radius_km / EARTH_RADIUS_KM
-    lat0, lng0 = math.radians(lat), math.radians(lng)
-    lat_min, lat_max = lat0 - ang, lat0 + ang
-    if lat_min <= -math.pi / 2 or lat_max >= math.pi / 2:
-        return Q(location_lat__gte=math.degrees(max(lat_min, -math.pi / 2)),
-                 location_lat__lte=math.degrees(min(lat_max, math.pi / 2)))
-    dlng = math.asin(min(1.0, math.sin(ang) / math.cos(lat0)))
-    lng_min, lng_max = math.degrees(lng0 - dlng), math.degrees(lng0 + dlng)
-    box = Q(location_lat__gte=math.degrees(lat_min), location_lat__lte=math.degrees(lat_max))
-    if lng_min < -180:
-        return box & (Q(location_lng__gte=lng_min + 360) | Q(location_lng__lte=lng_max))
-    if lng_max > 180:
-        return box & (Q(location_lng__gte=lng_min) | Q(location_lng__lte=lng_max - 360))
-    return box & Q(location_lng__gte=lng_min, location_lng__lte=lng_max)
 
 
 def _search(qs: QuerySet[Listing], q: str) -> QuerySet[Listing]:
@@ -176,7 +142,7 @@ def listing_browse(*, user, q: str | None = None, category: str | None = None,
         qs = qs.filter(is_watching=True)
     if lat is not None and lng is not None:
         radius = min(radius_km if radius_km is not None else MAX_RADIUS_KM, MAX_RADIUS_KM)
-        qs = qs.filter(bounding_box_q(lat=lat, lng=lng, radius_km=radius),
+        qs = qs.filter(bounding_box(lat, lng, radius).q("location_lat", "location_lng"),
                        distance_km__lte=radius)
     q = (q or "").strip()
     if q:
