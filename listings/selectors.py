@@ -159,14 +159,9 @@ def seller_is_new(*, user) -> bool:
 
 def listing_auction_view(listing: Listing) -> dict[str, Any]:
     """`minimum_next_bid_cents` and `reserve_met` from the rules, on the row's state."""
-    state = rules.AuctionState(
-        starting_price_cents=listing.starting_price_cents,
-        reserve_price_cents=listing.reserve_price_cents,
-        current_price_cents=listing.current_price_cents,
-        bid_count=listing.bid_count,
-        leader_id=listing.leader_id,
-        leader_max_cents=listing.leader_max_cents,
-    )
+    from bidding.selectors import auction_state
+
+    state = auction_state(listing)
     return {"minimum_next_bid_cents": rules.minimum_next_bid(state),
             "reserve_met": rules.reserve_met(state)}
 
