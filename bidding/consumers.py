@@ -58,15 +58,11 @@ def _bad(key: str, what: str):
 
 
 def _ws_error(exc: APIException) -> WSError:
-    """The REST error as a socket error: same code, same detail."""
-    detail: Any = exc.detail
-    while isinstance(detail, dict | list):
-        detail = next(iter(detail.values())) if isinstance(detail, dict) else detail[0]
-    code = getattr(detail, "code", None) or exc.default_code
+    """The REST error as a socket error; `bid_too_low` also carries the minimum."""
     extra = {}
     if isinstance(exc, services.BidTooLow):
         extra["minimumNextBidCents"] = exc.minimum_next_bid_cents
-    return WSError(str(code), str(detail), **extra)
+    return WSError.from_api_exception(exc, **extra)
 
 
 @database_sync_to_async

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from rest_framework.exceptions import APIException
 
 from biddt.metrics import SOCKETS_OPEN
 
@@ -40,6 +41,14 @@ class WSError(Exception):
     def __init__(self, code: str, detail: str, **extra: Any) -> None:
         super().__init__(detail)
         self.code, self.detail, self.extra = code, detail, extra
+
+    @classmethod
+    def from_api_exception(cls, exc: APIException, **extra: Any) -> WSError:
+        """The REST error as a socket error: same code, same detail (the first one)."""
+        detail: Any = exc.detail
+        while isinstance(detail, dict | list):
+            detail = next(iter(detail.values())) if isinstance(detail, dict) else detail[0]
+        return cls(str(getattr(detail, "code", None) or exc.default_code), str(detail), **extra)
 
 
 class BiddtConsumer(AsyncJsonWebsocketConsumer):

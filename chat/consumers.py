@@ -50,11 +50,7 @@ def _post(user, transaction_id: str, content: str, request_id) -> dict:
     except Transaction.DoesNotExist:
         raise WSError("not_found", "No such transaction.") from None
     except APIException as exc:
-        detail: Any = exc.detail
-        while isinstance(detail, dict | list):
-            detail = next(iter(detail.values())) if isinstance(detail, dict) else detail[0]
-        raise WSError(str(getattr(detail, "code", None) or exc.default_code), str(detail)) \
-            from None
+        raise WSError.from_api_exception(exc) from None
 
 
 @ws_handler("join_chat", auth=True)
