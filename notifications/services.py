@@ -7,25 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.fields import DateTimeField
-
 from biddt.events import send_to_group_on_commit, task_on_commit
 from notifications.models import EMAIL_TYPES, Notification, NotificationPreference
 
-_dt = DateTimeField()
-
 
 def notification_item(notification: Notification) -> dict[str, Any]:
-    """The REST item `{id, type, title, body, data, read_at, created_at}`."""
-    return {
-        "id": str(notification.id),
-        "type": notification.type,
-        "title": notification.title,
-        "body": notification.body,
-        "data": notification.data,
-        "read_at": _dt.to_representation(notification.read_at) if notification.read_at else None,
-        "created_at": _dt.to_representation(notification.created_at),
-    }
+    """The REST item `{id, type, title, body, data, read_at, created_at}` (socket payload)."""
+    from notifications.api.serializers import NotificationSerializer
+
+    return dict(NotificationSerializer(notification).data)
 
 
 def notify(*, user_id, type: str, title: str, body: str = "",
