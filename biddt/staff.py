@@ -8,7 +8,7 @@ write the audit entries (biddt.audit).
 from __future__ import annotations
 
 from django import forms
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 
 from accounts.roles import ADMIN
@@ -41,3 +41,32 @@ def is_admin_role(user) -> bool:
     if not (user and user.is_authenticated and user.is_staff):
         return False
     return user.is_superuser or user.groups.filter(name=ADMIN).exists()
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """An inline that shows rows and never adds, edits or deletes them (history, money)."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields or []
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyAdminMixin:
+    """A model admin for records nobody edits by hand (ledger, audit log, provider events)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

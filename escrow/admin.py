@@ -3,7 +3,13 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
-from biddt.staff import ReasonActionForm, action_reason, require_reason
+from biddt.staff import (
+    ReadOnlyAdminMixin,
+    ReadOnlyInline,
+    ReasonActionForm,
+    action_reason,
+    require_reason,
+)
 from chat.models import Message
 from escrow.models import Dispute, LedgerEntry, PaymentEvent, Transaction
 
@@ -21,53 +27,26 @@ class ReadOnlyPageMixin:
         return super().change_view(request, object_id, form_url, extra_context)
 
 
-class LedgerInline(admin.TabularInline):
+class LedgerInline(ReadOnlyInline):
     model = LedgerEntry
-    extra = 0
-    can_delete = False
     fields = ["created_at", "kind", "account", "user", "amount_cents"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
-class DisputeInline(admin.TabularInline):
+class DisputeInline(ReadOnlyInline):
     model = Dispute
     fk_name = "transaction"
-    extra = 0
-    can_delete = False
     fields = ["created_at", "opened_by", "reason", "status", "resolved_by", "resolved_at"]
-    readonly_fields = fields
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class MessageThreadInline(admin.TabularInline):
+class MessageThreadInline(ReadOnlyInline):
     """The buyer-seller thread, read-only; shown only while a dispute is open (staff read
     private messages only when they have to judge a dispute)."""
 
     model = Message
-    extra = 0
-    can_delete = False
     ordering = ["created_at"]
     fields = ["created_at", "sender", "message_type", "content", "image"]
-    readonly_fields = fields
     verbose_name_plural = "message thread (visible while a dispute is open)"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 def _has_open_dispute(txn) -> bool:
@@ -211,20 +190,11 @@ class DisputeAdmin(ReadOnlyPageMixin, SimpleHistoryAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
+class LedgerEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "transaction", "kind", "account", "user", "amount_cents"]
     list_filter = ["account", "kind", "created_at"]
     search_fields = ["transaction__id", "journal_id"]
     readonly_fields = [f.name for f in LedgerEntry._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(PaymentEvent)

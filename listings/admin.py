@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef
 
 from bidding.models import Bid
-from biddt.staff import ReasonActionForm, action_reason, require_reason
+from biddt.staff import ReadOnlyInline, ReasonActionForm, action_reason, require_reason
 from listings.models import Listing, ListingImage, ListingReport, Watch
 
 # Prices are what bidders relied on; the auction state belongs to the bidding engine.
@@ -17,37 +17,19 @@ class ListingImageInline(admin.TabularInline):
     readonly_fields = ["width", "height"]
 
 
-class BidInline(admin.TabularInline):
+class BidInline(ReadOnlyInline):
     """The bid history (all statuses, newest first), read-only."""
 
     model = Bid
-    extra = 0
-    can_delete = False
     ordering = ["-seq", "-is_auto_bid"]
     fields = ["created_at", "bidder", "amount_cents", "max_amount_cents", "is_auto_bid",
               "status", "seq"]
-    readonly_fields = fields
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class ReportInline(admin.TabularInline):
+class ReportInline(ReadOnlyInline):
     model = ListingReport
-    extra = 0
-    can_delete = False
     fields = ["created_at", "reporter", "reason", "details", "status"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class OpenReportsFilter(admin.SimpleListFilter):

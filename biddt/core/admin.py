@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from biddt.core.models import AuditEntry, IdempotencyRecord
+from biddt.staff import ReadOnlyAdminMixin
 
 
 @admin.register(IdempotencyRecord)
@@ -14,7 +15,7 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The staff audit log: read-only for everyone (entries are written by the services)."""
 
     list_display = ["created_at", "actor", "action", "object_type", "object_link",
@@ -48,12 +49,3 @@ class AuditEntryAdmin(admin.ModelAdmin):
     @admin.display(description="after")
     def after_json(self, obj):
         return format_html("<pre>{}</pre>", json.dumps(obj.after, indent=2, sort_keys=True))
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
