@@ -9,12 +9,13 @@ PORT   ?= 8000
 # Demo users log in with these fixed codes (no SMS is sent); `make run` only.
 DEMO_PHONE_NUMBERS ?= +15555550100:123456,+15555550101:654321,+15555550102:111111,+15555550103:222222
 
-.PHONY: run test lint bench worker beat migrate chromium clean help
+.PHONY: run test chaos lint bench worker beat migrate chromium clean help
 
 help:
 	@echo "make run    - serve http://$(HOST):$(PORT) with embedded defaults and demo data"
 	@echo "make test   - run the whole test suite"
 	@echo "make lint   - ruff check"
+	@echo "make chaos  - fault injection on real processes (PostgreSQL + redis-server)"
 	@echo "make chromium - install Debian's Chromium for the browser test (root; CI does)"
 	@echo "make bench  - run the benchmarks in benchmarks/ (needs PostgreSQL; see README)"
 	@echo "make worker / make beat - Celery worker / beat (needs REDIS_URL or CELERY_BROKER_URL)"
@@ -40,6 +41,14 @@ run: $(VENV)/.runtime-installed
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Fault injection (tests/chaos): Redis stopped, workers killed, PostgreSQL connections
+# dropped, payment provider failing. Runs on PostgreSQL (DATABASE_URL, default below).
+chaos: export BIDDT_CHAOS = 1
+chaos: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/biddt_chaos
+chaos: export REDIS_URL ?= redis://127.0.0.1:6379/13
+chaos: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest tests/chaos -v $(PYTEST_ARGS)
 
 # tests/admin/test_browser.py skips (with the reason) where Chromium is missing.
 chromium:
