@@ -8,6 +8,7 @@ are registered in `HANDLERS` below as `type -> coroutine(consumer, content)`.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from rest_framework.exceptions import APIException
 
 from biddt.metrics import SOCKETS_OPEN
+from biddt.rooms import hub
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +25,8 @@ Handler = Callable[["BiddtConsumer", dict[str, Any]], Awaitable[None]]
 # type -> (handler, needs an authenticated user)
 HANDLERS: dict[str, tuple[Handler, bool]] = {}
 MAX_FRAME_BYTES = 16 * 1024
+# Room events held while a frame is handled (a bid takes milliseconds; this is a bound).
+HELD_EVENTS = 100
 # Refusals worth a log line (oversized frames, flooding), unlike a client's ordinary mistakes.
 ABUSE_CODES = frozenset({"message_too_large", "throttled"})
 
@@ -52,12 +56,20 @@ class WSError(Exception):
 
 
 class BiddtConsumer(AsyncJsonWebsocketConsumer):
+    # A socket has no channel of its own: everything it gets from the layer comes through
+    # its process's room hub (biddt/rooms.py). Channels finds no layer under this alias, so
+    # it opens none, and a Redis outage doesn't end every socket (the hub reconnects and
+    # re-adds its rooms; clients resync by seq).
+    channel_layer_alias = "biddt.rooms-only"
+
     async def connect(self) -> None:
         if self.scope.get("auth_error"):
             await self.close(code=CLOSE_BAD_TOKEN)
             return
         self.user = self.scope["user"]
         self.groups_joined: set[str] = set()
+        self._handling = False
+        self._held: deque[str] = deque(maxlen=HELD_EVENTS)
         await self.accept()
         SOCKETS_OPEN.inc()
         self.counted = True
@@ -71,15 +83,17 @@ class BiddtConsumer(AsyncJsonWebsocketConsumer):
         for group in list(getattr(self, "groups_joined", ())):
             await self.group_leave(group)
 
+    # Groups go through the process's room hub (biddt/rooms.py): one layer subscription per
+    # process and group, however many local sockets are in it.
     async def group_join(self, group: str) -> None:
         if group not in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+            await hub().join(group, self)
             self.groups_joined.add(group)
 
     async def group_leave(self, group: str) -> None:
         if group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
             self.groups_joined.discard(group)
+            await hub().leave(group, self)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         if bytes_data is not None or text_data is None:
@@ -99,6 +113,28 @@ class BiddtConsumer(AsyncJsonWebsocketConsumer):
         await self.receive_json(content)
 
     async def receive_json(self, content: Any, **kwargs) -> None:
+        # Room events that arrive while a frame is handled wait for its answer: a bidder
+        # gets the `ack` before the room's `bid_placed`, a subscriber `subscribed` before
+        # the events that followed its snapshot (as with one channel per socket).
+        self._handling = True
+        try:
+            await self._handle_json(content)
+        finally:
+            while self._held:
+                await self.send(text_data=self._held.popleft())
+            self._handling = False
+
+    async def deliver(self, text: str) -> None:
+        """A room event from the hub, encoded: now, or after the frame being handled."""
+        if self._handling:
+            if len(self._held) == self._held.maxlen:
+                logger.warning("socket of user %s: held room events overflowed; oldest "
+                               "dropped", getattr(self.user, "pk", None))
+            self._held.append(text)
+        else:
+            await self.send(text_data=text)
+
+    async def _handle_json(self, content: Any) -> None:
         if not isinstance(content, dict):
             await self.send_error(None, "invalid_message", "Send a JSON object with a 'type'.")
             return
@@ -134,7 +170,8 @@ class BiddtConsumer(AsyncJsonWebsocketConsumer):
             event["requestId"] = request_id
         await self.send_json(event)
 
-    # Channel-layer events: `{"type": "ws.event", "payload": {...}}` goes to the client as is.
+    # Channel-layer events: `{"type": "ws.event", "payload": {...}}` goes to the client as is
+    # (the room hub writes room events itself, encoded once; this serves direct sends).
     async def ws_event(self, event: dict[str, Any]) -> None:
         await self.send_json(event["payload"])
 
