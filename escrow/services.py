@@ -38,8 +38,9 @@ def fee_cents_for(amount_cents: int) -> int:
     return int(fee.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def transaction_create_for_sale(*, listing, buyer, amount_cents: int, source: str,
-                                winning_bid=None) -> Transaction:
+def transaction_create_for_sale(*, listing, amount_cents: int, source: str, buyer=None,
+                                buyer_id=None, winning_bid=None,
+                                winning_bid_id=None) -> Transaction:
     """Create the one transaction of a sale in `pending_payment`, or return the existing one.
 
     Idempotent through the one-to-one on `listing`: a second call (a retried close, a
@@ -51,9 +52,9 @@ def transaction_create_for_sale(*, listing, buyer, amount_cents: int, source: st
     txn, _ = Transaction.objects.get_or_create(
         listing=listing,
         defaults={
-            "buyer": buyer,
+            "buyer_id": buyer.pk if buyer is not None else buyer_id,
             "seller_id": listing.seller_id,
-            "winning_bid": winning_bid,
+            "winning_bid_id": winning_bid.pk if winning_bid is not None else winning_bid_id,
             "source": source,
             "currency": listing.currency,
             "amount_cents": amount_cents,
@@ -564,13 +565,15 @@ def payout_send(*, transaction_id: Any) -> str:
 
 
 def payouts_retry() -> int:
-    """Queue payouts stuck in `failed` (or `pending` after a killed run) for active wallets."""
+    """Queue payouts stuck in `failed`, or for 10 minutes in `pending` (a killed run) or
+    `none` (a task killed before its claim, or never queued), for active wallets."""
     from escrow.tasks import payout_send as payout_task
 
     P = Transaction.PayoutStatus
     stale = timezone.now() - timedelta(minutes=10)
     pks = list(Transaction.objects.filter(
-        Q(payout_status=P.FAILED) | Q(payout_status=P.PENDING, updated_at__lt=stale),
+        Q(payout_status=P.FAILED)
+        | Q(payout_status__in=[P.PENDING, P.NONE], updated_at__lt=stale),
         status=Status.RELEASED, seller__wallet__status=Wallet.Status.ACTIVE,
     ).values_list("pk", flat=True)[:500])
     for pk in pks:
