@@ -9,13 +9,14 @@ notification tasks) to `biddt.events`, which runs them after commit.
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
@@ -24,13 +25,13 @@ from accounts.permissions import ensure_active
 from bidding import rules, selectors
 from bidding.models import Bid
 from biddt.errors import Conflict, NotFound, invalid
-from biddt.events import on_commit, send_to_group_on_commit, task_on_commit
+from biddt.events import batched, on_commit, send_to_group_on_commit, task_on_commit
 from biddt.metrics import AUCTIONS_CLOSED, BIDS_PLACED
 from escrow.models import Transaction
 from escrow.services import transaction_create_for_sale
 from listings.models import AuctionType, Listing, ListingStatus
 from notifications.models import NotificationType
-from notifications.services import notify
+from notifications.services import Note, notify, notify_many
 
 RETRACT_ALL_BEFORE = timedelta(hours=12)
 RETRACT_LATEST_WITHIN = timedelta(hours=1)
@@ -378,54 +379,81 @@ def auction_close(*, listing_id: Any) -> bool:
         )
         if not closed:
             return False
-        listing = Listing.objects.select_related("leader").get(pk=listing_id)
+        listing = Listing.objects.get(pk=listing_id)
+        # One read of the active bids serves the winning bid and the losers to notify.
+        bids = list(Bid.objects.filter(listing_id=listing_id, status=Bid.Status.ACTIVE)
+                    .order_by("-seq", "-is_auto_bid").values_list("pk", "bidder_id"))
         buyer_id = None
         if listing.status == ListingStatus.SOLD:
             buyer_id = listing.leader_id
-            winning_bid = (Bid.objects.filter(listing=listing, bidder_id=buyer_id,
-                                              status=Bid.Status.ACTIVE)
-                           .order_by("-seq", "-is_auto_bid").first())
-            transaction_create_for_sale(listing=listing, buyer=listing.leader,
+            winning_bid_id = next((pk for pk, bidder in bids if bidder == buyer_id), None)
+            transaction_create_for_sale(listing=listing, buyer_id=buyer_id,
                                         amount_cents=listing.current_price_cents,
                                         source=Transaction.Source.AUCTION,
-                                        winning_bid=winning_bid)
-        _announce_closed(listing, buyer_id=buyer_id,
+                                        winning_bid_id=winning_bid_id)
+        bidder_ids = list(dict.fromkeys(bidder for _pk, bidder in bids))
+        _announce_closed(listing, buyer_id=buyer_id, bidder_ids=bidder_ids,
                          final_price=listing.current_price_cents if buyer_id else None)
         on_commit(AUCTIONS_CLOSED.labels(outcome=listing.status).inc)
     return True
 
 
-def _announce_closed(listing: Listing, *, buyer_id: Any, final_price: int | None) -> None:
-    """Notifications (rows now, pushes after commit) and the room's `auction_ended`."""
+def _announce_closed(listing: Listing, *, buyer_id: Any, final_price: int | None,
+                     bidder_ids: list | None = None) -> None:
+    """Notifications (rows now, in one INSERT; pushes after commit) and the room's
+    `auction_ended`. Called by the one caller that closed the listing."""
     data = {"listing_id": str(listing.pk), "status": listing.status,
             "final_price_cents": final_price}
+    notes = []
     if buyer_id is not None:
-        notify(user_id=buyer_id, type=NotificationType.WON, title="You won!",
-               body=f"“{listing.title}” is yours. Pay within "
-                    f"{settings.BIDDT_PAYMENT_WINDOW_HOURS} hours.",
-               data=data, dedupe_key=f"won:{listing.pk}")
-    for bidder_id in selectors.bidders_of(listing_id=listing.pk):
-        if bidder_id != buyer_id:
-            notify(user_id=bidder_id, type=NotificationType.LOST, title="Auction ended",
+        notes.append(Note(
+            user_id=buyer_id, type=NotificationType.WON, title="You won!",
+            body=f"“{listing.title}” is yours. Pay within "
+                 f"{settings.BIDDT_PAYMENT_WINDOW_HOURS} hours.",
+            data=data, dedupe_key=f"won:{listing.pk}"))
+    notes += [Note(user_id=bidder_id, type=NotificationType.LOST, title="Auction ended",
                    body=f"You didn't win “{listing.title}”.", data=data,
                    dedupe_key=f"lost:{listing.pk}")
-    notify(user_id=listing.seller_id, type=NotificationType.AUCTION_ENDED,
-           title="Your item sold" if buyer_id else "Your auction ended without a sale",
-           body=f"“{listing.title}”", data=data, dedupe_key=f"auction_ended:{listing.pk}")
+              for bidder_id in (selectors.bidders_of(listing_id=listing.pk)
+                                if bidder_ids is None else bidder_ids)
+              if bidder_id != buyer_id]
+    notes.append(Note(
+        user_id=listing.seller_id, type=NotificationType.AUCTION_ENDED,
+        title="Your item sold" if buyer_id else "Your auction ended without a sale",
+        body=f"“{listing.title}”", data=data, dedupe_key=f"auction_ended:{listing.pk}"))
+    notify_many(notes)
     send_to_group_on_commit(room(listing.pk), _ws_event({
         "type": "auction_ended", "listingId": str(listing.pk), "status": listing.status,
         "finalPrice": final_price,
     }))
 
 
-def auction_sweep(*, limit: int = 500) -> int:
+def auction_sweep(*, limit: int = 500, threads: int | None = None) -> int:
     """Close up to `limit` due auctions, each in its own transaction; returns how many this
-    caller closed (others may have closed the rest: that is fine)."""
+    caller closed (others may have closed the rest: that is fine).
+
+    A close is mostly waiting on PostgreSQL, so `threads` (default BIDDT_CLOSE_THREADS)
+    connections close in parallel; the conditional update keeps each close exactly once
+    whoever runs it. Each thread sends its closes' events and tasks in batches.
+    """
     # Paused listings (suspended seller) are skipped until the seller is reinstated.
     due = list(Listing.objects.filter(status=ListingStatus.ACTIVE, ends_at__lte=timezone.now(),
                                       seller__status=User.Status.ACTIVE)
                .order_by("ends_at").values_list("pk", flat=True)[:limit])
-    return sum(auction_close(listing_id=pk) for pk in due)
+    threads = max(1, min(threads or settings.BIDDT_CLOSE_THREADS, len(due)))
+    if threads == 1:
+        with batched():
+            return sum(auction_close(listing_id=pk) for pk in due)
+    with ThreadPoolExecutor(threads, thread_name_prefix="biddt-close") as pool:
+        return sum(pool.map(_close_share, (due[n::threads] for n in range(threads))))
+
+
+def _close_share(listing_ids: list) -> int:
+    try:
+        with batched():
+            return sum(auction_close(listing_id=pk) for pk in listing_ids)
+    finally:
+        connection.close()  # this thread's own connection
 
 
 def auction_ending_soon_announce() -> int:

@@ -8,10 +8,12 @@ at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -114,9 +116,138 @@ def group_send_now(group: str, event: dict[str, Any]) -> bool:
 
 
 def send_to_group_on_commit(group: str, event: dict[str, Any]) -> None:
-    on_commit(lambda: group_send_now(group, event))
+    on_commit(lambda: _send_or_hold(group, event))
 
 
 def task_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
     """Queue a Celery task once the transaction commits (ids only, never model objects)."""
-    on_commit(lambda: task.apply_async(args=args, kwargs=kwargs))
+    on_commit(lambda: _queue_or_hold(task, args, kwargs))
+
+
+# --- Batches: many small transactions, their side effects sent together -----------------
+
+class _Batch:
+    def __init__(self, max_items: int, max_delay: float) -> None:
+        self.max_items, self.max_delay = max_items, max_delay
+        self.sends: list[tuple[str, dict[str, Any]]] = []
+        self.tasks: list[tuple[Any, tuple, dict]] = []
+        self.since = time.monotonic()
+
+    def full(self) -> bool:
+        return (len(self.sends) + len(self.tasks) >= self.max_items
+                or time.monotonic() - self.since >= self.max_delay)
+
+    def flush(self) -> None:
+        sends, tasks = self.sends, self.tasks
+        self.sends, self.tasks, self.since = [], [], time.monotonic()
+        if sends:
+            _group_send_many(sends)
+        if tasks:
+            _publish_many(tasks)
+
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def batched(*, max_items: int = 200, max_delay: float = 0.25) -> Iterator[None]:
+    """Hold the after-commit socket events and Celery tasks of the transactions run inside,
+    and send them together: every `max_items`, every `max_delay` seconds and at the end.
+
+    For loops of small transactions (the closing sweep): the events of many commits go out
+    concurrently on one loop, and the tasks through one broker connection, instead of one
+    round trip each. Only committed work is held (the holding happens in the commit hooks),
+    and a crash loses at most one batch of events, which are best effort anyway (the rows
+    are the truth; clients resync by seq).
+    """
+    outer = getattr(_local, "batch", None)
+    if outer is not None:  # nested: the outer batch sends
+        yield
+        return
+    batch = _local.batch = _Batch(max_items, max_delay)
+    try:
+        yield
+    finally:
+        _local.batch = None
+        batch.flush()
+
+
+def _send_or_hold(group: str, event: dict[str, Any]) -> None:
+    batch = getattr(_local, "batch", None)
+    if batch is None:
+        group_send_now(group, event)
+        return
+    batch.sends.append((group, event))
+    if batch.full():
+        batch.flush()
+
+
+def _queue_or_hold(task: Any, args: tuple, kwargs: dict) -> None:
+    batch = getattr(_local, "batch", None)
+    if batch is None:
+        task.apply_async(args=args, kwargs=kwargs)
+        return
+    batch.tasks.append((task, args, kwargs))
+    if batch.full():
+        batch.flush()
+
+
+SEND_CONCURRENCY = 32
+
+
+def _group_send_many(sends: list[tuple[str, dict[str, Any]]]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+
+    async def send_all() -> list:
+        gate = asyncio.Semaphore(SEND_CONCURRENCY)
+
+        async def one(group: str, event: dict[str, Any]) -> None:
+            async with gate:
+                await layer.group_send(group, {**event, "group": group})
+
+        return await asyncio.gather(*(one(g, e) for g, e in sends), return_exceptions=True)
+
+    try:
+        results = run_async(send_all)
+    except Exception:  # noqa: BLE001 - as group_send_now: logged, never raised
+        logger.warning("channel layer batch of %d sends failed", len(sends), exc_info=True)
+        return
+    failed = [(g, e) for (g, e), r in zip(sends, results, strict=True)
+              if isinstance(r, BaseException)]
+    # A dead pooled connection after a Redis restart fails once: one more try each.
+    for group, event in failed:
+        group_send_now(group, event)
+
+
+MERGED_ITEMS = 100
+
+
+def _merge(tasks: list[tuple[Any, tuple, dict]]) -> list[tuple[Any, tuple, dict]]:
+    """Tasks marked `batchable` (one list argument, e.g. notification ids) are merged into
+    calls of up to MERGED_ITEMS items: one message for many commits."""
+    merged: list[tuple[Any, tuple, dict]] = []
+    lists: dict[str, tuple[Any, list]] = {}
+    for task, args, kwargs in tasks:
+        if getattr(task, "batchable", False) and len(args) == 1 and not kwargs:
+            _task, items = lists.setdefault(task.name, (task, []))
+            items.extend(args[0])
+        else:
+            merged.append((task, args, kwargs))
+    for task, items in lists.values():
+        merged += [(task, (items[n:n + MERGED_ITEMS],), {})
+                   for n in range(0, len(items), MERGED_ITEMS)]
+    return merged
+
+
+def _publish_many(tasks: list[tuple[Any, tuple, dict]]) -> None:
+    from celery import current_app
+
+    tasks = _merge(tasks)
+    try:
+        with current_app.producer_or_acquire() as producer:
+            for task, args, kwargs in tasks:
+                task.apply_async(args=args, kwargs=kwargs, producer=producer)
+    except Exception:  # noqa: BLE001 - a broker outage: same as one task_on_commit failing
+        logger.exception("publishing a batch of %d tasks failed", len(tasks))

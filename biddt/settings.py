@@ -193,6 +193,10 @@ if REDIS_URL:
                 "hosts": [{
                     "address": env.str("CHANNEL_LAYER_REDIS_URL", default=REDIS_URL),
                     "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=2000),
+                    # redis-py 8 reads with a 5 s socket timeout by default, the same as
+                    # channels_redis's 5 s BZPOPMIN: every idle receive raised TimeoutError,
+                    # closing a socket (1011) every few seconds (found by bench_soak).
+                    "socket_timeout": env.float("CHANNEL_LAYER_SOCKET_TIMEOUT", default=30.0),
                 }],
                 "prefix": env.str("CHANNEL_LAYER_PREFIX", default="biddt-ws"),
                 # Bounds what a slow consumer can pin: at most `capacity` undelivered
@@ -352,6 +356,8 @@ BIDDT_SOFT_CLOSE_SECONDS = env.int("BIDDT_SOFT_CLOSE_SECONDS", default=120)
 BIDDT_MIN_PRICE_CENTS = env.int("BIDDT_MIN_PRICE_CENTS", default=500)
 # Prices above this are refused as absurd (400 invalid_price); $1,000,000.00 by default.
 BIDDT_MAX_PRICE_CENTS = env.int("BIDDT_MAX_PRICE_CENTS", default=100_000_000)
+# Connections the closing sweep closes auctions on in parallel (each close waits on the DB).
+BIDDT_CLOSE_THREADS = env.int("BIDDT_CLOSE_THREADS", default=4)
 BIDDT_PAYMENTS_BACKEND = env.str("BIDDT_PAYMENTS_BACKEND", default="simulated")
 BIDDT_QR_TTL_SECONDS = env.int("BIDDT_QR_TTL_SECONDS", default=600)
 # Wrong handoff codes allowed per transaction and window before verify answers 429 and the
@@ -386,6 +392,8 @@ STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")  # e.g. a localstripe server in tests
+# Seconds a Stripe API call may take before it is retried (twice, same idempotency key).
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
 if PRODUCTION and BIDDT_PAYMENTS_BACKEND == "stripe" and not (
     STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET
 ):

@@ -29,6 +29,9 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_BROKER_URL = os.environ.get("BIDDT_TEST_BROKER_URL") or "memory://"
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL == "memory://"
 BIDDT_EMBEDDED_JOBS = False
+# Sweep threads have their own connections: they can't see a test's uncommitted rows. The
+# threaded sweep has its own PostgreSQL test (tests/bidding/test_close.py).
+BIDDT_CLOSE_THREADS = 1
 MEDIA_ROOT = os.path.join(_TMP, "media")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -5,10 +5,12 @@ The notifications issue extends `notify` with mobile push and e-mail (queued aft
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from biddt.events import send_to_group_on_commit, task_on_commit
-from notifications.models import EMAIL_TYPES, Notification, NotificationPreference
+from notifications.models import Notification, NotificationPreference
 
 
 def notification_item(notification: Notification) -> dict[str, Any]:
@@ -35,17 +37,52 @@ def notify(*, user_id, type: str, title: str, body: str = "",
             user_id=user_id, dedupe_key=dedupe_key, defaults=fields)
         if not created:
             return None
-    send_to_group_on_commit(f"user.{user_id}", {
-        "type": "ws.event",
-        "payload": {"type": "notification", "notification": notification_item(notification)},
-    })
-    # Push and e-mail leave the request: Celery tasks after commit, each checks preferences.
-    from notifications.tasks import notification_email, notification_push
-
-    task_on_commit(notification_push, str(notification.pk))
-    if notification.type in EMAIL_TYPES:
-        task_on_commit(notification_email, str(notification.pk))
+    _deliver_on_commit([notification])
     return notification
+
+
+@dataclass(frozen=True)
+class Note:
+    """One notification for `notify_many`."""
+
+    user_id: Any
+    type: str
+    title: str
+    body: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    dedupe_key: str | None = None
+
+
+def notify_many(notes: Sequence[Note]) -> list[Notification]:
+    """Record several notifications in one INSERT and deliver them with one task.
+
+    For a transaction that has itself decided, once, that these events happened (an
+    auction's close is a conditional update only one caller wins). The per-event unique key
+    still holds: a row that already exists is skipped rather than failing the caller (its
+    delivery task then finds it missing or already claimed, and sends nothing twice).
+    """
+    rows = [Notification(user_id=n.user_id, type=n.type, title=n.title, body=n.body,
+                         data=n.data, dedupe_key=n.dedupe_key) for n in notes]
+    if rows:
+        Notification.objects.bulk_create(rows, ignore_conflicts=True)
+        _deliver_on_commit(rows)
+    return rows
+
+
+def _deliver_on_commit(notifications: Sequence[Notification]) -> None:
+    """After commit: each row to its user's sockets, then one Celery task for push and
+    e-mail of them all (each checks preferences and claims its channel on the row)."""
+    from notifications.api.serializers import NotificationSerializer
+
+    items = NotificationSerializer(notifications, many=True).data  # fields built once
+    for notification, item in zip(notifications, items, strict=True):
+        send_to_group_on_commit(f"user.{notification.user_id}", {
+            "type": "ws.event",
+            "payload": {"type": "notification", "notification": dict(item)},
+        })
+    from notifications.tasks import notifications_deliver
+
+    task_on_commit(notifications_deliver, [str(n.pk) for n in notifications])
 
 
 def notification_mark_read(*, user, notification_id) -> Notification:

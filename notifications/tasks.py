@@ -17,7 +17,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from notifications.models import Notification
+from notifications.models import EMAIL_TYPES, Notification
 from notifications.push import PushMessage, TransientPushError, get_backend
 from notifications.selectors import notification_preference
 
@@ -29,8 +29,50 @@ def _backoff(retries: int) -> int:
     return min(5 * 2**retries, 600)
 
 
+@shared_task(acks_late=True, batchable=True)
+def notifications_deliver(notification_ids: list[str]) -> dict[str, str]:
+    """Push and e-mail a batch of new notifications (one task per change, not per channel).
+
+    A channel that fails for a transient reason is handed to its own retrying task
+    (`notification_push` / `notification_email`, with backoff); the claims make a repeat
+    harmless."""
+    outcomes = {}
+    types = {str(pk): kind for pk, kind in
+             Notification.objects.filter(pk__in=notification_ids).values_list("pk", "type")}
+    for notification_id in notification_ids:
+        if notification_id not in types:
+            outcomes[notification_id] = "missing"
+            continue
+        try:
+            push = _push_once(notification_id)
+        except TransientPushError:
+            notification_push.apply_async(args=[notification_id], countdown=_backoff(0))
+            push = "retrying"
+        email = "not_emailed"
+        if types[notification_id] in EMAIL_TYPES:
+            try:
+                email = _email_once(notification_id)
+            except Exception:  # noqa: BLE001 - provider error: the retrying task takes over
+                logger.warning("e-mail of notification %s failed; retrying", notification_id,
+                               exc_info=True)
+                notification_email.apply_async(args=[notification_id],
+                                               countdown=_backoff(0))
+                email = "retrying"
+        outcomes[notification_id] = f"push {push}, email {email}"
+    return outcomes
+
+
 @shared_task(bind=True, acks_late=True, **RETRY)
 def notification_push(self, notification_id: str) -> str:
+    try:
+        return _push_once(notification_id)
+    except TransientPushError as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+
+
+def _push_once(notification_id: str) -> str:
+    """Push one notification unless done or unwanted; TransientPushError: nothing sent,
+    the claim is released, so a retry can send."""
     from accounts.models import Device
 
     notification = Notification.objects.filter(pk=notification_id).first()
@@ -52,10 +94,10 @@ def notification_push(self, notification_id: str) -> str:
     try:
         results = get_backend().send(tokens, PushMessage(notification.title, notification.body,
                                                          data))
-    except TransientPushError as exc:
+    except TransientPushError:
         # Nothing was delivered: release the claim so the retry can send.
         Notification.objects.filter(pk=notification.pk).update(push_claimed_at=None)
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+        raise
     dead = [r.token for r in results if r.dead]
     if dead:
         Device.objects.filter(user_id=notification.user_id, token__in=dead).delete()
@@ -65,6 +107,15 @@ def notification_push(self, notification_id: str) -> str:
 
 @shared_task(bind=True, acks_late=True, **RETRY)
 def notification_email(self, notification_id: str) -> str:
+    try:
+        return _email_once(notification_id)
+    except Exception as exc:  # noqa: BLE001 - provider errors are retried with backoff
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+
+
+def _email_once(notification_id: str) -> str:
+    """Mail one notification unless done or unwanted; a provider error releases the claim
+    and is raised."""
     notification = Notification.objects.select_related("user").filter(pk=notification_id).first()
     if notification is None:
         return "missing"
@@ -86,9 +137,9 @@ def notification_email(self, notification_id: str) -> str:
     mail.attach_alternative(render_to_string("email/notification.html", context), "text/html")
     try:
         mail.send()
-    except Exception as exc:  # noqa: BLE001 - provider errors are retried with backoff
+    except Exception:
         Notification.objects.filter(pk=notification.pk).update(email_claimed_at=None)
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+        raise
     return "sent"
 
 

@@ -122,6 +122,8 @@ def sent_events(monkeypatch):
         return True
 
     monkeypatch.setattr(events, "group_send_now", capture)
+    monkeypatch.setattr(events, "_group_send_many",
+                        lambda sends: [capture(group, event) for group, event in sends])
     return sent
 
 

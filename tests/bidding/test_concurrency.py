@@ -110,7 +110,7 @@ def test_concurrent_retries_with_one_idempotency_key_place_one_bid():
     assert Bid.objects.filter(listing=listing).count() == 1
 
 
-def test_4_sweepers_close_500_auctions_once_each():
+def test_4_sweepers_of_4_threads_close_500_auctions_once_each():
     users = [UserFactory() for _ in range(3)]
     listings = [ListingFactory(seller=users[0]) for _ in range(500)]
     for listing in listings[::2]:
@@ -120,7 +120,8 @@ def test_4_sweepers_close_500_auctions_once_each():
 
     def sweeper(index: int, barrier: threading.Barrier) -> None:
         barrier.wait()
-        closed.append(auction_sweep(limit=1000))
+        # each sweeper closes on 4 threads of its own: 16 closers race for every auction
+        closed.append(auction_sweep(limit=1000, threads=4))
 
     run_threads(4, sweeper)
 
@@ -131,4 +132,6 @@ def test_4_sweepers_close_500_auctions_once_each():
     per_listing = Counter(Notification.objects.filter(type="auction_ended")
                           .values_list("data__listing_id", flat=True))
     assert len(per_listing) == 500 and set(per_listing.values()) == {1}
+    won = Counter(Notification.objects.filter(type="won").values_list("dedupe_key", flat=True))
+    assert len(won) == 250 and set(won.values()) == {1}
     assert set(Listing.objects.values_list("seq", flat=True)) <= {1, 2}

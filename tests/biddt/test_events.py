@@ -12,7 +12,7 @@ from channels.layers import channel_layers, get_channel_layer
 from django.db import connections, transaction
 from django.test import override_settings
 
-from biddt.events import group_send_now, send_to_group_on_commit, task_on_commit
+from biddt.events import batched, group_send_now, send_to_group_on_commit, task_on_commit
 from tests.biddt.processes import free_port
 
 TASK_CALLS: list[tuple] = []
@@ -21,6 +21,11 @@ TASK_CALLS: list[tuple] = []
 @shared_task(name="tests.biddt.events_record")
 def events_record(*args, **kwargs) -> None:
     TASK_CALLS.append((args, kwargs))
+
+
+@shared_task(name="tests.biddt.events_record_many", batchable=True)
+def events_record_many(items: list) -> None:
+    TASK_CALLS.append(((list(items),), {}))
 
 
 @pytest.fixture
@@ -117,3 +122,79 @@ def test_no_layer_configured_sends_nothing():
             assert group_send_now("user.x", {"type": "ws.event", "payload": {}}) is False
     finally:
         channel_layers.backends = {}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_batched_holds_committed_events_and_tasks_and_sends_them_together(listener):
+    TASK_CALLS.clear()
+
+    # when a loop of small transactions runs inside a batch, one of them rolling back
+    def sweep() -> tuple[list, list]:
+        with batched(max_items=1000, max_delay=60):
+            for n in range(5):
+                try:
+                    with transaction.atomic():
+                        send_to_group_on_commit("g.test", {"type": "ws.event",
+                                                           "payload": {"n": n}})
+                        task_on_commit(events_record, n)
+                        if n == 2:
+                            raise RuntimeError("rollback")
+                except RuntimeError:
+                    pass
+            held = async_to_sync(listener)(), list(TASK_CALLS)
+        return held
+
+    during_events, during_tasks = await sync_to_async(sweep)()
+    # then nothing left before the batch ended, and afterwards every committed event once
+    assert during_events == [] and during_tasks == []
+    received = await listener()
+    assert sorted(e["payload"]["n"] for e in received) == [0, 1, 3, 4]
+    assert all(e["group"] == "g.test" for e in received)
+    assert sorted(args[0] for args, _ in TASK_CALLS) == [0, 1, 3, 4]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_batched_sends_when_full(listener):
+    def sweep() -> list:
+        with batched(max_items=2, max_delay=60):
+            for n in range(3):
+                with transaction.atomic():
+                    send_to_group_on_commit("g.test", {"type": "ws.event", "payload": {"n": n}})
+            # the first two filled the batch and went out; the third waits for the end
+            return async_to_sync(listener)()
+
+    during = await sync_to_async(sweep)()
+    assert [e["payload"]["n"] for e in during] == [0, 1]
+    assert [e["payload"]["n"] for e in await listener()] == [2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batched_layer_outage_is_logged_not_raised(caplog):
+    down = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                        "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}/0"]}}}
+    channel_layers.backends = {}
+    try:
+        with override_settings(CHANNEL_LAYERS=down):
+            with caplog.at_level(logging.WARNING, logger="biddt.events"):
+                with batched():
+                    send_to_group_on_commit("user.y", {"type": "ws.event", "payload": {}})
+    finally:
+        channel_layers.backends = {}
+    assert any("user.y" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batched_merges_batchable_tasks_into_one_message(monkeypatch):
+    from biddt import events
+
+    TASK_CALLS.clear()
+    monkeypatch.setattr(events, "MERGED_ITEMS", 3)
+    with batched():
+        for n in range(4):
+            with transaction.atomic():
+                task_on_commit(events_record_many, [f"a{n}", f"b{n}"])
+                task_on_commit(events_record, n)
+    # 8 ids in calls of at most 3, in commit order; other tasks are sent one by one
+    many = [args[0] for args, _ in TASK_CALLS if isinstance(args[0], list)]
+    assert many == [["a0", "b0", "a1"], ["b1", "a2", "b2"], ["a3", "b3"]]
+    assert sorted(args[0] for args, _ in TASK_CALLS if isinstance(args[0], int)) == [0, 1, 2, 3]

@@ -225,3 +225,75 @@ def test_fcm_request_payload_and_dead_token_removal(fcm, user, monkeypatch):
     assert good["body"]["message"]["android"] == {"priority": "high"}
     # and the token FCM called unregistered is gone
     assert list(Device.objects.values_list("token", flat=True)) == ["good-token"]
+
+
+def test_notify_many_is_one_insert_and_one_delivery_task(user, django_assert_num_queries,
+                                                         monkeypatch):
+    from notifications.services import Note, notify_many
+
+    other = UserFactory(email="other@example.com")
+    device(user, "tok-a")
+    device(other, "tok-b")
+    queued = []
+    monkeypatch.setattr(tasks.notifications_deliver, "apply_async",
+                        lambda args=(), kwargs=None, **kw: queued.append(args))
+    # when three events are recorded together (an auction's close)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        with django_assert_num_queries(1):
+            rows = notify_many([
+                Note(user_id=user.pk, type="lost", title="Auction ended", dedupe_key="lost:L9"),
+                Note(user_id=other.pk, type="won", title="You won", dedupe_key="won:L9"),
+                Note(user_id=other.pk, type="outbid", title="Outbid"),
+            ])
+    # then they are stored, and one task carries all their ids
+    assert Notification.objects.count() == 3
+    assert queued == [([str(r.pk) for r in rows],)]
+
+
+def test_notify_many_skips_an_event_already_recorded(user):
+    from notifications.services import Note, notify_many
+
+    deliver(user_id=user.pk, type="won", title="You won", dedupe_key="won:L1")
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        notify_many([Note(user_id=user.pk, type="won", title="You won", dedupe_key="won:L1"),
+                     Note(user_id=user.pk, type="lost", title="x", dedupe_key="lost:L2")])
+    assert sorted(Notification.objects.values_list("dedupe_key", flat=True)) == [
+        "lost:L2", "won:L1"]
+
+
+def test_batch_delivery_pushes_and_mails_each_once_and_hands_failures_to_retries(
+        user, monkeypatch):
+    user.email = "me@example.com"
+    user.save()
+    device(user, "tok-a")
+    won = Notification.objects.create(user=user, type="won", title="You won")
+    outbid = Notification.objects.create(user=user, type="outbid", title="Outbid")
+    retried = []
+    monkeypatch.setattr(tasks.notification_push, "apply_async",
+                        lambda args=(), **kw: retried.append(("push", args)))
+    # when the provider is down for the first push only
+    calls = {"n": 0}
+    real_send = InMemoryBackend.send
+
+    def flaky(self, tokens, message):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise tasks.TransientPushError("unavailable")
+        return real_send(self, tokens, message)
+
+    monkeypatch.setattr(InMemoryBackend, "send", flaky)
+    ids = [str(won.pk), str(outbid.pk), "00000000-0000-0000-0000-000000000000"]
+    outcome = tasks.notifications_deliver.apply(args=[ids]).get()
+    # then the failed push went to its own retrying task with its claim released, the rest
+    # was sent, `won` was mailed, and an unknown id is reported missing
+    assert outcome[str(won.pk)] == "push retrying, email sent"
+    assert outcome[str(outbid.pk)].startswith("push sent 1/1, email not_emailed")
+    assert outcome[ids[2]] == "missing"
+    assert retried == [("push", [str(won.pk)])]
+    won.refresh_from_db()
+    assert won.push_claimed_at is None and won.email_claimed_at is not None
+    assert len(mail.outbox) == 1
+    # and a second run of the same batch sends nothing twice
+    again = tasks.notifications_deliver.apply(args=[ids]).get()
+    assert again[str(outbid.pk)] == "push already_sent, email not_emailed"
+    assert len(mail.outbox) == 1
