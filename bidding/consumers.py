@@ -10,13 +10,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from channels.db import database_sync_to_async
 from rest_framework.exceptions import APIException
 
 from bidding import selectors, services
 from bidding.api.serializers import BidPlacedSerializer, ListingRoomSerializer
 from bidding.throttles import BidThrottle
-from biddt.consumers import BiddtConsumer, WSError, ws_handler
+from biddt.consumers import BiddtConsumer, WSError, db_sync_to_async, ws_handler
 from biddt.idempotency import fingerprint, run_once
 
 WS_BID_SCOPE = "ws-bid"
@@ -65,7 +64,7 @@ def _ws_error(exc: APIException) -> WSError:
     return WSError.from_api_exception(exc, **extra)
 
 
-@database_sync_to_async
+@db_sync_to_async
 def _room_state(listing_id: str, user) -> dict[str, Any]:
     try:
         listing = selectors.listing_visible_get(listing_id=listing_id, user=user)
@@ -81,7 +80,7 @@ class _Shim:
         self.user, self.META = user, {}
 
 
-@database_sync_to_async
+@db_sync_to_async
 def _bid(user, listing_id: str, amount: int, max_amount: int | None,
          request_id: str | None) -> dict[str, Any]:
     throttle = BidThrottle()

@@ -12,6 +12,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from rest_framework.exceptions import APIException
 
@@ -55,12 +57,31 @@ class WSError(Exception):
         return cls(str(getattr(detail, "code", None) or exc.default_code), str(detail), **extra)
 
 
+def db_sync_to_async(func: Callable) -> Callable:
+    """`database_sync_to_async` on the event loop's thread pool.
+
+    Channels' default (thread_sensitive) runs every socket's database call on one shared
+    thread per process: with many sockets, a subscribe waits behind all the others, and
+    daphne drops handshakes that wait too long (found by bench_soak). Each call still opens
+    and closes (or takes from the pool and returns) its connection.
+    """
+    return database_sync_to_async(func, thread_sensitive=False)
+
+
 class BiddtConsumer(AsyncJsonWebsocketConsumer):
     # A socket has no channel of its own: everything it gets from the layer comes through
     # its process's room hub (biddt/rooms.py). Channels finds no layer under this alias, so
     # it opens none, and a Redis outage doesn't end every socket (the hub reconnects and
     # re-adds its rooms; clients resync by seq).
     channel_layer_alias = "biddt.rooms-only"
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale DB connections before every message, through that one shared
+        # thread; our database calls close their own (db_sync_to_async), so skip the hop.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         if self.scope.get("auth_error"):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
 
 from accounts.authentication import user_from_access_token
+from biddt.consumers import db_sync_to_async
 
 BAD_TOKEN = object()
 
@@ -31,7 +31,7 @@ def token_from_scope(scope) -> str | None:
     return None
 
 
-@database_sync_to_async
+@db_sync_to_async
 def _user_for(token: str):
     user = user_from_access_token(token)
     return user if user is not None else BAD_TOKEN

@@ -9,10 +9,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from channels.db import database_sync_to_async
 from rest_framework.exceptions import APIException
 
-from biddt.consumers import BiddtConsumer, WSError, ws_handler
+from biddt.consumers import BiddtConsumer, WSError, db_sync_to_async, ws_handler
 from biddt.idempotency import fingerprint, run_once
 from chat import services
 from escrow.models import Transaction
@@ -26,7 +25,7 @@ def _transaction_id(content: dict[str, Any]) -> str:
         raise WSError("invalid_message", "'transactionId' must be a UUID.") from None
 
 
-@database_sync_to_async
+@db_sync_to_async
 def _check_party(user, transaction_id: str) -> None:
     try:
         transaction_for_party(user=user, transaction_id=transaction_id)
@@ -34,7 +33,7 @@ def _check_party(user, transaction_id: str) -> None:
         raise WSError("not_found", "No such transaction.") from None
 
 
-@database_sync_to_async
+@db_sync_to_async
 def _post(user, transaction_id: str, content: str, request_id) -> dict:
     def work():
         message = services.message_post(user=user, transaction_id=transaction_id,
