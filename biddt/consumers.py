@@ -7,11 +7,13 @@ are registered in `HANDLERS` below as `type -> coroutine(consumer, content)`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from autobahn.exception import Disconnected
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -178,9 +180,13 @@ class BiddtConsumer(AsyncJsonWebsocketConsumer):
             await handler(self, content)
         except WSError as err:
             await self.send_error(request_id, err.code, err.detail, **err.extra)
+        except Disconnected:
+            # The client left while its frame was handled: nobody to answer.
+            logger.debug("socket closed before the answer to %s", message_type)
         except Exception:
             logger.exception("socket handler %s failed", message_type)
-            await self.send_error(request_id, "server_error", "Something went wrong.")
+            with contextlib.suppress(Disconnected):
+                await self.send_error(request_id, "server_error", "Something went wrong.")
 
     async def send_error(self, request_id: Any, code: str, detail: str, **extra: Any) -> None:
         if code in ABUSE_CODES:
