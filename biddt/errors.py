@@ -7,6 +7,7 @@ conflicts; `NotFound` is used for objects the caller may not know exist.
 from __future__ import annotations
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.db import InterfaceError, OperationalError
 from drf_standardized_errors.handler import ExceptionHandler as StandardizedExceptionHandler
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
@@ -36,11 +37,16 @@ class RequestTooLarge(APIException):
 class ExceptionHandler(StandardizedExceptionHandler):
     """drf-standardized-errors' handler, plus: a body past DATA_UPLOAD_MAX_MEMORY_SIZE (or
     too many form fields or files) is a 413 in the error shape, not a 500. Django raises these
-    while DRF parses `request.data`, inside the view, where Django's own 400 never applies."""
+    while DRF parses `request.data`, inside the view, where Django's own 400 never applies.
+    A database that is unreachable, dropped the connection or gave up on a lock
+    (`lock_timeout`, deadlock) is a 503 `service_unavailable`: the transaction rolled back,
+    so the client may retry (with the same Idempotency-Key)."""
 
     def convert_known_exceptions(self, exc: Exception) -> Exception:
         if isinstance(exc, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
             return RequestTooLarge()
+        if isinstance(exc, OperationalError | InterfaceError):
+            return ServiceUnavailable()
         return super().convert_known_exceptions(exc)
 
 

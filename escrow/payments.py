@@ -135,7 +135,13 @@ class StripeGateway:
 
     def __init__(self) -> None:
         base = settings.STRIPE_API_BASE or None
-        kwargs: dict[str, Any] = {"max_network_retries": 2}
+        # stripe-python's own timeout is 80 s a try (3 tries): a slow provider would hold a
+        # request thread for minutes. Timeouts and 5xx are retried with the same idempotency
+        # key, so a slow answer that did land is replayed, not repeated (tests/chaos).
+        kwargs: dict[str, Any] = {
+            "max_network_retries": 2,
+            "http_client": stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS),
+        }
         if base:
             kwargs["base_addresses"] = {"api": base, "connect": base}
         self.client = stripe.StripeClient(settings.STRIPE_SECRET_KEY or "sk_test_unset",

@@ -52,9 +52,21 @@ def _event(n: int) -> dict:
     return {"type": "ws.event", "group": "room.t", "payload": {"type": "tick", "seq": n}}
 
 
+@pytest.fixture
+def in_memory_layer():
+    """The in-memory layer, whose group table the test reads (with REDIS_URL set, the
+    suite's layer is Redis)."""
+    layers = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    channel_layers.backends = {}
+    with override_settings(CHANNEL_LAYERS=layers):
+        yield get_channel_layer()
+    channel_layers.backends = {}
+
+
 @pytest.mark.django_db(transaction=True)
-async def test_sockets_of_one_process_share_one_membership_and_each_get_the_event(join_handler):
-    layer = get_channel_layer()
+async def test_sockets_of_one_process_share_one_membership_and_each_get_the_event(
+        join_handler, in_memory_layer):
+    layer = in_memory_layer
     # given three sockets of this process in one room
     sockets = [await _socket("room.t") for _ in range(3)]
     hub = rooms.hub()
