@@ -120,8 +120,11 @@ def send_to_group_on_commit(group: str, event: dict[str, Any]) -> None:
 
 
 def task_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
-    """Queue a Celery task once the transaction commits (ids only, never model objects)."""
-    on_commit(lambda: _queue_or_hold(task, args, kwargs))
+    """Queue a Celery task once the transaction commits (ids only, never model objects).
+
+    Tasks are never held in a batch: a process killed after a commit loses at most the
+    tasks of that one commit (tests/chaos/test_worker_kill.py)."""
+    on_commit(lambda: task.apply_async(args=args, kwargs=kwargs))
 
 
 # --- Batches: many small transactions, their side effects sent together -----------------
@@ -130,20 +133,16 @@ class _Batch:
     def __init__(self, max_items: int, max_delay: float) -> None:
         self.max_items, self.max_delay = max_items, max_delay
         self.sends: list[tuple[str, dict[str, Any]]] = []
-        self.tasks: list[tuple[Any, tuple, dict]] = []
         self.since = time.monotonic()
 
     def full(self) -> bool:
-        return (len(self.sends) + len(self.tasks) >= self.max_items
+        return (len(self.sends) >= self.max_items
                 or time.monotonic() - self.since >= self.max_delay)
 
     def flush(self) -> None:
-        sends, tasks = self.sends, self.tasks
-        self.sends, self.tasks, self.since = [], [], time.monotonic()
+        sends, self.sends, self.since = self.sends, [], time.monotonic()
         if sends:
             _group_send_many(sends)
-        if tasks:
-            _publish_many(tasks)
 
 
 _local = threading.local()
@@ -151,14 +150,14 @@ _local = threading.local()
 
 @contextlib.contextmanager
 def batched(*, max_items: int = 200, max_delay: float = 0.25) -> Iterator[None]:
-    """Hold the after-commit socket events and Celery tasks of the transactions run inside,
-    and send them together: every `max_items`, every `max_delay` seconds and at the end.
+    """Hold the after-commit socket events of the transactions run inside, and send them
+    together: every `max_items`, every `max_delay` seconds and at the end.
 
     For loops of small transactions (the closing sweep): the events of many commits go out
-    concurrently on one loop, and the tasks through one broker connection, instead of one
-    round trip each. Only committed work is held (the holding happens in the commit hooks),
-    and a crash loses at most one batch of events, which are best effort anyway (the rows
-    are the truth; clients resync by seq).
+    concurrently on one loop instead of one round trip after another. Only committed work
+    is held (the holding happens in the commit hooks), and a crash loses at most one batch
+    of events, which are best effort anyway (the rows are the truth; clients resync by
+    seq). Celery tasks are not held (see task_on_commit).
     """
     outer = getattr(_local, "batch", None)
     if outer is not None:  # nested: the outer batch sends
@@ -178,16 +177,6 @@ def _send_or_hold(group: str, event: dict[str, Any]) -> None:
         group_send_now(group, event)
         return
     batch.sends.append((group, event))
-    if batch.full():
-        batch.flush()
-
-
-def _queue_or_hold(task: Any, args: tuple, kwargs: dict) -> None:
-    batch = getattr(_local, "batch", None)
-    if batch is None:
-        task.apply_async(args=args, kwargs=kwargs)
-        return
-    batch.tasks.append((task, args, kwargs))
     if batch.full():
         batch.flush()
 
@@ -219,35 +208,3 @@ def _group_send_many(sends: list[tuple[str, dict[str, Any]]]) -> None:
     # A dead pooled connection after a Redis restart fails once: one more try each.
     for group, event in failed:
         group_send_now(group, event)
-
-
-MERGED_ITEMS = 100
-
-
-def _merge(tasks: list[tuple[Any, tuple, dict]]) -> list[tuple[Any, tuple, dict]]:
-    """Tasks marked `batchable` (one list argument, e.g. notification ids) are merged into
-    calls of up to MERGED_ITEMS items: one message for many commits."""
-    merged: list[tuple[Any, tuple, dict]] = []
-    lists: dict[str, tuple[Any, list]] = {}
-    for task, args, kwargs in tasks:
-        if getattr(task, "batchable", False) and len(args) == 1 and not kwargs:
-            _task, items = lists.setdefault(task.name, (task, []))
-            items.extend(args[0])
-        else:
-            merged.append((task, args, kwargs))
-    for task, items in lists.values():
-        merged += [(task, (items[n:n + MERGED_ITEMS],), {})
-                   for n in range(0, len(items), MERGED_ITEMS)]
-    return merged
-
-
-def _publish_many(tasks: list[tuple[Any, tuple, dict]]) -> None:
-    from celery import current_app
-
-    tasks = _merge(tasks)
-    try:
-        with current_app.producer_or_acquire() as producer:
-            for task, args, kwargs in tasks:
-                task.apply_async(args=args, kwargs=kwargs, producer=producer)
-    except Exception:  # noqa: BLE001 - a broker outage: same as one task_on_commit failing
-        logger.exception("publishing a batch of %d tasks failed", len(tasks))

@@ -29,7 +29,7 @@ def _backoff(retries: int) -> int:
     return min(5 * 2**retries, 600)
 
 
-@shared_task(acks_late=True, batchable=True)
+@shared_task(acks_late=True)
 def notifications_deliver(notification_ids: list[str]) -> dict[str, str]:
     """Push and e-mail a batch of new notifications (one task per change, not per channel).
 
