@@ -19,6 +19,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
+from rest_framework import serializers
 
 from accounts.models import User
 from accounts.permissions import ensure_active
@@ -168,22 +169,13 @@ def bid_place(*, listing_id: Any, bidder, amount_cents: int,
 
 
 def _announce_bid(placed: BidPlaced, *, previous_leader_max: int | None) -> None:
+    """Register the bid's after-commit events. The payloads are rendered after the commit
+    too: serializers don't belong inside the row lock every bid on the listing waits for."""
     from bidding import tasks
-    from bidding.api.serializers import BidHistorySerializer, ListingLiveSerializer
 
     listing = placed.listing
     listing_id = str(listing.pk)
-    payload: dict[str, Any] = {
-        "type": "bid_placed",
-        "listingId": listing_id,
-        "seq": listing.seq,
-        "bid": BidHistorySerializer(placed.bid).data,
-        "listing": ListingLiveSerializer(listing).data,
-    }
-    if len(placed.records) > 1:
-        # The leader's proxy answered: the history row that now stands at the price.
-        payload["autoBid"] = BidHistorySerializer(placed.records[-1]).data
-    send_to_group_on_commit(room(listing_id), _ws_event(payload))
+    send_to_group_on_commit(room(listing_id), lambda: _ws_event(_bid_placed_payload(placed)))
     on_commit(BIDS_PLACED.inc)
     if placed.outbid_id is not None:
         send_to_group_on_commit(f"user.{placed.outbid_id}", _ws_event({
@@ -193,10 +185,28 @@ def _announce_bid(placed: BidPlaced, *, previous_leader_max: int | None) -> None
         task_on_commit(tasks.bid_outbid_notify, listing_id=listing_id,
                        user_id=str(placed.outbid_id), seq=listing.seq)
     if placed.extended:
-        send_to_group_on_commit(room(listing_id), _ws_event({
+        ends_at = listing.ends_at
+        send_to_group_on_commit(room(listing_id), lambda: _ws_event({
             "type": "auction_extended", "listingId": listing_id,
-            "endsAt": payload["listing"]["ends_at"],
+            "endsAt": serializers.DateTimeField().to_representation(ends_at),
         }))
+
+
+def _bid_placed_payload(placed: BidPlaced) -> dict[str, Any]:
+    from bidding.api.serializers import BidHistorySerializer, ListingLiveSerializer
+
+    listing = placed.listing
+    payload: dict[str, Any] = {
+        "type": "bid_placed",
+        "listingId": str(listing.pk),
+        "seq": listing.seq,
+        "bid": BidHistorySerializer(placed.bid).data,
+        "listing": ListingLiveSerializer(listing).data,
+    }
+    if len(placed.records) > 1:
+        # The leader's proxy answered: the history row that now stands at the price.
+        payload["autoBid"] = BidHistorySerializer(placed.records[-1]).data
+    return payload
 
 
 def bid_outbid_notify(*, listing_id: Any, user_id: Any, seq: int) -> None:

@@ -115,8 +115,11 @@ def group_send_now(group: str, event: dict[str, Any]) -> bool:
     return False
 
 
-def send_to_group_on_commit(group: str, event: dict[str, Any]) -> None:
-    on_commit(lambda: _send_or_hold(group, event))
+def send_to_group_on_commit(group: str,
+                            event: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
+    """Send `event` to the group after commit; a callable is rendered then, not now (keeps
+    serializers out of a transaction that holds a hot row's lock)."""
+    on_commit(lambda: _send_or_hold(group, event() if callable(event) else event))
 
 
 def task_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
