@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+FLUSH_EVERY = 100
 
 
 class RoomHub:
@@ -127,7 +128,7 @@ class RoomHub:
         text = None
         if message.get("type") == "ws.event":
             text = json.dumps(message["payload"])
-        for consumer in list(local):
+        for n, consumer in enumerate(list(local), 1):
             try:
                 if text is not None:
                     await consumer.deliver(text)
@@ -135,6 +136,10 @@ class RoomHub:
                     await consumer.dispatch(message)
             except Exception:  # noqa: BLE001 - one closed socket must not stop the room
                 logger.debug("room hub: delivery to a socket failed", exc_info=True)
+            if n % FLUSH_EVERY == 0:
+                # Let the reactor write what is queued: the first sockets get the event
+                # while the rest are still being served (writes leave when the loop turns).
+                await asyncio.sleep(0)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RoomHub] = (
