@@ -93,18 +93,23 @@ def test_task_is_queued_after_commit_with_its_ids():
     assert TASK_CALLS == [(("listing-1",), {"attempt": 2})]
 
 
-def test_layer_outage_is_logged_not_raised(caplog):
-    # given a Redis channel layer whose server is not running
+@pytest.fixture
+def layer_down():
+    """A Redis channel layer whose server is not running."""
     down = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
                         "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}/0"]}}}
     channel_layers.backends = {}
     try:
         with override_settings(CHANNEL_LAYERS=down):
-            # when an event is sent
-            with caplog.at_level(logging.WARNING, logger="biddt.events"):
-                sent = group_send_now("user.x", {"type": "ws.event", "payload": {}})
+            yield
     finally:
         channel_layers.backends = {}
+
+
+def test_layer_outage_is_logged_not_raised(caplog, layer_down):
+    # given a Redis channel layer whose server is not running, when an event is sent
+    with caplog.at_level(logging.WARNING, logger="biddt.events"):
+        sent = group_send_now("user.x", {"type": "ws.event", "payload": {}})
     # then the caller gets False and a warning is logged instead of an exception
     assert sent is False
     assert any("user.x" in r.getMessage() for r in caplog.records)
@@ -165,15 +170,8 @@ async def test_batched_sends_when_full(listener):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_batched_layer_outage_is_logged_not_raised(caplog):
-    down = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                        "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}/0"]}}}
-    channel_layers.backends = {}
-    try:
-        with override_settings(CHANNEL_LAYERS=down):
-            with caplog.at_level(logging.WARNING, logger="biddt.events"):
-                with batched():
-                    send_to_group_on_commit("user.y", {"type": "ws.event", "payload": {}})
-    finally:
-        channel_layers.backends = {}
+def test_batched_layer_outage_is_logged_not_raised(caplog, layer_down):
+    with caplog.at_level(logging.WARNING, logger="biddt.events"):
+        with batched():
+            send_to_group_on_commit("user.y", {"type": "ws.event", "payload": {}})
     assert any("user.y" in r.getMessage() for r in caplog.records)
