@@ -13,13 +13,6 @@ from biddt.events import send_to_group_on_commit, task_on_commit
 from notifications.models import Notification, NotificationPreference
 
 
-def notification_item(notification: Notification) -> dict[str, Any]:
-    """The REST item `{id, type, title, body, data, read_at, created_at}` (socket payload)."""
-    from notifications.api.serializers import NotificationSerializer
-
-    return dict(NotificationSerializer(notification).data)
-
-
 def notify(*, user_id, type: str, title: str, body: str = "",
            data: dict[str, Any] | None = None,
            dedupe_key: str | None = None) -> Notification | None:
@@ -74,7 +67,8 @@ def _deliver_on_commit(notifications: Sequence[Notification]) -> None:
     e-mail of them all (each checks preferences and claims its channel on the row)."""
     from notifications.api.serializers import NotificationSerializer
 
-    items = NotificationSerializer(notifications, many=True).data  # fields built once
+    # The REST item {id, type, title, body, data, read_at, created_at}; fields built once.
+    items = NotificationSerializer(notifications, many=True).data
     for notification, item in zip(notifications, items, strict=True):
         send_to_group_on_commit(f"user.{notification.user_id}", {
             "type": "ws.event",
