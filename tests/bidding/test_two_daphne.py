@@ -18,6 +18,7 @@ from django.conf import settings
 from rest_framework_simplejwt.tokens import RefreshToken
 from websockets.asyncio.client import connect
 
+from tests.biddt import processes
 from tests.factories import ListingFactory, UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres,
@@ -46,12 +47,7 @@ def token_for(user) -> str:
 
 
 async def recv_type(socket, wanted: str) -> dict:
-    """The next message of type `wanted` (others, e.g. `outbid`, are skipped), bounded."""
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            message = json.loads(await socket.recv())
-            if message["type"] == wanted:
-                return message
+    return await processes.recv_type(socket, wanted, timeout=TIMEOUT)
 
 
 async def subscribe(socket, listing_id: str) -> dict:

@@ -208,3 +208,18 @@ def start_redis(*, work_dir: Path) -> RedisServer:
             raise RuntimeError(f"redis-server did not come up on port {port}")
         time.sleep(0.05)
     return server
+
+
+# --- Socket clients ------------------------------------------------------------------------
+
+async def recv_type(socket, wanted: str, *, timeout: float = 15.0) -> dict:
+    """The next message of type `wanted` on a `websockets` client socket (others, e.g.
+    `outbid`, are skipped), waiting at most `timeout` seconds."""
+    import asyncio
+    import json
+
+    async with asyncio.timeout(timeout):
+        while True:
+            message = json.loads(await socket.recv())
+            if message["type"] == wanted:
+                return message

@@ -30,6 +30,7 @@ from websockets.asyncio.client import connect
 from bidding.models import Bid
 from biddt.core.models import IdempotencyRecord
 from listings.models import Listing
+from tests.biddt.processes import recv_type
 from tests.chaos.support import wait_until
 from tests.conftest import bearer
 from tests.factories import ListingFactory, UserFactory
@@ -109,11 +110,7 @@ def hold_before_commit():
 
 
 async def next_event(socket, wanted: str) -> dict:
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            message = json.loads(await socket.recv())
-            if message["type"] == wanted:
-                return message
+    return await recv_type(socket, wanted, timeout=TIMEOUT)
 
 
 @pytest.mark.parametrize("moment", ["waiting_for_the_row_lock", "before_commit"])
