@@ -284,15 +284,16 @@ def _payout_states(pks) -> Counter:
                                                                       flat=True))
 
 
-def test_worker_killed_during_payouts_pays_each_once(broker, launch, settings, monkeypatch):
-    stub = ConnectStub(hold_after=N_PAYOUTS // 3)
-    try:
-        _payouts_killed_and_retried(broker, launch, settings, monkeypatch, stub)
-    finally:
-        stub.close()
+@pytest.fixture
+def stub():
+    """The Connect stub; it holds back the answer of one Transfer a third of the way in."""
+    server = ConnectStub(hold_after=N_PAYOUTS // 3)
+    yield server
+    server.close()
 
 
-def _payouts_killed_and_retried(broker, launch, settings, monkeypatch, stub):
+def test_worker_killed_during_payouts_pays_each_once(broker, launch, settings, monkeypatch,
+                                                     stub):
     stripe_env = {"BIDDT_PAYMENTS_BACKEND": "stripe", "STRIPE_SECRET_KEY": "sk_test_chaos",
                   "STRIPE_WEBHOOK_SECRET": "whsec_chaos", "STRIPE_API_BASE": stub.url}
     settings.BIDDT_PAYMENTS_BACKEND = "stripe"
