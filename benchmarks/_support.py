@@ -193,9 +193,6 @@ def server_env(*, database_url: str, redis_url: str | None, **extra: str) -> dic
         "DATABASE_URL": database_url,
         "LOG_LEVEL": "WARNING",
         "DEBUG": "false",
-        # Django under ASGI runs each request's sync code in a fresh thread: persistent
-        # connections (CONN_MAX_AGE > 0) pile up per thread and exhaust max_connections.
-        "DATABASE_CONN_MAX_AGE": "0",
         "PYTHONUNBUFFERED": "1",
         "BIDDT_THROTTLE_USER": UNLIMITED, "BIDDT_THROTTLE_BID": UNLIMITED,
         "BIDDT_THROTTLE_ANON": UNLIMITED,
@@ -222,6 +219,15 @@ def stop(process: subprocess.Popen) -> None:
             process.kill()
             with suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (/proc; 0 where unavailable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _redis_ping(port: int) -> bool:

@@ -139,7 +139,7 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("ATOMIC_REQUESTS", False)
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # A lock held longer than this aborts the statement: the request answers 503 and the
     # client (or Stripe) retries, instead of piling up behind a stuck transaction.
@@ -362,6 +362,8 @@ BIDDT_MIN_PRICE_CENTS = env.int("BIDDT_MIN_PRICE_CENTS", default=500)
 BIDDT_MAX_PRICE_CENTS = env.int("BIDDT_MAX_PRICE_CENTS", default=100_000_000)
 # Connections the closing sweep closes auctions on in parallel (each close waits on the DB).
 BIDDT_CLOSE_THREADS = env.int("BIDDT_CLOSE_THREADS", default=4)
+# Threads per daphne process that run HTTP requests (middleware and views, biddt/http.py).
+BIDDT_HTTP_THREADS = env.int("BIDDT_HTTP_THREADS", default=8)
 BIDDT_PAYMENTS_BACKEND = env.str("BIDDT_PAYMENTS_BACKEND", default="simulated")
 BIDDT_QR_TTL_SECONDS = env.int("BIDDT_QR_TTL_SECONDS", default=600)
 # Wrong handoff codes allowed per transaction and window before verify answers 429 and the

@@ -41,6 +41,12 @@ STORAGES = {
 # starts must see the rows the test committed.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"].setdefault("TEST", {})["NAME"] = os.path.join(_TMP, "test.sqlite3")
+else:
+    # Threads the tests start (races, socket handlers on the loop's pool) close their
+    # connections after each call, so the test database can be dropped at the end. Kept
+    # connections are tested on their own (tests/biddt/test_http_handler.py), and a server
+    # process a test starts may ask for them (DATABASE_CONN_MAX_AGE in its environment).
+    DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("DATABASE_CONN_MAX_AGE", "0"))
 # One prefix per test run, so concurrent runs sharing a Redis don't see each other's keys.
 # A process the tests start (daphne) gets the runner's prefix through BIDDT_TEST_PREFIX, so
 # both sides share the channel layer (events sent by the test reach its sockets) and cache.

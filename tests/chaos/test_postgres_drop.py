@@ -65,7 +65,9 @@ def pg_daphne(daphne_server):
     """A fresh daphne on the test database whose lock waits outlast the test's fault."""
     if not settings.USING_POSTGRES:
         pytest.skip("needs PostgreSQL: set DATABASE_URL")
-    server = daphne_server({"DATABASE_LOCK_TIMEOUT_MS": "60000"}, fresh=True)
+    # Kept connections, as in production: a killed one must not fail the next request.
+    server = daphne_server({"DATABASE_LOCK_TIMEOUT_MS": "60000", "DATABASE_CONN_MAX_AGE": "60"},
+                           fresh=True)
     yield server
     server.stop()
 
