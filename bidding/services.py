@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -391,8 +391,21 @@ def listing_buy_now(*, listing_id: Any, buyer) -> Transaction:
     return txn
 
 
-_SOLD_WHEN = Q(leader__isnull=False) & (
-    Q(reserve_price_cents__isnull=True) | Q(current_price_cents__gte=F("reserve_price_cents")))
+# The close decision, in one statement that also returns the closed row: sold to the leader
+# when there is no reserve or it is met, else unsold; only while still active and due. Written
+# as SQL (PostgreSQL and SQLite ≥ 3.35 both have RETURNING) because building it through the
+# ORM and reading the row back cost more than the statement itself, 10,000 times in a sweep.
+# Only model metadata is formatted in; values are bound parameters.
+_CLOSE_SQL = f"""
+    UPDATE {Listing._meta.db_table}
+       SET status = CASE WHEN leader_id IS NOT NULL
+                          AND (reserve_price_cents IS NULL
+                               OR current_price_cents >= reserve_price_cents)
+                         THEN '{ListingStatus.SOLD}' ELSE '{ListingStatus.UNSOLD}' END,
+           closed_at = %s, updated_at = %s, seq = seq + 1
+     WHERE id = %s AND status = '{ListingStatus.ACTIVE}' AND ends_at <= %s
+ RETURNING *
+"""  # noqa: S608
 
 
 def auction_close(*, listing_id: Any) -> bool:
@@ -404,18 +417,13 @@ def auction_close(*, listing_id: Any) -> bool:
     Only the winner, in the same transaction, creates the sale's transaction (unique per
     listing) and the `won`/`lost`/`auction_ended` notifications; events go after commit.
     """
+    listing_id = listing_id if isinstance(listing_id, uuid.UUID) else uuid.UUID(str(listing_id))
     with transaction.atomic():
-        now = timezone.now()
-        closed = Listing.objects.filter(
-            pk=listing_id, status=ListingStatus.ACTIVE, ends_at__lte=now,
-        ).update(
-            status=Case(When(_SOLD_WHEN, then=Value(ListingStatus.SOLD)),
-                        default=Value(ListingStatus.UNSOLD)),
-            closed_at=now, updated_at=now, seq=F("seq") + 1,
-        )
-        if not closed:
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        pk = Listing._meta.pk.get_db_prep_value(listing_id, connection)
+        listing = next(iter(Listing.objects.raw(_CLOSE_SQL, [now, now, pk, now])), None)
+        if listing is None:
             return False
-        listing = Listing.objects.get(pk=listing_id)
         # One read of the active bids serves the winning bid and the losers to notify.
         bids = list(Bid.objects.filter(listing_id=listing_id, status=Bid.Status.ACTIVE)
                     .order_by("-seq", "-is_auto_bid").values_list("pk", "bidder_id"))
@@ -426,7 +434,7 @@ def auction_close(*, listing_id: Any) -> bool:
             transaction_create_for_sale(listing=listing, buyer_id=buyer_id,
                                         amount_cents=listing.current_price_cents,
                                         source=Transaction.Source.AUCTION,
-                                        winning_bid_id=winning_bid_id)
+                                        winning_bid_id=winning_bid_id, decided=True)
         bidder_ids = list(dict.fromkeys(bidder for _pk, bidder in bids))
         _announce_closed(listing, buyer_id=buyer_id, bidder_ids=bidder_ids,
                          final_price=listing.current_price_cents if buyer_id else None)

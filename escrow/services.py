@@ -40,34 +40,37 @@ def fee_cents_for(amount_cents: int) -> int:
 
 def transaction_create_for_sale(*, listing, amount_cents: int, source: str, buyer=None,
                                 buyer_id=None, winning_bid=None,
-                                winning_bid_id=None) -> Transaction:
+                                winning_bid_id=None, decided: bool = False) -> Transaction:
     """Create the one transaction of a sale in `pending_payment`, or return the existing one.
 
     Idempotent through the one-to-one on `listing`: a second call (a retried close, a
     duplicate task) returns the first row and creates nothing. Call it inside the transaction
     that marks the listing sold, so the sale and its transaction commit together.
+    `decided=True`: the caller's own conditional update made it the one seller of this
+    listing (an auction's close), so the row is inserted without looking for one first; a row
+    that exists anyway fails the insert, and the caller's transaction, on the unique key.
     """
     fee = fee_cents_for(amount_cents)
     escrow_fee = settings.BIDDT_ESCROW_FEE_CENTS
-    txn, _ = Transaction.objects.get_or_create(
-        listing=listing,
-        defaults={
-            "buyer_id": buyer.pk if buyer is not None else buyer_id,
-            "seller_id": listing.seller_id,
-            "winning_bid_id": winning_bid.pk if winning_bid is not None else winning_bid_id,
-            "source": source,
-            "currency": listing.currency,
-            "amount_cents": amount_cents,
-            "fee_cents": fee,
-            "escrow_fee_cents": escrow_fee,
-            "total_charged_cents": amount_cents,
-            "seller_payout_cents": amount_cents - fee - escrow_fee,
-            "status": Transaction.Status.PENDING_PAYMENT,
-            "payment_backend": settings.BIDDT_PAYMENTS_BACKEND,
-            "payment_due_at": timezone.now()
-            + timedelta(hours=settings.BIDDT_PAYMENT_WINDOW_HOURS),
-        },
-    )
+    fields = {
+        "buyer_id": buyer.pk if buyer is not None else buyer_id,
+        "seller_id": listing.seller_id,
+        "winning_bid_id": winning_bid.pk if winning_bid is not None else winning_bid_id,
+        "source": source,
+        "currency": listing.currency,
+        "amount_cents": amount_cents,
+        "fee_cents": fee,
+        "escrow_fee_cents": escrow_fee,
+        "total_charged_cents": amount_cents,
+        "seller_payout_cents": amount_cents - fee - escrow_fee,
+        "status": Transaction.Status.PENDING_PAYMENT,
+        "payment_backend": settings.BIDDT_PAYMENTS_BACKEND,
+        "payment_due_at": timezone.now()
+        + timedelta(hours=settings.BIDDT_PAYMENT_WINDOW_HOURS),
+    }
+    if decided:
+        return Transaction.objects.create(listing=listing, **fields)
+    txn, _ = Transaction.objects.get_or_create(listing=listing, defaults=fields)
     return txn
 
 

@@ -68,7 +68,7 @@ def _deliver_on_commit(notifications: Sequence[Notification]) -> None:
     from notifications.api.serializers import NotificationSerializer
 
     # The REST item {id, type, title, body, data, read_at, created_at}; fields built once.
-    items = NotificationSerializer(notifications, many=True).data
+    items = NotificationSerializer.items(notifications)
     for notification, item in zip(notifications, items, strict=True):
         send_to_group_on_commit(f"user.{notification.user_id}", {
             "type": "ws.event",
