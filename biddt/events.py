@@ -130,22 +130,49 @@ def task_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
     on_commit(lambda: task.apply_async(args=args, kwargs=kwargs))
 
 
+def ids_task_on_commit(task: Any, ids: list[str]) -> None:
+    """Queue `task(ids)` once the transaction commits. Inside `batched()`, the ids of many
+    commits go out together, one task per flush.
+
+    Only for a task whose lost ids a sweep finds again (notification delivery: rows without
+    `delivery_handled_at` are re-queued by `notifications_redeliver`), since a process killed
+    before the flush loses the hand-off of the whole batch; the rows, and the work, stay.
+    """
+    if not ids:
+        return
+
+    def hand_off() -> None:
+        batch = getattr(_local, "batch", None)
+        if batch is None:
+            task.apply_async(args=(ids,))
+            return
+        batch.tasks.setdefault(task.name, (task, []))[1].extend(ids)
+        if batch.full():
+            batch.flush()
+
+    on_commit(hand_off)
+
+
 # --- Batches: many small transactions, their side effects sent together -----------------
 
 class _Batch:
     def __init__(self, max_items: int, max_delay: float) -> None:
         self.max_items, self.max_delay = max_items, max_delay
         self.sends: list[tuple[str, dict[str, Any]]] = []
+        self.tasks: dict[str, tuple[Any, list[str]]] = {}  # name → (task, ids)
         self.since = time.monotonic()
 
     def full(self) -> bool:
-        return (len(self.sends) >= self.max_items
-                or time.monotonic() - self.since >= self.max_delay)
+        held = len(self.sends) + sum(len(ids) for _task, ids in self.tasks.values())
+        return held >= self.max_items or time.monotonic() - self.since >= self.max_delay
 
     def flush(self) -> None:
         sends, self.sends, self.since = self.sends, [], time.monotonic()
+        tasks, self.tasks = self.tasks, {}
         if sends:
             _group_send_many(sends)
+        for task, ids in tasks.values():
+            task.apply_async(args=(ids,))
 
 
 _local = threading.local()
@@ -153,14 +180,16 @@ _local = threading.local()
 
 @contextlib.contextmanager
 def batched(*, max_items: int = 200, max_delay: float = 0.25) -> Iterator[None]:
-    """Hold the after-commit socket events of the transactions run inside, and send them
-    together: every `max_items`, every `max_delay` seconds and at the end.
+    """Hold the after-commit socket events of the transactions run inside, and the ids of
+    `ids_task_on_commit` tasks, and send them together: every `max_items`, every `max_delay`
+    seconds and at the end.
 
     For loops of small transactions (the closing sweep): the events of many commits go out
-    concurrently on one loop instead of one round trip after another. Only committed work
-    is held (the holding happens in the commit hooks), and a crash loses at most one batch
-    of events, which are best effort anyway (the rows are the truth; clients resync by
-    seq). Celery tasks are not held (see task_on_commit).
+    concurrently on one loop instead of one round trip after another, and one delivery
+    task carries the notifications of many closes. Only committed work is held (the holding
+    happens in the commit hooks). A crash loses at most one batch: events are best effort
+    (the rows are the truth; clients resync by seq), and lost delivery ids are found again
+    by their sweep. Other Celery tasks are not held (see task_on_commit).
     """
     outer = getattr(_local, "batch", None)
     if outer is not None:  # nested: the outer batch sends

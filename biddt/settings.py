@@ -259,6 +259,8 @@ CELERY_BEAT_SCHEDULE = {
     "escrow-meetup-sweep": {"task": "escrow.tasks.transactions_meetup_sweep",
                             "schedule": 3600.0},
     "escrow-payout-retry": {"task": "escrow.tasks.payouts_retry", "schedule": 900.0},
+    "notifications-redeliver": {"task": "notifications.tasks.notifications_redeliver",
+                                "schedule": 60.0},
 }
 
 # --- Auth, JWT ----------------------------------------------------------------------------
@@ -362,6 +364,11 @@ BIDDT_MIN_PRICE_CENTS = env.int("BIDDT_MIN_PRICE_CENTS", default=500)
 BIDDT_MAX_PRICE_CENTS = env.int("BIDDT_MAX_PRICE_CENTS", default=100_000_000)
 # Connections the closing sweep closes auctions on in parallel (each close waits on the DB).
 BIDDT_CLOSE_THREADS = env.int("BIDDT_CLOSE_THREADS", default=4)
+# Notifications no delivery task handled within this many seconds are queued again (their
+# task was lost with a killed process); older than BIDDT_NOTIFY_REDELIVER_HOURS, given up.
+BIDDT_NOTIFY_REDELIVER_AFTER_SECONDS = env.int("BIDDT_NOTIFY_REDELIVER_AFTER_SECONDS",
+                                               default=300)
+BIDDT_NOTIFY_REDELIVER_HOURS = env.int("BIDDT_NOTIFY_REDELIVER_HOURS", default=24)
 # Threads per daphne process that run HTTP requests (middleware and views, biddt/http.py).
 BIDDT_HTTP_THREADS = env.int("BIDDT_HTTP_THREADS", default=8)
 BIDDT_PAYMENTS_BACKEND = env.str("BIDDT_PAYMENTS_BACKEND", default="simulated")

@@ -37,6 +37,10 @@ class Notification(models.Model):
     # twice pushes or mails once.
     push_claimed_at = models.DateTimeField(null=True, blank=True)
     email_claimed_at = models.DateTimeField(null=True, blank=True)
+    # Set once a delivery task has handled the row (sent, unwanted or handed to a retrying
+    # task). A row left without it (its task was lost with a killed process) is handed to
+    # delivery again by `notifications_redeliver`.
+    delivery_handled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -49,6 +53,9 @@ class Notification(models.Model):
             models.Index(fields=["user", "-created_at"], name="notification_user_recent"),
             models.Index(fields=["user"], condition=Q(read_at__isnull=True),
                          name="notification_user_unread"),
+            models.Index(fields=["created_at"],
+                         condition=Q(delivery_handled_at__isnull=True),
+                         name="notification_unhandled"),
         ]
 
     def __str__(self) -> str:

@@ -1,16 +1,22 @@
-"""Notification writes. Minimal for now: the record plus its socket push to `user.<id>`.
-
-The notifications issue extends `notify` with mobile push and e-mail (queued after commit).
+"""Notification writes: the row, its socket push to `user.<id>` after commit, and the hand-off
+to the delivery task (mobile push and e-mail), with a sweep for hand-offs that were lost.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from biddt.events import send_to_group_on_commit, task_on_commit
+from django.conf import settings
+from django.utils import timezone
+
+from biddt.events import ids_task_on_commit, send_to_group_on_commit
 from notifications.models import Notification, NotificationPreference
+
+logger = logging.getLogger(__name__)
 
 
 def notify(*, user_id, type: str, title: str, body: str = "",
@@ -76,7 +82,36 @@ def _deliver_on_commit(notifications: Sequence[Notification]) -> None:
         })
     from notifications.tasks import notifications_deliver
 
-    task_on_commit(notifications_deliver, [str(n.pk) for n in notifications])
+    ids_task_on_commit(notifications_deliver, [str(n.pk) for n in notifications])
+
+
+REQUEUE_CHUNK = 100
+
+
+def notifications_requeue_unhandled(*, limit: int = 5000) -> int:
+    """Queue delivery again for notifications no delivery task has handled: their task was
+    lost with a killed process (or a batch of hand-offs never flushed). Rows older than
+    `BIDDT_NOTIFY_REDELIVER_AFTER_SECONDS` (their first task has had its chance) and younger
+    than `BIDDT_NOTIFY_REDELIVER_HOURS` (a push a day late helps no one; those are marked
+    handled and logged). The claims on each row make a second delivery send nothing twice.
+    Returns how many were queued."""
+    from notifications.tasks import notifications_deliver
+
+    now = timezone.now()
+    after = now - timedelta(seconds=settings.BIDDT_NOTIFY_REDELIVER_AFTER_SECONDS)
+    horizon = now - timedelta(hours=settings.BIDDT_NOTIFY_REDELIVER_HOURS)
+    unhandled = Notification.objects.filter(delivery_handled_at__isnull=True)
+    stale = unhandled.filter(created_at__lte=horizon).update(delivery_handled_at=now)
+    if stale:
+        logger.warning("%d notifications were never delivered and are now too old to push",
+                       stale)
+    ids = [str(pk) for pk in unhandled.filter(created_at__lte=after, created_at__gt=horizon)
+           .order_by("created_at").values_list("pk", flat=True)[:limit]]
+    for start in range(0, len(ids), REQUEUE_CHUNK):
+        notifications_deliver.delay(ids[start:start + REQUEUE_CHUNK])
+    if ids:
+        logger.info("requeued delivery of %d notifications", len(ids))
+    return len(ids)
 
 
 def notification_mark_read(*, user, notification_id) -> Notification:

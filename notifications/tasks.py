@@ -35,7 +35,8 @@ def notifications_deliver(notification_ids: list[str]) -> dict[str, str]:
 
     A channel that fails for a transient reason is handed to its own retrying task
     (`notification_push` / `notification_email`, with backoff); the claims make a repeat
-    harmless."""
+    harmless. The rows handled are marked (`delivery_handled_at`); a row this task never
+    reached (the process died) is handed over again by `notifications_redeliver`."""
     outcomes = {}
     types = {str(pk): kind for pk, kind in
              Notification.objects.filter(pk__in=notification_ids).values_list("pk", "type")}
@@ -59,7 +60,18 @@ def notifications_deliver(notification_ids: list[str]) -> dict[str, str]:
                                                countdown=_backoff(0))
                 email = "retrying"
         outcomes[notification_id] = f"push {push}, email {email}"
+    Notification.objects.filter(pk__in=list(types), delivery_handled_at__isnull=True) \
+        .update(delivery_handled_at=timezone.now())
     return outcomes
+
+
+@shared_task(acks_late=True)
+def notifications_redeliver() -> int:
+    """Hand notifications whose delivery task was lost back to delivery (beat, every minute);
+    returns how many."""
+    from notifications.services import notifications_requeue_unhandled
+
+    return notifications_requeue_unhandled()
 
 
 @shared_task(bind=True, acks_late=True, **RETRY)

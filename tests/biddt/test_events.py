@@ -12,7 +12,13 @@ from channels.layers import channel_layers, get_channel_layer
 from django.db import connections, transaction
 from django.test import override_settings
 
-from biddt.events import batched, group_send_now, send_to_group_on_commit, task_on_commit
+from biddt.events import (
+    batched,
+    group_send_now,
+    ids_task_on_commit,
+    send_to_group_on_commit,
+    task_on_commit,
+)
 from tests.biddt.processes import free_port
 
 TASK_CALLS: list[tuple] = []
@@ -167,6 +173,40 @@ async def test_batched_sends_when_full(listener):
     during = await sync_to_async(sweep)()
     assert [e["payload"]["n"] for e in during] == [0, 1]
     assert [e["payload"]["n"] for e in await listener()] == [2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ids_tasks_carry_the_ids_of_many_commits_in_one_task_per_flush():
+    TASK_CALLS.clear()
+    # outside a batch: one task per commit, after the commit
+    with transaction.atomic():
+        ids_task_on_commit(events_record, ["a"])
+        assert TASK_CALLS == []
+    assert TASK_CALLS == [((["a"],), {})]
+
+    # inside a batch: the committed ids wait for the flush and go out in one task; a
+    # rolled-back transaction's ids never do
+    TASK_CALLS.clear()
+    with batched(max_items=1000, max_delay=60):
+        for n in range(4):
+            try:
+                with transaction.atomic():
+                    ids_task_on_commit(events_record, [f"{n}.1", f"{n}.2"])
+                    if n == 1:
+                        raise RuntimeError("rollback")
+            except RuntimeError:
+                pass
+        assert TASK_CALLS == []
+    assert TASK_CALLS == [((["0.1", "0.2", "2.1", "2.2", "3.1", "3.2"],), {})]
+
+    # a full batch flushes at once (ids count toward max_items)
+    TASK_CALLS.clear()
+    with batched(max_items=3, max_delay=60):
+        for n in range(3):
+            with transaction.atomic():
+                ids_task_on_commit(events_record, [str(n), f"{n}b"])
+        assert [args[0] for args, _ in TASK_CALLS] == [["0", "0b", "1", "1b"]]
+    assert [args[0] for args, _ in TASK_CALLS] == [["0", "0b", "1", "1b"], ["2", "2b"]]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -297,3 +297,86 @@ def test_batch_delivery_pushes_and_mails_each_once_and_hands_failures_to_retries
     again = tasks.notifications_deliver.apply(args=[ids]).get()
     assert again[str(outbid.pk)] == "push already_sent, email not_emailed"
     assert len(mail.outbox) == 1
+
+
+# --- Lost hand-offs: notifications_redeliver ------------------------------------------------
+
+def _unhandled(user, *, age: timedelta, key: str) -> Notification:
+    row = Notification.objects.create(user=user, type="won", title="You won", dedupe_key=key)
+    Notification.objects.filter(pk=row.pk).update(created_at=timezone.now() - age)
+    return row
+
+
+def test_delivery_marks_every_row_it_handled_whatever_the_outcome(user):
+    other = UserFactory()  # no device: nothing to push, still handled
+    device(user, "tok-a")
+    rows = [Notification.objects.create(user=u, type="won", title="t") for u in (user, other)]
+    assert Notification.objects.filter(delivery_handled_at__isnull=False).count() == 0
+    outcomes = tasks.notifications_deliver([str(r.pk) for r in rows] + [
+        "00000000-0000-0000-0000-000000000000"])
+    assert outcomes[str(rows[0].pk)].startswith("push sent")
+    assert outcomes[str(rows[1].pk)].startswith("push no_devices")
+    assert outcomes["00000000-0000-0000-0000-000000000000"] == "missing"
+    assert Notification.objects.filter(delivery_handled_at__isnull=True).count() == 0
+
+
+def test_redeliver_pushes_what_a_lost_task_left_once_and_gives_up_on_stale_rows(
+        user, settings, caplog):
+    settings.BIDDT_NOTIFY_REDELIVER_AFTER_SECONDS = 300
+    settings.BIDDT_NOTIFY_REDELIVER_HOURS = 24
+    device(user, "tok-a")
+    # given rows whose delivery task was lost: one past the grace period, one still within
+    # it (its task may yet run), one a day old, and one already handled
+    lost = _unhandled(user, age=timedelta(minutes=10), key="won:lost")
+    recent = _unhandled(user, age=timedelta(minutes=1), key="won:recent")
+    stale = _unhandled(user, age=timedelta(hours=25), key="won:stale")
+    handled = _unhandled(user, age=timedelta(minutes=10), key="won:handled")
+    Notification.objects.filter(pk=handled.pk).update(delivery_handled_at=timezone.now())
+
+    # when the sweep runs (eager Celery: the delivery runs at once)
+    with caplog.at_level("WARNING", logger="notifications.services"):
+        assert tasks.notifications_redeliver() == 1
+    # then the lost one is pushed and handled; the recent one waits; the stale one is given
+    # up (handled, logged, not pushed)
+    assert [m.data["notification_id"] for _, m in InMemoryBackend.outbox] == [str(lost.pk)]
+    states = dict(Notification.objects.values_list("pk", "delivery_handled_at"))
+    assert states[lost.pk] is not None and states[stale.pk] is not None
+    assert states[recent.pk] is None
+    assert "1 notifications were never delivered" in caplog.text
+
+    # and a second sweep, or a duplicate task, sends nothing again
+    assert tasks.notifications_redeliver() == 0
+    tasks.notifications_deliver([str(lost.pk)])
+    assert len(InMemoryBackend.outbox) == 1
+
+
+def test_redeliver_queues_in_chunks(user, settings, monkeypatch):
+    from notifications import services
+
+    settings.BIDDT_NOTIFY_REDELIVER_AFTER_SECONDS = 0
+    rows = Notification.objects.bulk_create(
+        [Notification(user=user, type="lost", title="t") for _ in range(250)])
+    queued = []
+    monkeypatch.setattr(tasks.notifications_deliver, "delay", queued.append)
+    assert services.notifications_requeue_unhandled() == 250
+    assert [len(chunk) for chunk in queued] == [100, 100, 50]
+    assert sorted(sum(queued, [])) == sorted(str(r.pk) for r in rows)
+
+
+def test_the_redeliver_sweep_is_scheduled(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["notifications-redeliver"]
+    assert entry["task"] == "notifications.tasks.notifications_redeliver"
+
+
+def test_the_migration_marks_rows_from_before_the_marker_handled(user):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("notifications.migrations.0003_delivery_handled_at")
+    old = _unhandled(user, age=timedelta(days=3), key="won:old")
+    migration.mark_existing_delivered(apps, None)
+    old.refresh_from_db()
+    assert old.delivery_handled_at == old.created_at
+    # so the sweep leaves them alone
+    assert tasks.notifications_redeliver() == 0
