@@ -54,6 +54,7 @@ from benchmarks._support import (
     BASE_DIR,
     Processes,
     _setup_django,
+    cpu_seconds,
     pct,
     raise_nofile,
     server_env,
@@ -793,26 +794,17 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _cpu_of(pid: int) -> float:
-    """utime + stime of one process, in seconds."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _cpu_snapshot(pids: dict[str, tuple[int, bool]]) -> dict[str, float]:
     """CPU seconds used so far by each server (with children), by every postgres process on
     the machine, by this process, and the machine's busy and total time (/proc/stat)."""
-    out = {name: _cpu_of(pid) + (sum(_cpu_of(c) for c in _children(pid)) if tree else 0.0)
+    out = {name: cpu_seconds(pid) + (sum(cpu_seconds(c) for c in _children(pid)) if tree else 0.0)
            for name, (pid, tree) in pids.items()}
     postgres = 0.0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 if (entry / "comm").read_text().strip() == "postgres":
-                    postgres += _cpu_of(int(entry.name))
+                    postgres += cpu_seconds(int(entry.name))
             except OSError:
                 continue
     out["postgres (all)"] = postgres
