@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import F
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -82,14 +82,13 @@ def _lock_listing(listing_id: Any) -> Listing:
             str(listing_id))
     except ValueError:
         raise NotFound("Listing not found.") from None
-    if connection.vendor != "postgresql":  # SQLite (dev): the transaction locks the file
-        paused = User.objects.filter(pk=OuterRef("seller_id")).exclude(status=User.Status.ACTIVE)
-        listing = (Listing.objects.select_for_update(of=("self",), no_key=True)
-                   .annotate(seller_paused=Exists(paused)).filter(pk=listing_id).first())
-    else:
-        # The same query as the ORM would build, written once: building its subquery through
-        # the ORM cost more CPU than the query itself, on every bid.
-        listing = next(iter(Listing.objects.raw(_LOCK_SQL, [str(listing_id)])), None)
+    # Written as SQL: building the subquery through the ORM cost more CPU than the query
+    # itself, on every bid. SQLite (development) has no row locks: its transaction locks the
+    # database file instead.
+    sql = _LOCK_SQL + (" FOR NO KEY UPDATE OF l" if connection.features.has_select_for_update
+                       else "")
+    pk = Listing._meta.pk.get_db_prep_value(listing_id, connection)
+    listing = next(iter(Listing.objects.raw(sql, [pk])), None)
     if listing is None:
         raise NotFound("Listing not found.")
     return listing
@@ -100,8 +99,7 @@ _LOCK_SQL = f"""
     SELECT l.*, EXISTS (SELECT 1 FROM {User._meta.db_table} u
                          WHERE u.id = l.seller_id AND u.status <> '{User.Status.ACTIVE}')
                 AS seller_paused
-      FROM {Listing._meta.db_table} l WHERE l.id = %s FOR NO KEY UPDATE OF l
-"""  # noqa: S608
+      FROM {Listing._meta.db_table} l WHERE l.id = %s"""  # noqa: S608
 
 
 def _hide_drafts(listing: Listing, user) -> None:
@@ -110,11 +108,9 @@ def _hide_drafts(listing: Listing, user) -> None:
 
 
 def _seller_paused(listing: Listing) -> bool:
-    """A suspended seller's listings are paused: no bids, no buy now (accounts.user_suspend)."""
-    if hasattr(listing, "seller_paused"):  # read with the lock (_lock_listing)
-        return listing.seller_paused
-    return User.objects.filter(pk=listing.seller_id).exclude(
-        status=User.Status.ACTIVE).exists()
+    """A suspended seller's listings are paused: no bids, no buy now (accounts.user_suspend).
+    `listing` comes from `_lock_listing`, which reads the seller's status with the row."""
+    return listing.seller_paused
 
 
 def _check_biddable(listing: Listing, bidder, now: datetime) -> None:
