@@ -58,8 +58,12 @@ class ThreadedASGIHandler(ASGIHandler):
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
-        response = await sync_to_async(self._respond, thread_sensitive=False,
-                                       executor=self.executor)(scope, body_file)
+        try:
+            response = await sync_to_async(self._respond, thread_sensitive=False,
+                                           executor=self.executor)(scope, body_file)
+        except BaseException:
+            body_file.close()
+            raise
         if response.streaming and not response.is_async:
             # Read a sync iterator (a file) part by part on the pool, not all at once.
             response.streaming_content = self._parts_from_pool(response.streaming_content)
