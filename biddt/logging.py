@@ -1,4 +1,5 @@
-"""Logging filter that replaces phone numbers with a keyed hash wherever they would be logged."""
+"""Logging filter that replaces phone numbers with a keyed hash wherever they would be logged,
+and the client IP bound to every request's log lines."""
 
 from __future__ import annotations
 
@@ -71,3 +72,14 @@ class PhoneNumberRedactingFilter(logging.Filter):
 
 
 _traceback_formatter = logging.Formatter()
+
+
+def bind_client_ip(request, logger=None, **kwargs) -> None:
+    """django-structlog `bind_extra_request_metadata` receiver: `ip` on every request's log
+    lines, the address the throttles see (DRF's `get_ident`: `X-Forwarded-For` read through
+    `BIDDT_NUM_PROXIES`). It replaces django-structlog's own lookup (python-ipware), which
+    scanned a dozen headers and cost about 0.5 ms of every request."""
+    import structlog
+    from rest_framework.throttling import BaseThrottle
+
+    structlog.contextvars.bind_contextvars(ip=BaseThrottle().get_ident(request))

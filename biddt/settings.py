@@ -502,6 +502,9 @@ from biddt.logging import redact_event  # noqa: E402
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "console")
 DJANGO_STRUCTLOG_CELERY_ENABLED = False
+# `ip` is bound by biddt.logging.bind_client_ip (the address the throttles see), cheaper than
+# django-structlog's own lookup.
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False
 _shared_processors = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,

@@ -167,3 +167,29 @@ def test_number_after_a_hash_sign_is_still_redacted(capture):
     logger, output = capture
     logger.info("call back #%s", "4165550100")
     assert output() == f"INFO call back #phone#{log_hash('+4165550100')}\n"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("num_proxies", "forwarded", "expected"), [
+    (0, "203.0.113.7", "127.0.0.1"),            # no proxy trusted: the peer
+    (1, "203.0.113.7", "203.0.113.7"),          # one proxy: the address it saw
+    (1, "198.51.100.1, 203.0.113.7", "203.0.113.7"),  # a spoofed first hop is ignored
+])
+def test_request_log_lines_carry_the_ip_the_throttles_see(client, settings, num_proxies,
+                                                            forwarded, expected):
+    import structlog
+    from rest_framework.settings import api_settings
+
+    # given BIDDT_NUM_PROXIES proxies in front
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": num_proxies}
+    api_settings.reload()
+    try:
+        # when a request is logged
+        with structlog.testing.capture_logs(
+                processors=[structlog.contextvars.merge_contextvars]) as logs:
+            client.get("/healthz", HTTP_X_FORWARDED_FOR=forwarded, REMOTE_ADDR="127.0.0.1")
+    finally:
+        api_settings.reload()
+    # then its lines name the client as the throttles would
+    started = [e for e in logs if e["event"] == "request_started"]
+    assert started and started[0]["ip"] == expected
