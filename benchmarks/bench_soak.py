@@ -61,6 +61,7 @@ from benchmarks._support import (
 )
 
 DEFAULT_BASE = "postgres://postgres@127.0.0.1:5432/biddt"
+MAX_PRICE_CENTS = int(os.environ.get("BIDDT_MAX_PRICE_CENTS", "100000000"))
 TORONTO = (43.6532, -79.3832)
 ADJECTIVES = ["vintage", "antique", "modern", "compact", "electric", "wooden", "leather",
               "folding", "portable", "classic", "retro", "mini"]
@@ -413,9 +414,13 @@ def _bid_body(ctx: Ctx, listing_id: str, rng: random.Random) -> dict:
         amount = max(1, minimum - rng.randrange(1, max(2, minimum // 20)))
     else:
         amount = minimum + rng.randrange(0, max(25, minimum // 25))
+    # Never above the highest price a listing may have (BIDDT_MAX_PRICE_CENTS: 400 max_value):
+    # a hot listing that reaches it just answers bid_too_low from then on.
+    amount = min(amount, MAX_PRICE_CENTS)
     body = {"amount_cents": amount}
     if rng.random() < 0.5:
-        body["max_amount_cents"] = amount + rng.randrange(0, max(50, amount // 8))
+        body["max_amount_cents"] = min(MAX_PRICE_CENTS,
+                                       amount + rng.randrange(0, max(50, amount // 8)))
     return body
 
 

@@ -138,6 +138,11 @@ def bid_place(*, listing_id: Any, bidder, amount_cents: int,
     and the `outbid` notification task.
     """
     ensure_active(bidder)
+    highest = settings.BIDDT_MAX_PRICE_CENTS  # no listing may be priced above it either
+    for attr, value in (("amount_cents", amount_cents), ("max_amount_cents", max_amount_cents)):
+        if value is not None and value > highest:
+            raise invalid("max_value", f"Ensure this value is less than or equal to {highest}.",
+                          attr=attr)
     if max_amount_cents is not None and max_amount_cents < amount_cents:
         raise invalid(rules.INVALID_MAX, "The maximum must not be below the bid amount.",
                       attr="max_amount_cents")

@@ -73,7 +73,8 @@ class ListingBidsView(GenericAPIView):
             "answers). Refusals (409 unless noted): `listing_not_active`, `auction_ended`, "
             "`own_listing`, `fixed_price_listing`, `bid_too_low` (its `detail` ends with "
             "`minimum_next_bid_cents=<cents>`; the socket error also carries "
-            "`minimumNextBidCents`), 400 `invalid_max` (M < A), 404 `not_found`, "
+            "`minimumNextBidCents`), 400 `invalid_max` (M < A), 400 `max_value` (A or M above "
+            "`BIDDT_MAX_PRICE_CENTS`, the highest price a listing may have), 404 `not_found`, "
             "403 `account_suspended`, 422 `idempotency_key_reused`, 429 past 10 bids a "
             "minute (`Retry-After`)."
         ),

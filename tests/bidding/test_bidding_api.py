@@ -72,6 +72,26 @@ def test_refusal_shapes(auth_api, listing):
     assert missing.status_code == 404
 
 
+@pytest.mark.parametrize("body", [
+    {"amount_cents": 100_000_001},
+    {"amount_cents": 2000, "max_amount_cents": 100_000_001},
+    {"amount_cents": 2**63},  # beyond the database's bigint: a 400, never a 500
+    {"amount_cents": 2000, "max_amount_cents": 10**30},
+], ids=["amount", "max", "amount-beyond-bigint", "max-beyond-bigint"])
+def test_a_bid_above_the_highest_price_is_400_max_value(auth_api, listing, body):
+    # given the highest price a listing may have (BIDDT_MAX_PRICE_CENTS, $1,000,000)
+    # when a bid or its maximum goes above it
+    response = auth_api.post(bids_url(listing), body, format="json")
+    # then it is refused as invalid, on the field, and nothing is written
+    assert response.status_code == 400, response.content
+    error = response.json()["errors"][0]
+    assert (error["code"], error["attr"]) == ("max_value", next(reversed(body)))
+    assert not Bid.objects.exists()
+    # and a bid at the highest price is accepted
+    at_cap = auth_api.post(bids_url(listing), {"amount_cents": 100_000_000}, format="json")
+    assert at_cap.status_code == 201, at_cap.content
+
+
 def test_bidding_needs_an_active_account(api, listing):
     assert api.post(bids_url(listing), {"amount_cents": 1000}).status_code == 401
     suspended = UserFactory(status="suspended")

@@ -156,6 +156,9 @@ async def test_bid_errors_use_the_rest_codes():
     answer = await send(comm, {"type": "bid", "listingId": str(listing.pk), "amount": 2000,
                                "maxAmount": 1000})
     assert answer["code"] == "invalid_max"
+    for above in ({"amount": 10**19}, {"amount": 2000, "maxAmount": 100_000_001}):
+        answer = await send(comm, {"type": "bid", "listingId": str(listing.pk), **above})
+        assert answer["code"] == "max_value", answer
     for bad in ({"amount": "10"}, {"amount": -5}, {"amount": True},
                 {"amount": 1000, "maxAmount": 0}, {"amount": 1000, "requestId": ""},
                 {"amount": 1000, "requestId": {"nested": 1}}):
