@@ -418,7 +418,6 @@ def auction_close(*, listing_id: Any) -> bool:
     Only the winner, in the same transaction, creates the sale's transaction (unique per
     listing) and the `won`/`lost`/`auction_ended` notifications; events go after commit.
     """
-    listing_id = listing_id if isinstance(listing_id, uuid.UUID) else uuid.UUID(str(listing_id))
     with transaction.atomic():
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         pk = Listing._meta.pk.get_db_prep_value(listing_id, connection)

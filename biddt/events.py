@@ -145,10 +145,8 @@ def ids_task_on_commit(task: Any, ids: list[str]) -> None:
         batch = getattr(_local, "batch", None)
         if batch is None:
             task.apply_async(args=(ids,))
-            return
-        batch.tasks.setdefault(task.name, (task, []))[1].extend(ids)
-        if batch.full():
-            batch.flush()
+        else:
+            batch.hold_ids(task, ids)
 
     on_commit(hand_off)
 
@@ -161,6 +159,18 @@ class _Batch:
         self.sends: list[tuple[str, dict[str, Any]]] = []
         self.tasks: dict[str, tuple[Any, list[str]]] = {}  # name → (task, ids)
         self.since = time.monotonic()
+
+    def hold_send(self, group: str, event: dict[str, Any]) -> None:
+        self.sends.append((group, event))
+        self._flush_if_full()
+
+    def hold_ids(self, task: Any, ids: list[str]) -> None:
+        self.tasks.setdefault(task.name, (task, []))[1].extend(ids)
+        self._flush_if_full()
+
+    def _flush_if_full(self) -> None:
+        if self.full():
+            self.flush()
 
     def full(self) -> bool:
         held = len(self.sends) + sum(len(ids) for _task, ids in self.tasks.values())
@@ -207,10 +217,8 @@ def _send_or_hold(group: str, event: dict[str, Any]) -> None:
     batch = getattr(_local, "batch", None)
     if batch is None:
         group_send_now(group, event)
-        return
-    batch.sends.append((group, event))
-    if batch.full():
-        batch.flush()
+    else:
+        batch.hold_send(group, event)
 
 
 SEND_CONCURRENCY = 32

@@ -116,8 +116,6 @@ def notifications_requeue_unhandled(*, limit: int = 5000) -> int:
 
 def notification_mark_read(*, user, notification_id) -> Notification:
     """Mark one of the user's notifications read (idempotent: the first read time stays)."""
-    from django.utils import timezone
-
     notification = Notification.objects.get(pk=notification_id, user=user)
     if notification.read_at is None:
         Notification.objects.filter(pk=notification.pk, read_at__isnull=True).update(
@@ -128,8 +126,6 @@ def notification_mark_read(*, user, notification_id) -> Notification:
 
 def notification_mark_all_read(*, user) -> int:
     """Mark every unread notification of the user read; returns how many changed."""
-    from django.utils import timezone
-
     return Notification.objects.filter(user=user, read_at__isnull=True).update(
         read_at=timezone.now())
 
