@@ -7,8 +7,9 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "biddt.settings")
 django.setup(set_prefix=False)
 
-from biddt.http import ThreadedASGIHandler  # noqa: E402
+from biddt.http import ThreadedASGIHandler, leave_request_bodies_to_django  # noqa: E402
 
+leave_request_bodies_to_django()
 django_asgi_app = ThreadedASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
