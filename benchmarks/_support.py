@@ -185,8 +185,9 @@ class Processes:
 
 def server_env(*, database_url: str, redis_url: str | None, **extra: str) -> dict[str, str]:
     """Environment of a server process: production-like settings (biddt.settings), the bench
-    database, Redis for cache and channel layer, throttles off (the engine is measured), no
-    request log line per call, jobs queued to a broker nobody consumes during the run."""
+    database, Redis for cache and channel layer, throttles off (the engine is measured), logs at
+    WARNING except the per-request lines (`REQUEST_LOG_LEVEL`, INFO as in production unless
+    the caller passes it), jobs queued to a broker nobody consumes during the run."""
     env = dict(os.environ)
     env.update({
         "DJANGO_SETTINGS_MODULE": "biddt.settings",
