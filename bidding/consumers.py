@@ -1,8 +1,10 @@
 """Live listing rooms on `/ws/`: `subscribe`, `unsubscribe` and `bid` handlers.
 
 Thin: validate the message, call selectors/services through `database_sync_to_async`, answer.
-A socket bid goes through `bid_place` exactly like REST (same codes, same 10/min throttle);
-`requestId` makes a retried bid a no-op that answers the first `ack` again.
+A socket bid goes through `bid_place` exactly like REST (same codes, same 10/min throttle):
+`amount`/`maxAmount` are checked by REST's `BidCreateSerializer` (`required`, `null`,
+`invalid`, `min_value`, ...) and a `listingId` that is not a UUID is `not_found`, as the URL
+would be. `requestId` makes a retried bid a no-op that answers the first `ack` again.
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 
 from bidding import selectors, services
-from bidding.api.serializers import BidPlacedSerializer, ListingRoomSerializer
+from bidding.api.serializers import BidCreateSerializer, BidPlacedSerializer, ListingRoomSerializer
 from bidding.throttles import BidThrottle
 from biddt.consumers import BiddtConsumer, WSError, db_sync_to_async, ws_handler
 from biddt.idempotency import fingerprint, run_once
@@ -31,13 +33,32 @@ def _uuid(content: dict[str, Any], key: str, *, required: bool = True) -> str | 
         return _bad(key, "a UUID")
 
 
-def _positive_int(content: dict[str, Any], key: str, *, required: bool = True) -> int | None:
-    value = content.get(key)
-    if value is None and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        return _bad(key, "a positive integer (cents)")
-    return value
+# Socket key -> REST body field of `BidCreateSerializer`.
+BID_FIELDS = {"amount": "amount_cents", "maxAmount": "max_amount_cents"}
+
+
+def _bid_listing_id(content: dict[str, Any]) -> str:
+    """The bid's `listingId`; not a UUID (or missing) is REST's 404 for such a URL."""
+    value = content.get("listingId")
+    try:
+        if isinstance(value, str):
+            return str(uuid.UUID(value))
+    except ValueError:
+        pass
+    raise WSError.from_api_exception(NotFound())
+
+
+def _bid_amounts(content: dict[str, Any]) -> tuple[int, int | None]:
+    """`amount`/`maxAmount` validated by REST's own serializer: same rules, same codes.
+
+    A key left out is left out of the data (`required`), a `null` is passed on (`null`).
+    """
+    serializer = BidCreateSerializer(
+        data={field: content[key] for key, field in BID_FIELDS.items() if key in content})
+    if not serializer.is_valid():
+        raise WSError.from_api_exception(ValidationError(serializer.errors))
+    data = serializer.validated_data
+    return data["amount_cents"], data.get("max_amount_cents")
 
 
 def _request_key(content: dict[str, Any]) -> str | None:
@@ -128,9 +149,8 @@ async def unsubscribe(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
 
 @ws_handler("bid", auth=True)
 async def bid(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
-    listing_id = _uuid(content, "listingId")
-    amount = _positive_int(content, "amount")
-    max_amount = _positive_int(content, "maxAmount", required=False)
+    listing_id = _bid_listing_id(content)
+    amount, max_amount = _bid_amounts(content)
     request_id = _request_key(content)
     body = await _bid(consumer.user, listing_id, amount, max_amount, request_id)
     await consumer.send_json({"type": "ack", "requestId": content.get("requestId"), "bid": body})
