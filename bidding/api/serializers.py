@@ -7,7 +7,6 @@ from rest_framework import serializers
 
 from bidding import selectors
 from bidding.models import Bid
-from escrow.models import Transaction
 
 BID_STATUS_CHOICES = Bid.Status.choices  # named `BidStatusEnum` in the schema (settings)
 
@@ -93,16 +92,3 @@ class MyBidSerializer(serializers.ModelSerializer):
     def get_is_leading(self, bid: Bid) -> bool:
         return bid.listing.status == "active" and bid.listing.leader_id == bid.bidder_id
 
-
-class TransactionCreatedSerializer(serializers.ModelSerializer):
-    """201 body of buy-now: the new transaction."""
-
-    listing_id = serializers.UUIDField(read_only=True)
-    buyer_id = serializers.UUIDField(read_only=True)
-    seller_id = serializers.UUIDField(read_only=True)
-
-    class Meta:
-        model = Transaction
-        fields = ["id", "listing_id", "buyer_id", "seller_id", "amount_cents", "fee_cents",
-                  "escrow_fee_cents", "total_charged_cents", "seller_payout_cents", "status",
-                  "created_at"]

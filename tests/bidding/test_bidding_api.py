@@ -191,7 +191,9 @@ def test_buy_now(auth_api, user):
                                  "total_charged_cents", "seller_payout_cents", "status")} == {
         "amount_cents": 10000, "fee_cents": 600, "escrow_fee_cents": 199,
         "total_charged_cents": 10000, "seller_payout_cents": 9201, "status": "pending_payment"}
-    assert body["buyer_id"] == str(user.pk) and body["seller_id"] == str(listing.seller_id)
+    assert body["buyer"]["id"] == str(user.pk)
+    assert body["seller"]["id"] == str(listing.seller_id)
+    assert body["listing"]["id"] == str(listing.pk)
     listing.refresh_from_db()
     assert listing.status == "sold" and listing.closed_at is not None
     again = auth_api.post(f"/v1/listings/{listing.pk}/buy-now", HTTP_IDEMPOTENCY_KEY="buy-1")
