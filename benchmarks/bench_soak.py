@@ -160,7 +160,8 @@ def _seed_bids(listing, bidders: list, rng: random.Random, count: int, bid_model
         rows.extend(bid_model(listing=listing, bidder_id=r.bidder_id, amount_cents=r.amount_cents,
                               max_amount_cents=r.max_amount_cents,
                               requested_amount_cents=r.requested_amount_cents,
-                              is_auto_bid=r.is_auto_bid, seq=seq)
+                              is_auto_bid=r.is_auto_bid, is_max_raise=r.is_max_raise,
+                              seq=seq)
                     for r in outcome.records)
         state = outcome.state
     listing.current_price_cents = state.current_price_cents
@@ -1044,7 +1045,7 @@ def _replay_check() -> tuple[int, int, list[str]]:
     for row in (Bid.objects.filter(status="active")
                 .order_by("listing_id", "seq", "is_auto_bid")
                 .values_list("listing_id", "bidder_id", "amount_cents", "max_amount_cents",
-                             "requested_amount_cents", "is_auto_bid", "seq")
+                             "requested_amount_cents", "is_auto_bid", "seq", "is_max_raise")
                 .iterator(chunk_size=5000)):
         bids_by[row[0]].append(row[1:])
         n_bids += 1
@@ -1060,8 +1061,8 @@ def _replay_check() -> tuple[int, int, list[str]]:
         (pk, start, reserve, price, count, leader, leader_max, seq, status, ends_at) = values
         rows = bids_by.get(pk, [])
         by_seq: dict[int, list[tuple]] = defaultdict(list)
-        for bidder, amount, maximum, requested, auto, bid_seq in rows:
-            by_seq[bid_seq].append((bidder, amount, maximum, auto, requested))
+        for bidder, amount, maximum, requested, auto, bid_seq, silent in rows:
+            by_seq[bid_seq].append((bidder, amount, maximum, auto, silent, requested))
         state = rules.AuctionState.initial(starting_price_cents=start,
                                            reserve_price_cents=reserve)
         user_seqs = []
@@ -1072,12 +1073,12 @@ def _replay_check() -> tuple[int, int, list[str]]:
                 problems.append(f"{pk}: seq {bid_seq} has {len(own)} user bids")
                 continue
             user_seqs.append(bid_seq)
-            bidder, _amount, maximum, _auto, requested = own[0]
+            bidder, _amount, maximum, _auto, _silent, requested = own[0]
             outcome = rules.apply_bid(state, rules.BidInput(bidder, requested, maximum),
                                       validate=False)
-            want = sorted((r.bidder_id, r.amount_cents, r.max_amount_cents, r.is_auto_bid)
-                          for r in outcome.records)
-            got = sorted(g[:4] for g in group)
+            want = sorted((r.bidder_id, r.amount_cents, r.max_amount_cents, r.is_auto_bid,
+                           r.is_max_raise) for r in outcome.records)
+            got = sorted(g[:5] for g in group)
             if want != got:
                 problems.append(f"{pk}: bid rows at seq {bid_seq} {got} != replay {want}")
             state = outcome.state

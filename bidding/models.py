@@ -26,6 +26,10 @@ class Bid(models.Model):
     # The amount as the bidder submitted it (A); null for automatic proxy bids. Replay uses it.
     requested_amount_cents = models.PositiveBigIntegerField(null=True, blank=True)
     is_auto_bid = models.BooleanField(default=False)
+    # The leader raising their own maximum without moving the price: kept so the state can be
+    # replayed, but not shown in the history nor counted in the listing's `bid_count` (API.md:
+    # "the leader raising their own maximum changes only their maximum"). Replay recomputes it.
+    is_max_raise = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     # The listing's seq after this bid: orders bids within a listing without clock ties.
     seq = models.PositiveBigIntegerField()

@@ -70,7 +70,7 @@ class AuctionState:
     starting_price_cents: int
     reserve_price_cents: int | None
     current_price_cents: int  # equals the starting price while there is no bid
-    bid_count: int  # number of bid rows recorded (user bids + auto bids)
+    bid_count: int  # bid rows others see (user bids + auto bids; not a leader's silent raise)
     leader_id: BidderId | None
     leader_max_cents: int | None
 
@@ -160,6 +160,10 @@ class BidRecord:
     max_amount_cents: int  # that bidder's maximum (never shown to others)
     requested_amount_cents: int | None  # A as submitted (None for auto bids)
     is_auto_bid: bool
+    # The leader raising their own maximum with the price left where it was: the row is kept
+    # for the replay, but it is not a bid anyone else sees (not in the history, not counted in
+    # `bid_count`): "the leader raising their own maximum changes only their maximum".
+    is_max_raise: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,16 +209,16 @@ def validate_bid(state: AuctionState, bid: BidInput) -> None:
             f"The bid must be at least {minimum} cents.",
             minimum_next_bid_cents=minimum,
         )
-    if (
-        state.has_bid
-        and bid.bidder_id == state.leader_id
-        and state.leader_max_cents is not None
-        and bid.effective_max_cents <= state.leader_max_cents
-    ):
+    leader_max = state.leader_max_cents if state.has_bid else None
+    if (leader_max is not None and bid.bidder_id == state.leader_id
+            and bid.effective_max_cents <= leader_max):
+        # A leader's bid can only raise their maximum: what would have been accepted is an
+        # amount (or maximum) above it, not the listing's minimum they already cleared.
         raise BidRuleError(
             BID_TOO_LOW,
-            "You are already leading; a new bid must raise your maximum.",
-            minimum_next_bid_cents=minimum,
+            f"You are already leading; a new bid must raise your maximum above {leader_max} "
+            "cents.",
+            minimum_next_bid_cents=max(minimum, leader_max + 1),
         )
 
 
@@ -241,10 +245,13 @@ def apply_bid(
         return _submitter_leads(state, bid, bid_max, price)
 
     if bid.bidder_id == leader_id:
-        # The leader only moves their own ceiling; nobody forces the price up.
+        # The leader only moves their own ceiling; nobody forces the price up. Unless the new
+        # maximum reaches the reserve (the price jumps to it, a bid everyone sees), nothing
+        # visible changes: the row is a silent raise.
         new_max = max(bid_max, leader_max)
         price = _lift_to_reserve(state, state.current_price_cents, new_max)
-        return _submitter_leads(state, bid, new_max, price)
+        return _submitter_leads(state, bid, new_max, price,
+                                is_max_raise=price == state.current_price_cents)
 
     if bid_max > leader_max:
         # Takeover: beat the old leader's ceiling by one step, no further.
@@ -301,7 +308,8 @@ def _lift_to_reserve(state: AuctionState, price: int, leader_max: int) -> int:
 
 
 def _submitter_leads(
-    state: AuctionState, bid: BidInput, max_cents: int, price: int
+    state: AuctionState, bid: BidInput, max_cents: int, price: int, *,
+    is_max_raise: bool = False,
 ) -> BidOutcome:
     """Outcome of a bid that leaves its bidder leading: a single row at ``price``."""
     record = BidRecord(
@@ -310,6 +318,7 @@ def _submitter_leads(
         max_amount_cents=max_cents,
         requested_amount_cents=bid.amount_cents,
         is_auto_bid=False,
+        is_max_raise=is_max_raise,
     )
     return _outcome(state, bid, bid.bidder_id, max_cents, price, (record,))
 
@@ -326,7 +335,7 @@ def _outcome(
     after = replace(
         before,
         current_price_cents=price,
-        bid_count=before.bid_count + len(records),
+        bid_count=before.bid_count + sum(not r.is_max_raise for r in records),
         leader_id=leader_id,
         leader_max_cents=leader_max,
     )

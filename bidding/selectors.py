@@ -50,8 +50,9 @@ def listing_visible_get(*, listing_id, user=None) -> Listing:
 
 
 def bid_history(*, listing: Listing) -> QuerySet[Bid]:
-    """Active bids of a listing, newest first (seq, then the proxy's answer above its cause)."""
-    return (Bid.objects.filter(listing=listing, status=Bid.Status.ACTIVE)
+    """Active bids of a listing, newest first (seq, then the proxy's answer above its cause);
+    a leader's silent raise of their own maximum is not a bid others see."""
+    return (Bid.objects.filter(listing=listing, status=Bid.Status.ACTIVE, is_max_raise=False)
             .select_related("bidder").order_by("-seq", "-is_auto_bid"))
 
 

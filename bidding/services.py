@@ -134,8 +134,9 @@ def bid_place(*, listing_id: Any, bidder, amount_cents: int,
     under `biddt.idempotency.run_once`): locks the listing row, applies `rules.apply_bid` to the
     state on the row, inserts the bid rows (the proxy's automatic answer included), writes the
     new state with `seq + 1`, extends `ends_at` under soft close. After commit: `bid_placed` to
-    the room, `outbid` to the previous leader's sockets, `auction_extended` when the end moved,
-    and the `outbid` notification task.
+    the room (not for the leader's silent raise of their own maximum, which nobody else sees),
+    `outbid` to the previous leader's sockets, `auction_extended` when the end moved, and the
+    `outbid` notification task.
     """
     ensure_active(bidder)
     highest = settings.BIDDT_MAX_PRICE_CENTS  # no listing may be priced above it either
@@ -166,7 +167,7 @@ def bid_place(*, listing_id: Any, bidder, amount_cents: int,
             Bid(listing=listing, bidder_id=r.bidder_id, amount_cents=r.amount_cents,
                 max_amount_cents=r.max_amount_cents,
                 requested_amount_cents=r.requested_amount_cents, is_auto_bid=r.is_auto_bid,
-                seq=listing.seq)
+                is_max_raise=r.is_max_raise, seq=listing.seq)
             for r in outcome.records
         )
         for row in rows:
@@ -202,7 +203,10 @@ def _announce_bid(placed: BidPlaced, *, previous_leader_max: int | None) -> None
 
     listing = placed.listing
     listing_id = str(listing.pk)
-    send_to_group_on_commit(room(listing_id), lambda: _ws_event(_bid_placed_payload(placed)))
+    if not placed.bid.is_max_raise:
+        send_to_group_on_commit(room(listing_id), lambda: _ws_event(_bid_placed_payload(placed)))
+    # else the leader raised their own maximum and nothing the room sees moved: no event (it
+    # would tell everyone the leader raised). `seq` still moved, so a client re-reads at the gap.
     on_commit(BIDS_PLACED.inc)
     if placed.outbid_id is not None:
         send_to_group_on_commit(f"user.{placed.outbid_id}", _ws_event({
@@ -302,8 +306,9 @@ def _rebuild_from_bids(listing: Listing) -> None:
             bid.bidder_id, bid.requested_amount_cents or bid.amount_cents, bid.max_amount_cents,
         ), validate=False)
         own, *answers = outcome.records
-        if (own.amount_cents, own.max_amount_cents) != (bid.amount_cents, bid.max_amount_cents):
-            bid.amount_cents, bid.max_amount_cents = own.amount_cents, own.max_amount_cents
+        replayed = (own.amount_cents, own.max_amount_cents, own.is_max_raise)
+        if replayed != (bid.amount_cents, bid.max_amount_cents, bid.is_max_raise):
+            bid.amount_cents, bid.max_amount_cents, bid.is_max_raise = replayed
             changed.append(bid)
         autos.extend(
             Bid(listing=listing, bidder_id=r.bidder_id, amount_cents=r.amount_cents,
@@ -313,7 +318,7 @@ def _rebuild_from_bids(listing: Listing) -> None:
         )
         state = outcome.state
     if changed:
-        Bid.objects.bulk_update(changed, ["amount_cents", "max_amount_cents"])
+        Bid.objects.bulk_update(changed, ["amount_cents", "max_amount_cents", "is_max_raise"])
     Bid.objects.bulk_create(autos)
     listing.current_price_cents = state.current_price_cents
     listing.bid_count = state.bid_count

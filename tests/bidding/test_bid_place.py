@@ -9,6 +9,7 @@ import time_machine
 from django.db import transaction
 from django.utils import timezone
 
+from bidding import selectors
 from bidding.models import Bid
 from bidding.services import BidTooLow, bid_place
 from biddt.errors import Conflict, NotFound, ValidationError
@@ -82,15 +83,56 @@ def test_tie_goes_to_the_earlier_bid(listing, alice, bob):
     assert row_state(listing) == (3000, 3, alice.pk, 3000)
 
 
-def test_leader_raising_their_maximum_changes_only_the_maximum(listing, alice, bob):
+def test_leader_raising_their_maximum_changes_only_the_maximum(listing, alice, bob,
+                                                                sent_events,
+                                                                django_capture_on_commit_callbacks):
+    # given alice leads over bob with a 20.00 maximum
     bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1000, max_amount_cents=2000)
     bid_place(listing_id=listing.pk, bidder=bob, amount_cents=1100)
-    price_before = row_state(listing)[0]
-    placed = bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1500,
-                       max_amount_cents=9000)
-    assert placed.is_leading and placed.outbid_id is None
-    assert row_state(listing)[0] == price_before
-    assert listing.leader_max_cents == 9000
+    price, count, leader, _ = row_state(listing)
+    seq, history = listing.seq, list(selectors.bid_history(listing=listing))
+    # when she raises her maximum to 90.00
+    with django_capture_on_commit_callbacks(execute=True):
+        placed = bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1500,
+                           max_amount_cents=9000)
+    # then only her maximum moved: price, leader, bid count and the public history stay
+    assert placed.is_leading and placed.outbid_id is None and not placed.extended
+    assert row_state(listing) == (price, count, leader, 9000)
+    assert list(selectors.bid_history(listing=listing)) == history
+    # her row is kept (the state is still the replay of the bids), marked as a silent raise
+    assert placed.bid.is_max_raise and placed.bid.bidder_id == alice.pk
+    assert row_state(listing) == as_tuple(replayed_state(listing))
+    # and the room is told nothing (that would show the leader raised); seq still moves
+    assert sent_events == []
+    assert listing.seq == seq + 1
+
+
+def test_leader_raise_across_the_reserve_is_a_bid_everyone_sees(alice, sent_events,
+                                                                django_capture_on_commit_callbacks):
+    # given alice leads at 10.00 with a 30.00 maximum under a 40.00 reserve
+    listing = ListingFactory(starting_price_cents=1000, reserve_price_cents=4000)
+    bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1000, max_amount_cents=3000)
+    # when she raises her maximum to 50.00
+    with django_capture_on_commit_callbacks(execute=True):
+        placed = bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1050,
+                           max_amount_cents=5000)
+    # then the price jumps to the reserve: a visible bid, counted, shown and announced
+    assert not placed.bid.is_max_raise
+    assert row_state(listing) == (4000, 2, alice.pk, 5000)
+    assert [b.amount_cents for b in selectors.bid_history(listing=listing)] == [4000, 1000]
+    assert [p["type"] for _, p in sent_events] == ["bid_placed"]
+    assert sent_events[0][1]["listing"]["reserve_met"] is True
+
+
+def test_leader_bid_that_does_not_raise_names_what_would_be_accepted(listing, alice):
+    # given alice leads with a 50.00 maximum (the listing's minimum is 10.50)
+    bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1000, max_amount_cents=5000)
+    # when she bids 20.00, above the minimum but not above her own maximum
+    with pytest.raises(BidTooLow) as err:
+        bid_place(listing_id=listing.pk, bidder=alice, amount_cents=2000)
+    # then the refusal names an amount above her maximum, not the minimum she cleared
+    assert err.value.minimum_next_bid_cents == 5001
+    assert str(err.value.detail).endswith("minimum_next_bid_cents=5001")
 
 
 def test_reserve_jump(alice):
@@ -267,4 +309,4 @@ def test_row_equals_replay_after_a_mixed_sequence(listing, alice, bob):
         bid_place(listing_id=listing.pk, bidder=bidder, amount_cents=amount,
                   max_amount_cents=max_amount)
     assert row_state(listing) == as_tuple(replayed_state(listing))
-    assert Bid.objects.filter(listing=listing).count() == listing.bid_count
+    assert Bid.objects.filter(listing=listing, is_max_raise=False).count() == listing.bid_count

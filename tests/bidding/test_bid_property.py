@@ -47,4 +47,7 @@ def test_row_state_is_the_replay_of_the_bids(steps, reserve):
         top = max(b.max_amount_cents for b in mine)
         assert leader_max == top
         assert next(b for b in mine if b.max_amount_cents == top).bidder_id == leader_id
-        assert Bid.objects.filter(listing=listing).count() == listing.bid_count
+        # bid_count counts the rows others see: not a leader's silent raise of their maximum
+        visible = Bid.objects.filter(listing=listing, is_max_raise=False)
+        assert visible.count() == listing.bid_count
+        assert len(selectors.bid_history(listing=listing)) == listing.bid_count

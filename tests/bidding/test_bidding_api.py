@@ -51,6 +51,29 @@ def test_place_bid_answers_201_with_the_live_state(auth_api, user, listing):
         "reserve_met": None}
 
 
+def test_leader_raising_their_maximum_over_rest_changes_only_the_maximum(auth_api, listing):
+    # given the caller leads over another bidder
+    auth_api.post(bids_url(listing), {"amount_cents": 1000, "max_amount_cents": 3000})
+    bid_place(listing_id=listing.pk, bidder=UserFactory(), amount_cents=1100)
+    history = auth_api.get(bids_url(listing)).json()["results"]
+    # when the caller raises their maximum
+    response = auth_api.post(bids_url(listing), {"amount_cents": 1500,
+                                                 "max_amount_cents": 9000})
+    # then the bid is accepted, leading, and price, bid count and history are unchanged
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["is_leading"], body["max_amount_cents"]) == (True, 9000)
+    assert {k: v for k, v in body["listing"].items() if k != "ends_at"} == {
+        "current_price_cents": 1150, "bid_count": 3, "minimum_next_bid_cents": 1200,
+        "reserve_met": None}
+    assert auth_api.get(bids_url(listing)).json()["results"] == history
+    # and a bid that doesn't raise it is refused with what would have been accepted
+    refused = auth_api.post(bids_url(listing), {"amount_cents": 5000})
+    assert refused.status_code == 409
+    assert error_code(refused) == "bid_too_low"
+    assert refused.json()["errors"][0]["detail"].endswith("minimum_next_bid_cents=9001")
+
+
 def test_outbid_caller_is_not_leading(auth_api, listing):
     bid_place(listing_id=listing.pk, bidder=UserFactory(), amount_cents=1000,
               max_amount_cents=9000)

@@ -8,6 +8,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from bidding import selectors
 from bidding.models import Bid
 from bidding.services import bid_place, bid_retract
 from biddt.errors import Conflict, NotFound
@@ -110,3 +111,21 @@ def test_another_users_bid_is_not_found(people):
     bid = bid_place(listing_id=ListingFactory().pk, bidder=alice, amount_cents=1000).bid
     with pytest.raises(NotFound):
         bid_retract(bid_id=bid.pk, user=bob)
+
+
+def test_a_lead_retaken_becomes_a_silent_raise_once_the_rival_retracts(people):
+    # given alice leads, bob takes over, and alice takes the lead back with a higher maximum
+    alice, bob, _ = people
+    listing = ListingFactory(starting_price_cents=1000)
+    bid_place(listing_id=listing.pk, bidder=alice, amount_cents=1000, max_amount_cents=2000)
+    bob_bid = bid_place(listing_id=listing.pk, bidder=bob, amount_cents=2100).bid
+    retaken = bid_place(listing_id=listing.pk, bidder=alice, amount_cents=2200,
+                        max_amount_cents=5000).bid
+    assert not Bid.objects.get(pk=retaken.pk).is_max_raise
+    # when bob retracts (with more than 12 h left)
+    bid_retract(bid_id=bob_bid.pk, user=bob)
+    # then, as if bob had never bid, alice's second bid only raised her own maximum
+    assert row_state(listing) == (1000, 1, alice.pk, 5000)
+    assert row_state(listing) == as_tuple(replayed_state(listing))
+    assert Bid.objects.get(pk=retaken.pk).is_max_raise
+    assert [b.amount_cents for b in selectors.bid_history(listing=listing)] == [1000]

@@ -292,7 +292,8 @@ def test_leader_raising_own_maximum_changes_only_the_maximum():
     assert outcome.state.current_price_cents == 1000
     assert outcome.state.leader_id == ALICE
     assert outcome.state.leader_max_cents == 9000
-    assert outcome.state.bid_count == 2
+    # and nobody else sees a bid: bid_count stays, the row is a silent raise (kept for replay)
+    assert outcome.state.bid_count == 1
     assert outcome.records == (
         BidRecord(
             bidder_id=ALICE,
@@ -300,6 +301,7 @@ def test_leader_raising_own_maximum_changes_only_the_maximum():
             max_amount_cents=9000,
             requested_amount_cents=1050,
             is_auto_bid=False,
+            is_max_raise=True,
         ),
     )
     assert outcome.is_leading is True
@@ -497,7 +499,9 @@ def test_leader_not_raising_the_maximum_is_too_low(new_max: int | None):
         apply_bid(state, bid(ALICE, 1050, new_max))
     # then it is refused
     assert caught.value.code == BID_TOO_LOW
-    assert caught.value.minimum_next_bid_cents == 1050
+    # and the minimum it names is what she could have sent: above her own maximum
+    assert caught.value.minimum_next_bid_cents == 5001
+    assert "above 5000 cents" in str(caught.value)
 
 
 def test_leader_raise_still_needs_the_minimum_next_bid():
@@ -548,7 +552,7 @@ def test_unvalidated_leader_non_raise_is_a_no_op_that_still_records_its_row():
     outcome = apply_bid(state, bid(ALICE, 1050, 3000), validate=False)
     assert outcome.state.leader_max_cents == 5000
     assert outcome.state.current_price_cents == 1000
-    assert outcome.state.bid_count == state.bid_count + 1
+    assert outcome.state.bid_count == state.bid_count
     assert outcome.records == (
         BidRecord(
             bidder_id=ALICE,
@@ -556,6 +560,7 @@ def test_unvalidated_leader_non_raise_is_a_no_op_that_still_records_its_row():
             max_amount_cents=5000,
             requested_amount_cents=1050,
             is_auto_bid=False,
+            is_max_raise=True,
         ),
     )
     assert not outcome.price_changed
@@ -584,7 +589,8 @@ def test_replay_reproduces_a_worked_auction():
     assert live.leader_id == BOB
     assert live.leader_max_cents == 12000
     assert live.current_price_cents == 7100
-    assert live.bid_count == 5  # alice, bob, carol + bob's auto bid, bob's raise
+    # alice, bob, carol + bob's auto bid; bob's raise lifted nothing, so nobody sees it
+    assert live.bid_count == 4
 
 
 def test_replay_after_retracting_the_leaders_bid_rebuilds_a_lower_state():
@@ -685,10 +691,16 @@ def check_step(
     assert after.current_price_cents <= after.leader_max_cents
     # the leader holds the highest maximum, the earliest on ties
     assert (after.leader_id, after.leader_max_cents) == (leader, top)
-    # static fields survive; bid_count counts records
+    # static fields survive; bid_count counts the records others see
     assert after.starting_price_cents == before.starting_price_cents
     assert after.reserve_price_cents == before.reserve_price_cents
-    assert after.bid_count == before.bid_count + len(outcome.records)
+    visible = [r for r in outcome.records if not r.is_max_raise]
+    assert after.bid_count == before.bid_count + len(visible)
+    # a silent raise is exactly the leader's bid that leaves price and leader where they were
+    assert outcome.records[0].is_max_raise == (
+        before.leader_id == item.bidder_id == after.leader_id
+        and after.current_price_cents == before.current_price_cents)
+    assert not any(r.is_max_raise for r in outcome.records[1:])
     # the reserve rule has been applied
     reserve = after.reserve_price_cents
     if reserve is None:
@@ -772,7 +784,13 @@ def run_live(
         except BidRuleError as error:
             assert error.code == expected_error
             if error.code == BID_TOO_LOW:
-                assert error.minimum_next_bid_cents == minimum_next_bid(state)
+                # what would have been accepted: the minimum, or for a leader who cleared
+                # it, an amount above their own maximum
+                expected = minimum_next_bid(state)
+                if (amount >= expected and bidder == state.leader_id
+                        and state.leader_max_cents is not None):
+                    expected = max(expected, state.leader_max_cents + 1)
+                assert error.minimum_next_bid_cents == expected
             continue
         assert expected_error is None
         check_step(state, item, outcome, oracle, validated=True)
@@ -858,8 +876,11 @@ def test_property_replay_of_arbitrary_bids_never_raises_nor_lowers_the_price(
     for item in bids:
         # when each is applied unvalidated, then nothing raises
         after = apply_bid(state, item, validate=False).state
-        # and the price never goes down while bid_count always goes up
+        # and the price never goes down; bid_count goes up unless only a maximum moved
         assert after.current_price_cents >= state.current_price_cents
-        assert after.bid_count > state.bid_count
+        silent = (state.leader_id == item.bidder_id
+                  and after.current_price_cents == state.current_price_cents)
+        assert after.bid_count == state.bid_count + (0 if silent else 1 if after.leader_id
+                                                     == item.bidder_id else 2)
         state = after
     assert replay(initial, bids) == state
