@@ -120,12 +120,17 @@ def _check_biddable(listing: Listing, bidder, now: datetime) -> None:
     if listing.auction_type == AuctionType.FIXED:
         raise Conflict("This listing is sold at a fixed price; use buy now.",
                        code="fixed_price_listing")
+    # Past its end the auction has ended, whether or not the sweep has closed it yet: the
+    # answer doesn't depend on the sweep's timing.
+    ended = Conflict("This auction has ended.", code="auction_ended")
+    if listing.status in (ListingStatus.SOLD, ListingStatus.UNSOLD):
+        raise ended
     if (listing.status != ListingStatus.ACTIVE or listing.ends_at is None
             or (listing.starts_at is not None and listing.starts_at > now)
             or _seller_paused(listing)):
         raise Conflict("This listing is not open for bids.", code="listing_not_active")
     if listing.ends_at <= now:
-        raise Conflict("This auction has ended.", code="auction_ended")
+        raise ended
 
 
 def bid_place(*, listing_id: Any, bidder, amount_cents: int,
@@ -352,11 +357,17 @@ def listing_bids_void(*, listing_id: Any, reason: str) -> int:
     notify(user_id=listing.seller_id, type=NotificationType.AUCTION_ENDED,
            title="Your listing was removed", body=f"“{listing.title}”: {reason}",
            data=data, dedupe_key=f"removed:{listing_id}")
-    send_to_group_on_commit(room(listing_id), _ws_event({
-        "type": "auction_ended", "listingId": str(listing_id),
-        "status": ListingStatus.REMOVED, "finalPrice": None,
-    }))
+    announce_ended_unsold(listing_id, ListingStatus.REMOVED)
     return voided
+
+
+def announce_ended_unsold(listing_id: Any, status: str) -> None:
+    """After commit, tell the listing's room it ended without a sale (`removed` by staff,
+    `cancelled` by the seller): `auction_ended` with `finalPrice: null`."""
+    send_to_group_on_commit(room(listing_id), _ws_event({
+        "type": "auction_ended", "listingId": str(listing_id), "status": status,
+        "finalPrice": None,
+    }))
 
 
 # --- Buy now and closing ------------------------------------------------------------------

@@ -199,6 +199,11 @@ def listing_update(*, listing_id: Any, user, data: dict[str, Any]) -> Listing:
                           attr="starts_at")
         for key, value in changed.items():
             setattr(listing, key, value)
+        if listing.status == ListingStatus.ACTIVE:
+            # A state change subscribers may hold: `seq` moves, so a client re-reads the
+            # listing at the gap (there is no room event for an edit).
+            listing.seq += 1
+            changed["seq"] = listing.seq
         if any(k in FROZEN_AFTER_BID for k in changed):
             listing_validate_terms(
                 auction_type=listing.auction_type,
@@ -219,8 +224,11 @@ def listing_cancel(*, listing_id: Any, user) -> Listing:
     """`draft`/`active` → `cancelled` by the seller, only while no bid exists.
 
     A conditional UPDATE on `bid_count=0`: a concurrent first bid (which holds the row lock)
-    makes this UPDATE match nothing once it commits, and the caller gets 409.
+    makes this UPDATE match nothing once it commits, and the caller gets 409. `seq` moves,
+    and a published listing's room hears `auction_ended` (`cancelled`) after commit.
     """
+    from bidding.services import announce_ended_unsold
+
     with transaction.atomic():
         listing = Listing.objects.filter(pk=listing_id).first()
         if listing is None or (listing.seller_id != user.pk
@@ -229,15 +237,18 @@ def listing_cancel(*, listing_id: Any, user) -> Listing:
             raise NotFound("Listing not found.")
         if listing.seller_id != user.pk:
             raise PermissionDenied("Only the seller can cancel this listing.")
+        was_active = listing.status == ListingStatus.ACTIVE
         won = (Listing.objects.filter(pk=listing_id, status__in=EDITABLE_STATUSES, bid_count=0)
                .update(status=ListingStatus.CANCELLED, closed_at=timezone.now(),
-                       updated_at=timezone.now()))
+                       updated_at=timezone.now(), seq=F("seq") + 1))
         listing.refresh_from_db()
         if not won:
             if listing.bid_count > 0:
                 raise Conflict("A listing with bids can't be cancelled.",
                                code="listing_has_bids")
             raise _not_editable(listing)
+        if was_active:
+            announce_ended_unsold(listing.pk, ListingStatus.CANCELLED)
     return listing
 
 

@@ -170,7 +170,9 @@ def test_invalid_max(listing, alice):
 
 
 @pytest.mark.parametrize(("overrides", "code"), [
-    ({"status": "sold"}, "listing_not_active"),
+    # a closed auction has ended, however soon after its end the sweep closed it
+    ({"status": "sold"}, "auction_ended"),
+    ({"status": "unsold", "ends_in": -timedelta(minutes=5)}, "auction_ended"),
     ({"status": "cancelled"}, "listing_not_active"),
     ({"starts_at_in": timedelta(hours=1), "ends_in": timedelta(days=1)}, "listing_not_active"),
     ({"ends_in": -timedelta(seconds=1)}, "auction_ended"),

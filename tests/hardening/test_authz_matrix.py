@@ -317,18 +317,19 @@ def _client(user) -> APIClient:
 def test_listing_patch_ignores_read_only_fields_and_freezes_prices_after_bids():
     world = build_world()
     listing, owner, other = world.listing, world.users["owner"], world.users["unrelated"]
-    before = _listing_state(listing)
+    before, seq = _listing_state(listing), listing.seq
     # when the seller sends the auction state and bookkeeping along with a title
     response = _client(owner).patch(reverse("listing-detail", kwargs={"listing_id": listing.pk}), {
         "title": "Still a lamp", "status": "sold", "current_price_cents": 1, "bid_count": 0,
         "seller": str(other.pk), "leader": str(owner.pk), "leader_max_cents": 1,
         "view_count": 100000, "seq": 999, "minimum_next_bid_cents": 1, "reserve_met": True,
         "created_at": "2000-01-01T00:00:00Z", "id": str(other.pk)}, format="json")
-    # then only the title changed
+    # then only the title changed (and seq, as for any change of a published listing)
     assert response.status_code == 200, response.content
     listing.refresh_from_db()
     assert listing.title == "Still a lamp"
     assert _listing_state(listing) == before
+    assert listing.seq == seq + 1
     # and a price is frozen once a bid exists
     for field, value in (("starting_price_cents", 600), ("reserve_price_cents", 5000),
                          ("buy_now_price_cents", 9000)):
@@ -339,11 +340,13 @@ def test_listing_patch_ignores_read_only_fields_and_freezes_prices_after_bids():
         assert response.json()["errors"][0]["code"] == "listing_has_bids"
     listing.refresh_from_db()
     assert _listing_state(listing) == before
+    assert listing.seq == seq + 1
 
 
 def _listing_state(listing) -> tuple:
+    """What a PATCH must never set (`seq` is checked apart: a real change moves it)."""
     return (listing.status, listing.seller_id, listing.current_price_cents, listing.bid_count,
-            listing.leader_id, listing.leader_max_cents, listing.view_count, listing.seq,
+            listing.leader_id, listing.leader_max_cents, listing.view_count,
             listing.starting_price_cents, listing.reserve_price_cents,
             listing.buy_now_price_cents, listing.created_at)
 

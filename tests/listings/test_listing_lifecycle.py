@@ -89,6 +89,19 @@ def test_seller_edits_title_and_prices_before_any_bid(seller):
     listing.refresh_from_db()
     assert (listing.title, listing.starting_price_cents, listing.current_price_cents) == (
         "Better title", 1500, 1500)
+    # a state change of a published listing: seq moves (a subscriber re-reads at the gap)
+    assert listing.seq == 1
+    # sending the same values again changes nothing, seq included
+    client_for(seller).patch(url(listing), {"title": "Better title"})
+    listing.refresh_from_db()
+    assert listing.seq == 1
+
+
+def test_editing_a_draft_leaves_seq_alone(seller, draft):
+    response = client_for(seller).patch(url(draft), {"title": "Walnut sideboard"})
+    assert response.status_code == 200, response.content
+    draft.refresh_from_db()
+    assert (draft.title, draft.seq) == ("Walnut sideboard", 0)
 
 
 def test_other_user_cannot_edit_an_active_listing():
@@ -139,12 +152,28 @@ def test_sold_listing_is_not_editable(seller):
 
 # --- cancel ---------------------------------------------------------------------------------
 
-def test_seller_cancels_a_listing_without_bids(seller):
+def test_seller_cancels_a_listing_without_bids(seller, sent_events,
+                                              django_capture_on_commit_callbacks):
+    # given a published listing without bids
     listing = ListingFactory(seller=seller)
-    response = client_for(seller).delete(url(listing))
+    # when the seller cancels it
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(seller).delete(url(listing))
+    # then it is cancelled, seq moves and its room hears that it ended unsold
     assert response.status_code == 204
     listing.refresh_from_db()
-    assert listing.status == "cancelled"
+    assert (listing.status, listing.seq) == ("cancelled", 1)
+    assert sent_events == [(f"listing.{listing.pk}", {
+        "type": "auction_ended", "listingId": str(listing.pk), "status": "cancelled",
+        "finalPrice": None})]
+
+
+def test_cancelling_a_draft_tells_no_room(seller, draft, sent_events,
+                                          django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(seller).delete(url(draft))
+    assert response.status_code == 204
+    assert sent_events == []
 
 
 def test_cancel_with_bids_is_409(seller):
