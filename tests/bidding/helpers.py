@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
 from bidding import rules
 from bidding.models import Bid
 from listings.models import Listing
@@ -26,3 +29,29 @@ def row_state(listing: Listing) -> tuple:
 
 def as_tuple(state: rules.AuctionState) -> tuple:
     return (state.current_price_cents, state.bid_count, state.leader_id, state.leader_max_cents)
+
+
+# --- sockets (WebsocketCommunicator on the real ASGI socket app) ----------------------------
+
+async def connect(user=None) -> WebsocketCommunicator:
+    """A connected `/ws/` socket, authenticated as `user` (a bearer header) or anonymous."""
+    from biddt.asgi import websocket_app
+    from tests.conftest import bearer
+
+    token = await database_sync_to_async(bearer)(user) if user else None
+    headers = [(b"authorization", token.encode())] if token else []
+    comm = WebsocketCommunicator(websocket_app, "/ws/", headers=headers)
+    connected, _ = await comm.connect()
+    assert connected
+    return comm
+
+
+@database_sync_to_async
+def make(factory, **kwargs):
+    return factory(**kwargs)
+
+
+@database_sync_to_async
+def bid_count(listing) -> int:
+    """Bid rows of the listing, whatever their kind."""
+    return Bid.objects.filter(listing=listing).count()

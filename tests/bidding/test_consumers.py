@@ -7,12 +7,9 @@ import uuid
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.db import connections
 
-from bidding.models import Bid
-from biddt.asgi import websocket_app
-from tests.conftest import bearer
+from tests.bidding.helpers import bid_count, connect, make
 from tests.factories import ListingFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,28 +23,9 @@ async def _close_thread_connections():
     await sync_to_async(connections.close_all)()
 
 
-async def connect(user=None) -> WebsocketCommunicator:
-    token = await database_sync_to_async(bearer)(user) if user else None
-    headers = [(b"authorization", token.encode())] if token else []
-    comm = WebsocketCommunicator(websocket_app, "/ws/", headers=headers)
-    connected, _ = await comm.connect()
-    assert connected
-    return comm
-
-
 async def send(comm, message) -> dict:
     await comm.send_json_to(message)
     return await comm.receive_json_from(timeout=3)
-
-
-@database_sync_to_async
-def make(factory, **kwargs):
-    return factory(**kwargs)
-
-
-@database_sync_to_async
-def bid_count(listing) -> int:
-    return Bid.objects.filter(listing=listing).count()
 
 
 async def test_anonymous_subscribe_gets_the_room_state():

@@ -13,12 +13,10 @@ import uuid
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.db import connections
 from rest_framework.test import APIClient
 
-from bidding.models import Bid
-from biddt.asgi import websocket_app
+from tests.bidding.helpers import bid_count, connect, make
 from tests.conftest import bearer
 from tests.factories import ListingFactory, UserFactory
 
@@ -38,25 +36,6 @@ UNKNOWN_ID = str(uuid.uuid4())
 
 # Socket key -> REST body field.
 REST_FIELDS = {"amount": "amount_cents", "maxAmount": "max_amount_cents"}
-
-
-async def connect(user) -> WebsocketCommunicator:
-    token = await database_sync_to_async(bearer)(user)
-    comm = WebsocketCommunicator(websocket_app, "/ws/", headers=[(b"authorization",
-                                                                 token.encode())])
-    connected, _ = await comm.connect()
-    assert connected
-    return comm
-
-
-@database_sync_to_async
-def make(factory, **kwargs):
-    return factory(**kwargs)
-
-
-@database_sync_to_async
-def bid_count(listing) -> int:
-    return Bid.objects.filter(listing=listing).count()
 
 
 def socket_message(listing, case: dict, request_id: str) -> dict:
