@@ -62,9 +62,10 @@ SELECT l.id, l.seller_id, l.status, l.auction_type, l.starting_price_cents,
        EXISTS (SELECT 1 FROM accounts_user u WHERE u.id = l.seller_id AND u.status <> 'active')
   FROM listings_listing l WHERE l.id = '{listing}' FOR NO KEY UPDATE OF l;
 INSERT INTO bidding_bid (id, listing_id, bidder_id, amount_cents, max_amount_cents,
-                         requested_amount_cents, is_auto_bid, status, seq, created_at)
+                         requested_amount_cents, is_auto_bid, is_max_raise, status, seq,
+                         created_at)
   SELECT gen_random_uuid(), id, '{bidder}', current_price_cents + 50, current_price_cents + 50,
-         current_price_cents + 50, false, 'active', seq + 1, now()
+         current_price_cents + 50, false, false, 'active', seq + 1, now()
     FROM listings_listing WHERE id = '{listing}';
 UPDATE listings_listing SET seq = seq + 1, current_price_cents = current_price_cents + 50,
        bid_count = bid_count + 1, leader_id = '{bidder}',

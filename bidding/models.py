@@ -29,7 +29,9 @@ class Bid(models.Model):
     # The leader raising their own maximum without moving the price: kept so the state can be
     # replayed, but not shown in the history nor counted in the listing's `bid_count` (API.md:
     # "the leader raising their own maximum changes only their maximum"). Replay recomputes it.
-    is_max_raise = models.BooleanField(default=False)
+    # A database default too, so inserts that don't name it (processes still running the
+    # previous release during a deploy, raw SQL) store False.
+    is_max_raise = models.BooleanField(default=False, db_default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     # The listing's seq after this bid: orders bids within a listing without clock ties.
     seq = models.PositiveBigIntegerField()

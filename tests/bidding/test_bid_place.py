@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from bidding import selectors
@@ -312,3 +313,16 @@ def test_row_equals_replay_after_a_mixed_sequence(listing, alice, bob):
                   max_amount_cents=max_amount)
     assert row_state(listing) == as_tuple(replayed_state(listing))
     assert Bid.objects.filter(listing=listing, is_max_raise=False).count() == listing.bid_count
+
+
+def test_a_bid_inserted_without_the_raise_flag_is_a_visible_bid(listing, alice):
+    # given a writer that doesn't know the column (the previous release, during a deploy)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Bid._meta.db_table} (id, listing_id, bidder_id, amount_cents, "  # noqa: S608
+            "max_amount_cents, requested_amount_cents, is_auto_bid, status, seq, created_at) "
+            "VALUES (%s, %s, %s, 1000, 1000, 1000, %s, 'active', 1, %s)",
+            [*(Bid._meta.pk.get_db_prep_value(pk, connection)  # the vendor's UUID form
+               for pk in (uuid.uuid4(), listing.pk, alice.pk)), False, timezone.now()])
+    # then the database stores it as a visible bid
+    assert Bid.objects.get(listing=listing).is_max_raise is False
