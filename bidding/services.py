@@ -122,15 +122,18 @@ def _check_biddable(listing: Listing, bidder, now: datetime) -> None:
                        code="fixed_price_listing")
     # Past its end the auction has ended, whether or not the sweep has closed it yet: the
     # answer doesn't depend on the sweep's timing.
-    ended = Conflict("This auction has ended.", code="auction_ended")
     if listing.status in (ListingStatus.SOLD, ListingStatus.UNSOLD):
-        raise ended
+        raise _auction_ended()
     if (listing.status != ListingStatus.ACTIVE or listing.ends_at is None
             or (listing.starts_at is not None and listing.starts_at > now)
             or _seller_paused(listing)):
         raise Conflict("This listing is not open for bids.", code="listing_not_active")
     if listing.ends_at <= now:
-        raise ended
+        raise _auction_ended()
+
+
+def _auction_ended() -> Conflict:
+    return Conflict("This auction has ended.", code="auction_ended")
 
 
 def bid_place(*, listing_id: Any, bidder, amount_cents: int,
