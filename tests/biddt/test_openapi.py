@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 from django.core.management import call_command
@@ -68,6 +70,22 @@ def test_docs_serve_swagger_ui(client):
     html = response.content.decode()
     assert "swagger-ui" in html.lower()
     assert "/v1/schema/" in html
+
+
+def test_docs_assets_are_served_locally(client, settings):
+    # given the static files collected as a deployment does
+    from django.contrib.staticfiles import finders
+
+    # when a browser opens the API docs with no internet
+    html = client.get("/v1/docs/").content.decode()
+    # then every script and stylesheet comes from this server, none from a CDN
+    assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html)
+    assert assets, html
+    for asset in assets:
+        assert asset.startswith(settings.STATIC_URL) or asset.startswith("/" + settings.STATIC_URL)
+        relative = asset.split(settings.STATIC_URL.strip("/") + "/", 1)[1]
+        assert finders.find(relative), asset
+    assert "cdn" not in html.lower()
 
 
 @pytest.mark.django_db
