@@ -29,6 +29,7 @@ from accounts.models import (
     phone_index,
 )
 from accounts.permissions import ensure_active
+from accounts.tokens import UserRefreshToken
 from biddt import crypto
 from biddt.errors import invalid
 from biddt.events import task_on_commit
@@ -161,7 +162,7 @@ def otp_verify(*, phone_number: str, code: str) -> LoginResult:
     _otp_check(index=index, code=code, fixed=test_phone_numbers().get(e164))
     user, created = _user_get_or_create(e164=e164, index=index)
     ensure_active(user)
-    refresh = RefreshToken.for_user(user)
+    refresh = UserRefreshToken.for_user(user)
     return LoginResult(user=user, is_new_user=created, access=str(refresh.access_token),
                        refresh=str(refresh))
 
@@ -213,7 +214,7 @@ def token_refresh(*, refresh: str) -> tuple[str, str]:
         if user is None or not user.is_active:
             raise InvalidToken({"detail": "User not found", "code": "token_not_valid"})
         ensure_active(user)
-        new = RefreshToken.for_user(user)
+        new = UserRefreshToken.for_user(user)
     return str(new.access_token), str(new)
 
 

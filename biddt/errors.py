@@ -10,7 +10,14 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooMany
 from django.db import InterfaceError, OperationalError
 from drf_standardized_errors.handler import ExceptionHandler as StandardizedExceptionHandler
 from rest_framework import status
-from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import (
+    APIException,
+    AuthenticationFailed,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
+from rest_framework_simplejwt.exceptions import InvalidToken
 
 __all__ = ["APIException", "Conflict", "ExceptionHandler", "NotFound", "PermissionDenied",
            "RequestTooLarge", "ServiceUnavailable", "ValidationError", "invalid"]
@@ -40,13 +47,20 @@ class ExceptionHandler(StandardizedExceptionHandler):
     while DRF parses `request.data`, inside the view, where Django's own 400 never applies.
     A database that is unreachable, dropped the connection or gave up on a lock
     (`lock_timeout`, deadlock) is a 503 `service_unavailable`: the transaction rolled back,
-    so the client may retry (with the same Idempotency-Key)."""
+    so the client may retry (with the same Idempotency-Key). A bad token is one 401 item
+    `token_not_valid`."""
 
     def convert_known_exceptions(self, exc: Exception) -> Exception:
         if isinstance(exc, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
             return RequestTooLarge()
         if isinstance(exc, OperationalError | InterfaceError):
             return ServiceUnavailable()
+        if isinstance(exc, InvalidToken):
+            # simplejwt's detail lists one message per token class it tried, which the
+            # standard shape would turn into several error items: a 401 is one item.
+            detail = exc.detail.get("detail") if isinstance(exc.detail, dict) else None
+            return AuthenticationFailed(str(detail or InvalidToken.default_detail),
+                                        code="token_not_valid")
         return super().convert_known_exceptions(exc)
 
 

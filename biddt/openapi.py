@@ -53,6 +53,20 @@ class ServerErrorResponseSerializer(serializers.Serializer):
 
 
 class AutoSchema(StandardizedErrorsAutoSchema):
+    def get_operation(self, *args, **kwargs):
+        operation = super().get_operation(*args, **kwargs)
+        if operation is not None and self.method == "DELETE" and "requestBody" not in operation:
+            # drf-spectacular documents bodies only for POST/PUT/PATCH; a DELETE that declares
+            # one (`DELETE /v1/auth/logout {refresh}`) says so in the schema too.
+            serializer = self.get_request_serializer()
+            if serializer is not None:
+                component = self.resolve_serializer(serializer, "request")
+                operation["requestBody"] = {
+                    "content": {"application/json": {"schema": component.ref}},
+                    "required": True,
+                }
+        return operation
+
     def _documented_statuses(self) -> set[str]:
         from drf_spectacular.utils import OpenApiParameter
 
