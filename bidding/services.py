@@ -40,8 +40,8 @@ ENDING_SOON_SECONDS = 60
 
 
 class BidTooLow(Conflict):
-    """409 `bid_too_low`; the detail names `minimum_next_bid_cents` (the error shape has no
-    room for data), and the socket error carries it as `minimumNextBidCents`."""
+    """409 `bid_too_low`; the error item carries `minimum_next_bid_cents` as a field (and the
+    detail names it too, for people), the socket error as `minimumNextBidCents`."""
 
     default_code = "bid_too_low"
 
@@ -49,6 +49,7 @@ class BidTooLow(Conflict):
         super().__init__(f"{message} minimum_next_bid_cents={minimum_next_bid_cents}",
                          code="bid_too_low")
         self.minimum_next_bid_cents = minimum_next_bid_cents
+        self.error_fields = {"minimum_next_bid_cents": minimum_next_bid_cents}
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import InterfaceError, OperationalError
+from drf_standardized_errors.formatter import ExceptionFormatter
 from drf_standardized_errors.handler import ExceptionHandler as StandardizedExceptionHandler
 from rest_framework import status
 from rest_framework.exceptions import (
@@ -19,14 +20,31 @@ from rest_framework.exceptions import (
 )
 from rest_framework_simplejwt.exceptions import InvalidToken
 
-__all__ = ["APIException", "Conflict", "ExceptionHandler", "NotFound", "PermissionDenied",
-           "RequestTooLarge", "ServiceUnavailable", "ValidationError", "invalid"]
+__all__ = ["APIException", "Conflict", "ErrorFormatter", "ExceptionHandler", "NotFound",
+           "PermissionDenied", "RequestTooLarge", "ServiceUnavailable", "ValidationError",
+           "invalid"]
 
 
 class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state of the resource."
     default_code = "conflict"
+
+
+class ErrorFormatter(ExceptionFormatter):
+    """The standard error shape, plus the machine fields a domain error carries.
+
+    API.md: a domain error item may carry extra fields beside `code`, `detail`, `attr` (e.g.
+    `bid_too_low` carries `minimum_next_bid_cents`), so a client reads the number instead of
+    parsing the text. An exception declares them as `error_fields`; they go on its one item.
+    """
+
+    def format_error_response(self, error_response):
+        body = super().format_error_response(error_response)
+        fields = getattr(self.exc, "error_fields", None)
+        if fields and body["errors"]:
+            body["errors"][0].update(fields)
+        return body
 
 
 class ServiceUnavailable(APIException):

@@ -37,6 +37,26 @@ class ErrorItemSerializer(serializers.Serializer):
     attr = serializers.CharField(allow_null=True)
 
 
+class BidTooLowErrorItemSerializer(ErrorItemSerializer):
+    minimum_next_bid_cents = serializers.IntegerField(
+        required=False,
+        help_text="With `bid_too_low` only: the lowest amount that would be accepted now.")
+
+
+class BidConflictResponseSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=ClientErrorEnum.choices)
+    errors = BidTooLowErrorItemSerializer(many=True)
+
+
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 0},
+        "required": True,
+    },
+}
+
+
 class ValidationErrorResponseSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=ValidationErrorEnum.choices)
     errors = ErrorItemSerializer(many=True)
@@ -65,6 +85,9 @@ class AutoSchema(StandardizedErrorsAutoSchema):
                     "content": {"application/json": {"schema": component.ref}},
                     "required": True,
                 }
+        throttled = (operation or {}).get("responses", {}).get("429")
+        if throttled is not None:
+            throttled["headers"] = RETRY_AFTER  # every 429 says when to come back
         return operation
 
     def _documented_statuses(self) -> set[str]:
@@ -105,6 +128,8 @@ class AutoSchema(StandardizedErrorsAutoSchema):
             )
         if status_code == "503":
             return ServerErrorResponseSerializer
+        if status_code == "409" and "`bid_too_low`" in (self.get_description() or ""):
+            return BidConflictResponseSerializer
         if status_code in ("403", *EXTRA_STATUSES):
             return ClientErrorResponseSerializer
         return super()._get_error_response_serializer(status_code)

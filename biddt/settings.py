@@ -320,6 +320,7 @@ REST_FRAMEWORK = {
 DRF_STANDARDIZED_ERRORS = {
     "ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True,
     "EXCEPTION_HANDLER_CLASS": "biddt.errors.ExceptionHandler",  # oversized bodies: 413
+    "EXCEPTION_FORMATTER_CLASS": "biddt.errors.ErrorFormatter",  # machine fields of an error
 }
 
 SPECTACULAR_SETTINGS = {
@@ -332,6 +333,8 @@ SPECTACULAR_SETTINGS = {
         "`Authorization: Bearer <access JWT>` from `POST /v1/auth/phone/verify`."
     ),
     "VERSION": "1.0.0",
+    # Relative: the document describes the server that serves it (paths start with /v1/).
+    "SERVERS": [{"url": "/", "description": "This server"}],
     "SERVE_INCLUDE_SCHEMA": False,
     # The docs page's assets come from this server (drf-spectacular-sidecar, pinned), not a
     # CDN: /v1/docs/ works with no internet and can't change under us.
