@@ -3,7 +3,8 @@
 Every variable has a safe embedded default for development (SQLite, in-memory channel layer,
 local-memory cache, in-process jobs, local media, console SMS, simulated payments), so
 `make run` needs nothing but Python. `BIDDT_ENVIRONMENT=production` turns on the checks that
-refuse to start without real secrets, real money and real SMS (biddt/checks.py). README.md lists every variable.
+refuse to start without real secrets, real money and real SMS (biddt/checks.py). README.md
+lists every variable.
 """
 
 from __future__ import annotations
