@@ -1,17 +1,23 @@
 """SMS backends: console (development), Twilio (production), in-memory (tests).
 
-`BIDDT_SMS_BACKEND` names the class. Backends receive the plain number only at send time; it
-is never logged (the console backend prints it to stdout for the developer, not to logs).
+`BIDDT_SMS_BACKEND` names the class. Backends receive the plain number only at send time;
+neither the number nor the code is ever logged or printed. In development, log in with the
+numbers of `BIDDT_TEST_PHONE_NUMBERS` (`make run` sets the demo list): they get a fixed code
+and no SMS at all.
 """
 
 from __future__ import annotations
 
-import sys
+import logging
 import threading
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.utils.module_loading import import_string
+
+from biddt.logging import redact_codes
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,9 +32,14 @@ class BaseBackend:
 
 
 class ConsoleBackend(BaseBackend):
+    """Says that an SMS would have gone out, without its number or code: the worker's output
+    is a log like any other (and in a Celery worker, stdout is redirected into logging)."""
+
     def send(self, *, to: str, body: str) -> None:
-        sys.stdout.write(f"[sms to {to}] {body}\n")
-        sys.stdout.flush()
+        from biddt.crypto import log_hash
+
+        logger.info("sms (console backend, not sent) to phone#%s: %s", log_hash(to),
+                    redact_codes(body))
 
 
 class InMemoryBackend(BaseBackend):

@@ -1,5 +1,5 @@
-"""Logging filter that replaces phone numbers with a keyed hash wherever they would be logged,
-and the client IP bound to every request's log lines."""
+"""Logging filter that replaces phone numbers with a keyed hash and masks login codes wherever
+they would be logged, and the client IP bound to every request's log lines."""
 
 from __future__ import annotations
 
@@ -31,23 +31,44 @@ def redact_phone_numbers(text: str) -> str:
     return PHONE_RE.sub(_redact_match, text)
 
 
-def _redact_value(value):
+# A 6-digit number standing alone within a few words after "code" ("Your Biddt code is
+# 220578", "code=220578"). Defence in depth: nothing should log a login code, but a backend
+# or library that echoes an SMS body must not leak one. Amounts and ids elsewhere are kept.
+CODE_RE = re.compile(r"(?i)(\bcodes?\b[^\d\n]{0,24}?)(?<![\w#])\d{6}(?!\w)")
+CODE_MASK = "******"
+
+
+def redact_codes(text: str) -> str:
+    return CODE_RE.sub(lambda m: m.group(1) + CODE_MASK, text)
+
+
+def redact_text(text: str) -> str:
+    """Phone numbers hashed, login codes masked."""
+    return redact_codes(redact_phone_numbers(text))
+
+
+_SIX_DIGITS = re.compile(r"\d{6}")
+
+
+def _redact_value(value, key: str = ""):
     if isinstance(value, str):
-        return redact_phone_numbers(value)
+        if "code" in key.lower() and _SIX_DIGITS.fullmatch(value.strip()):
+            return CODE_MASK  # a structured field such as code="220578"
+        return redact_text(value)
     if isinstance(value, dict):
-        return {k: _redact_value(v) for k, v in value.items()}
+        return {k: _redact_value(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(_redact_value(v) for v in value)
     return value
 
 
 def redact_event(logger, method_name, event_dict):
-    """structlog processor: hash phone numbers in every string of the event."""
-    return {key: _redact_value(value) for key, value in event_dict.items()}
+    """structlog processor: hash phone numbers and mask codes in every string of the event."""
+    return {key: _redact_value(value, str(key)) for key, value in event_dict.items()}
 
 
 class PhoneNumberRedactingFilter(logging.Filter):
-    """Rewrites the formatted message so no handler ever sees a plain phone number."""
+    """Rewrites the formatted message so no handler ever sees a plain phone number or code."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, dict):  # a structlog event: redact_event already ran
@@ -56,7 +77,7 @@ class PhoneNumberRedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a broken record is the handler's to report
             return True
-        redacted = redact_phone_numbers(message)
+        redacted = redact_text(message)
         if redacted != message or record.args:
             record.msg = redacted
             record.args = None
@@ -65,9 +86,9 @@ class PhoneNumberRedactingFilter(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = _traceback_formatter.formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact_phone_numbers(record.exc_text)
+            record.exc_text = redact_text(record.exc_text)
         if record.stack_info:
-            record.stack_info = redact_phone_numbers(record.stack_info)
+            record.stack_info = redact_text(record.stack_info)
         return True
 
 

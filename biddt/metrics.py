@@ -46,3 +46,25 @@ def register_collectors() -> None:
     if not _registered:
         REGISTRY.register(CeleryQueueDepth())
         _registered = True
+
+
+def metrics_view(request):
+    """/metrics (django-prometheus), open in development; in production only with
+    `Authorization: Bearer <BIDDT_METRICS_TOKEN>`, and off when no token is set.
+
+    Anything else answers the API's 404, as for a path that doesn't exist: the endpoint's
+    existence isn't revealed. The token is compared in constant time.
+    """
+    import hmac
+
+    from django_prometheus.exports import ExportToDjangoView
+
+    from biddt.urls import handler404
+
+    if settings.PRODUCTION:
+        token = settings.BIDDT_METRICS_TOKEN
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if not token or scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), token.encode()):
+            return handler404(request)
+    return ExportToDjangoView(request)

@@ -3,18 +3,19 @@
 Every variable has a safe embedded default for development (SQLite, in-memory channel layer,
 local-memory cache, in-process jobs, local media, console SMS, simulated payments), so
 `make run` needs nothing but Python. `BIDDT_ENVIRONMENT=production` turns on the checks that
-refuse to start without real secrets. README.md lists every variable.
+refuse to start without real secrets, real money and real SMS (biddt/checks.py). README.md
+lists every variable.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from biddt.checks import DEV_SECRET_KEY, dev_pii_keys_b64
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -27,8 +28,9 @@ if BIDDT_ENVIRONMENT not in {"development", "test", "production"}:
     raise ImproperlyConfigured("BIDDT_ENVIRONMENT must be development, test or production")
 PRODUCTION = BIDDT_ENVIRONMENT == "production"
 
-_DEV_SECRET = "biddt-development-only-secret-key-never-use-in-production"
-SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET)
+# The development key even in production: Django refuses to read an empty SECRET_KEY, and
+# biddt.checks refuses this one with a message naming the variable.
+SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -36,35 +38,12 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # --- PII encryption (AES-256-GCM) and blind index (HMAC-SHA256) -------------------------
 # BIDDT_PII_KEYS: "kid:base64key,kid2:base64key"; the first encrypts, all decrypt (rotation).
 # BIDDT_PII_HMAC_KEY: the blind-index key; changing it needs `manage.py rotate_pii_keys --reindex`.
-_dev_key = base64.b64encode(hashlib.sha256(b"biddt-dev-pii-key").digest()).decode()
+_dev_key, _dev_hmac_key = dev_pii_keys_b64()
 BIDDT_PII_KEYS = env.str("BIDDT_PII_KEYS", default="" if PRODUCTION else f"dev1:{_dev_key}")
-BIDDT_PII_HMAC_KEY = env.str(
-    "BIDDT_PII_HMAC_KEY",
-    default="" if PRODUCTION else base64.b64encode(b"biddt-dev-blind-index-key-000000").decode(),
-)
-
-if PRODUCTION:
-    _missing = []
-    if SECRET_KEY == _DEV_SECRET or len(SECRET_KEY) < 32:
-        _missing.append("SECRET_KEY (at least 32 characters)")
-    if not ALLOWED_HOSTS or ALLOWED_HOSTS == ["*"]:
-        _missing.append("ALLOWED_HOSTS (explicit host names)")
-    if not BIDDT_PII_KEYS:
-        _missing.append("BIDDT_PII_KEYS")
-    if not BIDDT_PII_HMAC_KEY:
-        _missing.append("BIDDT_PII_HMAC_KEY")
-    if BIDDT_PII_KEYS and BIDDT_PII_HMAC_KEY:
-        # Malformed keys fail at start-up, not on the first login.
-        from biddt.crypto import _hmac_key, _parse_keys
-
-        _parse_keys(BIDDT_PII_KEYS)
-        _hmac_key(BIDDT_PII_HMAC_KEY)
-    if DEBUG:
-        _missing.append("DEBUG must be off")
-    if _missing:
-        raise ImproperlyConfigured(
-            "Production settings refuse to start without: " + ", ".join(_missing)
-        )
+BIDDT_PII_HMAC_KEY = env.str("BIDDT_PII_HMAC_KEY", default="" if PRODUCTION else _dev_hmac_key)
+# What production requires (real money, SMS, secrets) is checked in one place, biddt/checks.py:
+# Django system checks that `manage.py check --deploy` lists and that every process runs at
+# start-up (biddt.core's AppConfig.ready), refusing to start when one fails.
 
 INSTALLED_APPS = [
     "daphne",
@@ -278,7 +257,8 @@ SIMPLE_JWT = {
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": False,
     "ALGORITHM": "HS256",
-    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
+    # Production needs its own key (biddt.checks): development signs with SECRET_KEY.
+    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default="" if PRODUCTION else SECRET_KEY),
     "AUTH_HEADER_TYPES": ("Bearer",),
     "USER_ID_FIELD": "id",
     "USER_ID_CLAIM": "user_id",
@@ -380,7 +360,8 @@ BIDDT_NOTIFY_REDELIVER_AFTER_SECONDS = env.int("BIDDT_NOTIFY_REDELIVER_AFTER_SEC
 BIDDT_NOTIFY_REDELIVER_HOURS = env.int("BIDDT_NOTIFY_REDELIVER_HOURS", default=24)
 # Threads per daphne process that run HTTP requests (middleware and views, biddt/http.py).
 BIDDT_HTTP_THREADS = env.int("BIDDT_HTTP_THREADS", default=8)
-BIDDT_PAYMENTS_BACKEND = env.str("BIDDT_PAYMENTS_BACKEND", default="simulated")
+BIDDT_PAYMENTS_BACKEND = env.str("BIDDT_PAYMENTS_BACKEND",
+                                 default="stripe" if PRODUCTION else "simulated")
 BIDDT_QR_TTL_SECONDS = env.int("BIDDT_QR_TTL_SECONDS", default=600)
 # Wrong handoff codes allowed per transaction and window before verify answers 429 and the
 # current code dies (brute force of the QR code from the seller's account).
@@ -416,10 +397,6 @@ STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")  # e.g. a localstripe server in tests
 # Seconds a Stripe API call may take before it is retried (twice, same idempotency key).
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
-if PRODUCTION and BIDDT_PAYMENTS_BACKEND == "stripe" and not (
-    STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET
-):
-    raise ImproperlyConfigured("BIDDT_PAYMENTS_BACKEND=stripe needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET")
 
 FIREBASE_CREDENTIALS_FILE = env.str("FIREBASE_CREDENTIALS_FILE", default="")
 BIDDT_PUSH_BACKEND = env.str(
@@ -436,6 +413,9 @@ EMAIL_BACKEND = env.str(
 )
 ANYMAIL = {"SENDGRID_API_KEY": SENDGRID_API_KEY}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Biddt <no-reply@biddt.local>")
+
+# Bearer token Prometheus sends to /metrics in production; unset there, /metrics is off (404).
+BIDDT_METRICS_TOKEN = env.str("BIDDT_METRICS_TOKEN", default="")
 
 SENTRY_DSN = env.str("SENTRY_DSN", default="")
 if SENTRY_DSN:  # pragma: no cover - needs a Sentry project

@@ -21,13 +21,16 @@ _TMP = tempfile.mkdtemp(prefix="biddt-test-")
 atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-BIDDT_SMS_BACKEND = "accounts.sms.InMemoryBackend"
+# A worker or server a test starts may use another backend (the console one, to read its logs).
+BIDDT_SMS_BACKEND = os.environ.get("BIDDT_TEST_SMS_BACKEND") or "accounts.sms.InMemoryBackend"
 BIDDT_PUSH_BACKEND = "notifications.push.InMemoryBackend"
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Tasks run eagerly in unit tests. A real worker started by an integration test gets a real
 # broker through BIDDT_TEST_BROKER_URL (and runs nothing eagerly).
 CELERY_BROKER_URL = os.environ.get("BIDDT_TEST_BROKER_URL") or "memory://"
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL == "memory://"
+# A queue of the test's own, so workers of concurrent runs on one broker don't take its tasks.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("BIDDT_TEST_QUEUE") or "celery"
 BIDDT_EMBEDDED_JOBS = False
 # Sweep threads have their own connections: they can't see a test's uncommitted rows. The
 # threaded sweep has its own PostgreSQL test (tests/bidding/test_close.py).

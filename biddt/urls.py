@@ -7,6 +7,7 @@ from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from biddt.health import ReadyView, healthz
+from biddt.metrics import metrics_view
 
 admin.site.site_header = "Biddt staff console"
 admin.site.site_title = "Biddt staff"
@@ -34,7 +35,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("readyz", ReadyView.as_view(), name="readyz"),
-    path("", include("django_prometheus.urls")),  # /metrics
+    path("metrics", metrics_view, name="prometheus-django-metrics"),
 ]
 
 if settings.DEBUG and "FileSystemStorage" in settings.STORAGES["default"]["BACKEND"]:

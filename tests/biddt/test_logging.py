@@ -193,3 +193,50 @@ def test_request_log_lines_carry_the_ip_the_throttles_see(client, settings, num_
     # then its lines name the client as the throttles would
     started = [e for e in logs if e["event"] == "request_started"]
     assert started and started[0]["ip"] == expected
+
+
+@pytest.mark.parametrize(("msg", "args"), [
+    pytest.param("%s", ("Your Biddt code is 220578. It expires in 10 minutes.",), id="sms-body"),
+    pytest.param("[sms to %s] Your Biddt code is 220578", (E164,), id="old-console-line"),
+    pytest.param("verify code=%s", ("220578",), id="code-equals"),
+    pytest.param("codes: 220578", (), id="plural"),
+])
+def test_a_login_code_in_a_message_is_masked(capture, msg, args):
+    # defence in depth: nothing should log a code, but a line that does is masked
+    logger, output = capture
+    logger.info(msg, *args)
+    text = output()
+    assert "220578" not in text, text
+    assert "******" in text
+    assert_no_phone(text)
+
+
+def test_six_digit_numbers_away_from_a_code_are_kept(capture):
+    logger, output = capture
+    logger.info("bid 220578 cents on listing 7")
+    assert output() == "INFO bid 220578 cents on listing 7\n"
+
+
+def test_a_code_field_of_a_structured_event_is_masked():
+    from biddt.logging import redact_event
+
+    event = redact_event(None, "info", {"event": "otp checked", "code": "220578",
+                                        "amount": "220578"})
+    assert event == {"event": "otp checked", "code": "******", "amount": "220578"}
+
+
+def test_console_sms_backend_logs_neither_number_nor_code(caplog, capsys):
+    from accounts.sms import ConsoleBackend
+
+    # when the development backend "sends" a login code
+    with caplog.at_level(logging.INFO, logger="accounts.sms"):
+        ConsoleBackend().send(to=E164, body="Your Biddt code is 220578. It expires soon.")
+    # then one log line says so, with the number's hash and the code masked, and nothing
+    # is printed
+    printed = capsys.readouterr()
+    assert printed.out == printed.err == ""
+    [record] = [r for r in caplog.records if r.name == "accounts.sms"]
+    line = record.getMessage()
+    assert f"phone#{log_hash(E164)}" in line and "code is ******" in line
+    assert "220578" not in line
+    assert_no_phone(line)

@@ -69,3 +69,47 @@ def test_metrics_endpoint_exposes_request_and_domain_metrics(client):
     assert "biddt_bids_placed_total " in text
     assert "biddt_sockets_open" in text
     assert "biddt_celery_queue_depth" in text
+
+
+TOKEN = "m3tr1cs-" * 5
+
+
+@pytest.fixture
+def production_metrics(settings):
+    settings.PRODUCTION = True
+    settings.BIDDT_METRICS_TOKEN = TOKEN
+    return settings
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("authorization", [
+    pytest.param(None, id="no-header"),
+    pytest.param(f"Bearer {TOKEN[:-1]}", id="wrong-token"),
+    pytest.param(f"Bearer {TOKEN}x", id="longer-token"),
+    pytest.param(f"Basic {TOKEN}", id="other-scheme"),
+    pytest.param("Bearer ", id="empty-token"),
+])
+def test_production_metrics_without_the_token_look_like_no_page(client, production_metrics,
+                                                                 authorization):
+    headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+    response = client.get("/metrics", **headers)
+    # the API's answer to an unknown path: nothing says the endpoint exists
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["code"] == "not_found"
+    assert b"biddt_bids_placed_total" not in response.content
+
+
+@pytest.mark.django_db
+def test_production_metrics_with_the_token(client, production_metrics):
+    BIDS_PLACED.inc()
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 200
+    assert "biddt_bids_placed_total " in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_production_metrics_are_off_without_a_configured_token(client, production_metrics):
+    production_metrics.BIDDT_METRICS_TOKEN = ""
+    # not even an empty bearer token matches an unset one
+    for headers in ({}, {"HTTP_AUTHORIZATION": "Bearer "}):
+        assert client.get("/metrics", **headers).status_code == 404

@@ -35,7 +35,8 @@ def test_every_app_service_gets_the_same_required_secrets():
     for name in ("migrate", "web1", "web2", "worker", "beat"):
         env = services[name]["environment"]
         for key in ("SECRET_KEY", "ALLOWED_HOSTS", "BIDDT_PII_KEYS", "DATABASE_URL",
-                    "REDIS_URL"):
+                    "REDIS_URL", "JWT_SIGNING_KEY", "STRIPE_SECRET_KEY",
+                    "STRIPE_WEBHOOK_SECRET", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
             assert env.get(key), (name, key)
     beats = [n for n, s in services.items() if s.get("command") and "beat" in s["command"]]
     assert beats == ["beat"]  # exactly one scheduler
