@@ -8,7 +8,9 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from accounts import schema  # noqa: F401 - registers the OpenAPI auth extension
+        # consumers: the suspension policy on socket messages; schema: the OpenAPI auth
+        # extension. Both register themselves on import.
+        from accounts import consumers, schema  # noqa: F401
         from accounts.roles import roles_sync
 
         # After every app migrated (the roles need all apps' permissions): see roles_sync.

@@ -28,7 +28,7 @@ from accounts.models import (
     normalize_phone,
     phone_index,
 )
-from accounts.permissions import ensure_active
+from accounts.policies import ensure_active
 from biddt import crypto
 from biddt.errors import invalid
 from biddt.events import task_on_commit
@@ -227,6 +227,7 @@ def token_logout(*, refresh: str) -> None:
 
 def user_update_profile(*, user: User, display_name: str | None = None,
                         email: str | None = None, avatar=None, email_given: bool = False) -> User:
+    ensure_active(user)
     fields = ["updated_at"]
     if display_name is not None:
         user.display_name = display_name.strip()
@@ -262,6 +263,7 @@ def user_update_profile(*, user: User, display_name: str | None = None,
 
 def device_register(*, user: User, token: str, platform: str) -> tuple[Device, bool]:
     """Register a push token; a token moves to the user who registered it last."""
+    ensure_active(user)
     index = crypto.blind_index(token, purpose="device")
     with transaction.atomic():
         device, created = Device.objects.select_for_update().get_or_create(
