@@ -335,3 +335,26 @@ def user_reinstate(*, user_id: uuid.UUID | str, staff_user, reason: str = "") ->
         audit_record(actor=staff_user, action="user.reinstate", obj=user, before=before,
                      after={"status": user.status, "status_reason": ""}, reason=reason)
     return True
+
+
+# --- Staff: the console's login limit ---------------------------------------------------------
+
+def staff_login_unlock(*, user_id: uuid.UUID | str, staff_user, reason: str = "") -> int:
+    """Admin: lift the login lockout of an account (django-axes' attempts for its username,
+    from every IP). Returns how many attempt records were cleared; audited even when 0."""
+    from axes.utils import reset as axes_reset
+
+    from biddt.audit import audit_record
+    from biddt.staff import is_admin_role
+
+    if not is_admin_role(staff_user):
+        from biddt.errors import PermissionDenied
+
+        raise PermissionDenied("Only an admin can unlock a staff login.")
+    user = User.objects.get(pk=user_id)
+    with transaction.atomic():
+        cleared = axes_reset(username=user.phone_index)
+        audit_record(actor=staff_user, action="staff.login_unlock", obj=user,
+                     after={"attempts_cleared": cleared}, reason=reason)
+    logger.info("staff login of user %s unlocked by %s", user_id, staff_user.pk)
+    return cleared
