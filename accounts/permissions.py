@@ -2,7 +2,11 @@ from __future__ import annotations
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from accounts.policies import ensure_active
+# `AccountSuspended` and `ensure_active` live in accounts.policies; re-exported for imports
+# written before it existed.
+from accounts.policies import AccountSuspended, ensure_active
+
+__all__ = ["AccountSuspended", "IsAuthenticatedActive", "ensure_active"]
 
 
 class IsAuthenticatedActive(BasePermission):
