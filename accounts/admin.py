@@ -72,7 +72,7 @@ class UserAdmin(SimpleHistoryAdmin, DjangoUserAdmin):
                                                             "password1", "password2"]})]
     filter_horizontal = ["groups"]
     action_form = ReasonActionForm
-    actions = ["suspend_users", "reinstate_users"]
+    actions = ["suspend_users", "reinstate_users", "unlock_staff_login"]
 
     # --- permissions: support moderates through actions; only admin edits accounts/roles ---
 
@@ -135,6 +135,19 @@ class UserAdmin(SimpleHistoryAdmin, DjangoUserAdmin):
         done = sum(user_reinstate(user_id=u.pk, staff_user=request.user, reason=reason)
                    for u in queryset)
         self.message_user(request, f"{done} user(s) reinstated.", messages.SUCCESS)
+
+    @admin.action(description="Unlock the staff login (after too many wrong passwords)",
+                  permissions=["unlock"])
+    def unlock_staff_login(self, request, queryset):
+        from accounts.services import staff_login_unlock
+
+        reason = action_reason(request)
+        cleared = sum(staff_login_unlock(user_id=u.pk, staff_user=request.user, reason=reason)
+                      > 0 for u in queryset)
+        self.message_user(request, f"{cleared} login(s) unlocked.", messages.SUCCESS)
+
+    def has_unlock_permission(self, request):
+        return is_admin_role(request.user)
 
     @admin.display(description="id")
     def short_id(self, obj):

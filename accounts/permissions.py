@@ -1,21 +1,17 @@
 from __future__ import annotations
 
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+# `AccountSuspended` and `ensure_active` live in accounts.policies; re-exported for imports
+# written before it existed.
+from accounts.policies import AccountSuspended, ensure_active
 
-class AccountSuspended(PermissionDenied):
-    default_detail = "This account is suspended."
-    default_code = "account_suspended"
-
-
-def ensure_active(user) -> None:
-    if getattr(user, "is_suspended", False) or not user.is_active:
-        raise AccountSuspended()
+__all__ = ["AccountSuspended", "IsAuthenticatedActive", "ensure_active"]
 
 
 class IsAuthenticatedActive(BasePermission):
-    """Authenticated; a suspended account may read but gets 403 `account_suspended` on writes."""
+    """Authenticated; a suspended account may read but gets 403 `account_suspended` on writes
+    (every non-safe method: this is the default permission of every API view)."""
 
     def has_permission(self, request, view) -> bool:
         user = request.user

@@ -28,7 +28,7 @@ from accounts.models import (
     normalize_phone,
     phone_index,
 )
-from accounts.permissions import ensure_active
+from accounts.policies import ensure_active
 from accounts.tokens import UserRefreshToken
 from biddt import crypto
 from biddt.errors import invalid
@@ -228,6 +228,7 @@ def token_logout(*, refresh: str) -> None:
 
 def user_update_profile(*, user: User, display_name: str | None = None,
                         email: str | None = None, avatar=None, email_given: bool = False) -> User:
+    ensure_active(user)
     fields = ["updated_at"]
     if display_name is not None:
         user.display_name = display_name.strip()
@@ -263,6 +264,7 @@ def user_update_profile(*, user: User, display_name: str | None = None,
 
 def device_register(*, user: User, token: str, platform: str) -> tuple[Device, bool]:
     """Register a push token; a token moves to the user who registered it last."""
+    ensure_active(user)
     index = crypto.blind_index(token, purpose="device")
     with transaction.atomic():
         device, created = Device.objects.select_for_update().get_or_create(
@@ -334,3 +336,26 @@ def user_reinstate(*, user_id: uuid.UUID | str, staff_user, reason: str = "") ->
         audit_record(actor=staff_user, action="user.reinstate", obj=user, before=before,
                      after={"status": user.status, "status_reason": ""}, reason=reason)
     return True
+
+
+# --- Staff: the console's login limit ---------------------------------------------------------
+
+def staff_login_unlock(*, user_id: uuid.UUID | str, staff_user, reason: str = "") -> int:
+    """Admin: lift the login lockout of an account (django-axes' attempts for its username,
+    from every IP). Returns how many attempt records were cleared; audited even when 0."""
+    from axes.utils import reset as axes_reset
+
+    from biddt.audit import audit_record
+    from biddt.staff import is_admin_role
+
+    if not is_admin_role(staff_user):
+        from biddt.errors import PermissionDenied
+
+        raise PermissionDenied("Only an admin can unlock a staff login.")
+    user = User.objects.get(pk=user_id)
+    with transaction.atomic():
+        cleared = axes_reset(username=user.phone_index)
+        audit_record(actor=staff_user, action="staff.login_unlock", obj=user,
+                     after={"attempts_cleared": cleared}, reason=reason)
+    logger.info("staff login of user %s unlocked by %s", user_id, staff_user.pk)
+    return cleared

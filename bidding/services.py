@@ -22,7 +22,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from accounts.models import User
-from accounts.permissions import ensure_active
+from accounts.policies import ensure_active
 from bidding import rules, selectors
 from bidding.models import Bid
 from biddt.errors import Conflict, NotFound, invalid

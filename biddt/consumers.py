@@ -25,9 +25,16 @@ from biddt.rooms import hub
 logger = logging.getLogger(__name__)
 
 CLOSE_BAD_TOKEN = 4401
+CLOSE_SUSPENDED = 4403
 Handler = Callable[["BiddtConsumer", dict[str, Any]], Awaitable[None]]
 # type -> (handler, needs an authenticated user)
 HANDLERS: dict[str, tuple[Handler, bool]] = {}
+# Checks of the account run before every message of an authenticated socket but `ping`
+# (sync, in a database thread; an APIException refuses the message and closes the socket).
+# The accounts app connects its suspension policy here (accounts.consumers): the socket's
+# user was read when it opened, and a suspension's `ws.close` can be lost in a Redis outage.
+AccountGuard = Callable[[Any], None]
+ACCOUNT_GUARDS: list[AccountGuard] = []
 MAX_FRAME_BYTES = 16 * 1024
 # Room events held while a frame is handled (a bid takes milliseconds; this is a bound).
 HELD_EVENTS = 100
@@ -41,6 +48,12 @@ def ws_handler(message_type: str, *, auth: bool) -> Callable[[Handler], Handler]
         return func
 
     return register
+
+
+def ws_account_guard(func: AccountGuard) -> AccountGuard:
+    if func not in ACCOUNT_GUARDS:
+        ACCOUNT_GUARDS.append(func)
+    return func
 
 
 class WSError(Exception):
@@ -70,6 +83,15 @@ def db_sync_to_async(func: Callable) -> Callable:
     return database_sync_to_async(func, thread_sensitive=False)
 
 
+@db_sync_to_async
+def _account_check(user) -> None:
+    try:
+        for guard in ACCOUNT_GUARDS:
+            guard(user)
+    except APIException as exc:
+        raise WSError.from_api_exception(exc) from None
+
+
 class BiddtConsumer(AsyncJsonWebsocketConsumer):
     # A socket has no channel of its own: everything it gets from the layer comes through
     # its process's room hub (biddt/rooms.py). Channels finds no layer under this alias, so
@@ -86,13 +108,20 @@ class BiddtConsumer(AsyncJsonWebsocketConsumer):
         await handler(message)
 
     async def connect(self) -> None:
-        if self.scope.get("auth_error"):
-            await self.close(code=CLOSE_BAD_TOKEN)
-            return
         self.user = self.scope["user"]
         self.groups_joined: set[str] = set()
         self._handling = False
         self._held: deque[str] = deque(maxlen=HELD_EVENTS)
+        self.refused = bool(self.scope.get("auth_error"))
+        if self.scope.get("auth_error") == "account_suspended":
+            # Accepted only to be closed: a close before accept reaches the client as an
+            # HTTP 403, while 4403 tells the app that a new token won't help (unlike 4401).
+            await self.accept()
+            await self.close(code=CLOSE_SUSPENDED)
+            return
+        if self.refused:
+            await self.close(code=CLOSE_BAD_TOKEN)
+            return
         await self.accept()
         SOCKETS_OPEN.inc()
         self.counted = True
@@ -119,6 +148,8 @@ class BiddtConsumer(AsyncJsonWebsocketConsumer):
             await hub().leave(group, self)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if self.refused:  # a frame that raced the close of a refused socket
+            return
         if bytes_data is not None or text_data is None:
             await self.send_error(None, "invalid_message", "Send JSON text frames.")
             return
@@ -176,6 +207,14 @@ class BiddtConsumer(AsyncJsonWebsocketConsumer):
             await self.send_error(request_id, "not_authenticated",
                                   "Authenticate the socket to send this message.")
             return
+        if self.user.is_authenticated and ACCOUNT_GUARDS:
+            try:
+                await _account_check(self.user)
+            except WSError as err:
+                await self.send_error(request_id, err.code, err.detail, **err.extra)
+                self.refused = True
+                await self.close(code=CLOSE_SUSPENDED)
+                return
         try:
             await handler(self, content)
         except WSError as err:
@@ -204,4 +243,4 @@ class BiddtConsumer(AsyncJsonWebsocketConsumer):
 
     # `{"type": "ws.close"}`: the server ends this user's sockets (e.g. account suspended).
     async def ws_close(self, event: dict[str, Any]) -> None:
-        await self.close(code=event.get("code", 4403))
+        await self.close(code=event.get("code", CLOSE_SUSPENDED))

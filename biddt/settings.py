@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "chat",
     "safezones",
     "notifications",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -91,6 +92,8 @@ MIDDLEWARE = [
     "simple_history.middleware.HistoryRequestMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Only turns the staff login's lockout flag into the 429 page (no query of its own).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "biddt.urls"
@@ -245,7 +248,25 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Auth, JWT ----------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+# The staff console's password login; the API authenticates with JWTs (OTP login), which
+# never goes through these backends. Axes first: it refuses a locked-out login before any
+# password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Staff login limit (django-axes, see accounts/staff_login.py): after this many wrong
+# passwords for one username from one client IP, the login answers 429 for the lockout time,
+# right password or not. Unlock: the user's admin action, or `manage.py axes_reset_ip`.
+AXES_FAILURE_LIMIT = env.int("BIDDT_ADMIN_LOGIN_FAILURES", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("BIDDT_ADMIN_LOCKOUT_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_CALLABLE = "accounts.staff_login.axes_username"
+AXES_CLIENT_IP_CALLABLE = "accounts.staff_login.axes_client_ip"
+AXES_LOCKOUT_TEMPLATE = "admin/login_locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_RESET_ON_SUCCESS = True  # a successful login starts the count again
+AXES_ENABLE_ACCESS_FAILURE_LOG = False  # failures are in the audit log
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},

@@ -6,6 +6,12 @@ from django.conf import settings
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
 
+def client_ip(request) -> str | None:
+    """The client IP every per-IP limit keys on (DRF's rule: `BIDDT_NUM_PROXIES`), also for
+    django-axes' staff login limit and the request logs."""
+    return IPThrottle().get_ident(request)
+
+
 class SettingsRateMixin:
     scope: str
 

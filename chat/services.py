@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import Throttled
 
+from accounts.policies import ensure_active
 from biddt.errors import invalid
 from biddt.events import send_to_group_on_commit
 from biddt.images import InvalidImage, image_clean
@@ -80,6 +81,7 @@ def message_post(*, user, transaction_id, content: str = "", image=None) -> Mess
 
     Raises Transaction.DoesNotExist for anyone else (the API answers 404).
     """
+    ensure_active(user)
     txn = transaction_for_party(user=user, transaction_id=transaction_id)
     text = content_clean(content or "")
     if len(text) > MAX_LENGTH:
@@ -121,6 +123,7 @@ def message_system_post(*, transaction_id, content: str) -> Message:
 
 def messages_mark_read(*, user, transaction_id) -> int:
     """Mark the other party's messages read; the other side sees `messages_read` live."""
+    ensure_active(user)
     txn = transaction_for_party(user=user, transaction_id=transaction_id)
     now = timezone.now()
     with transaction.atomic():

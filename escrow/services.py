@@ -19,6 +19,7 @@ from django.utils import timezone
 from rest_framework.exceptions import Throttled
 
 from accounts.models import Rating, User, Wallet
+from accounts.policies import ensure_active
 from biddt.crypto import blind_index
 from biddt.errors import Conflict, NotFound, PermissionDenied, invalid
 from biddt.events import on_commit, send_to_group_on_commit, task_on_commit
@@ -172,6 +173,7 @@ def wallet_create(*, user) -> tuple[Wallet, str | None, bool]:
     A repeated call returns the same wallet: the row is unique per user and the provider call
     carries an idempotency key derived from the user.
     """
+    ensure_active(user)
     with transaction.atomic():
         wallet, created = Wallet.objects.get_or_create(
             user=user, defaults={"currency": settings.BIDDT_CURRENCY})
@@ -233,6 +235,7 @@ def transaction_claim(*, user, listing_id: Any) -> tuple[Transaction, bool]:
     The sale (auction close or buy now) already created it; this returns it. Anyone but the
     buyer: 404. A listing that isn't sold: 409 `listing_not_sold`.
     """
+    ensure_active(user)
     from listings.models import Listing
 
     try:
@@ -265,6 +268,7 @@ def transaction_pay(*, user, transaction_id: Any) -> PaymentIntentInfo:
     the same PaymentIntent. Funds count as held only when the provider confirms (webhook, or
     at once with the simulated backend) → `in_escrow`.
     """
+    ensure_active(user)
     txn = _party_or_404(user=user, transaction_id=transaction_id, role="buyer")
     if txn.status != Status.PENDING_PAYMENT:
         raise _invalid_state(txn, "pay")
@@ -492,6 +496,7 @@ def transaction_verify(*, user, transaction_id: Any, code: str) -> Transaction:
     (409 `code_already_used`). 400 `invalid_code` / `code_expired`; 409 `invalid_state`;
     429 after too many wrong codes (`_qr_guesses_check`).
     """
+    ensure_active(user)
     txn = _party_or_404(user=user, transaction_id=transaction_id, role="seller")
     _qr_guesses_check(txn_id=txn.pk)
     digest = _qr_hash(txn.pk, code or "")
@@ -608,6 +613,7 @@ def transaction_refund(*, transaction_id: Any, frm: tuple[str, ...], reason: str
 
 def dispute_open(*, user, transaction_id: Any, reason: str) -> Dispute:
     """Buyer or seller, while `in_escrow`: → `disputed`; staff resolve it."""
+    ensure_active(user)
     txn = _party_or_404(user=user, transaction_id=transaction_id)
     reason = (reason or "").strip()
     if not reason:
@@ -802,6 +808,7 @@ def transactions_meetup_sweep(*, limit: int = 500) -> int:
 def meetup_set(*, user, transaction_id: Any, safe_zone_id: Any, meetup_at) -> Transaction:
     """Propose where and when to meet (buyer or seller; `pending_payment` or `in_escrow`);
     the other party gets a `transaction_update` event."""
+    ensure_active(user)
     from safezones.models import SafeZone
 
     txn = _party_or_404(user=user, transaction_id=transaction_id)
@@ -827,6 +834,7 @@ def meetup_set(*, user, transaction_id: Any, safe_zone_id: Any, meetup_at) -> Tr
 def rating_create(*, user, transaction_id: Any, score: int, comment: str = "") -> Rating:
     """Rate the other party once, after `released`; the ratee's counters move with F() in
     the same transaction. 409 `already_rated`."""
+    ensure_active(user)
     txn = _party_or_404(user=user, transaction_id=transaction_id)
     if txn.status != Status.RELEASED:
         raise _invalid_state(txn, "rate")

@@ -21,6 +21,7 @@ from django.db.models import F
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
+from accounts.policies import ensure_active
 from biddt.errors import Conflict, NotFound, PermissionDenied, invalid
 from biddt.images import InvalidImage, image_variants
 from listings.models import AuctionType, Listing, ListingImage, ListingStatus, Watch
@@ -123,6 +124,7 @@ def listing_create(*, seller, title: str, starting_price_cents: int, description
                    ends_at: datetime | None = None, location_lat: float | None = None,
                    location_lng: float | None = None, location_name: str = "") -> Listing:
     """Create a `draft`; nothing is visible to others until `listing_publish`."""
+    ensure_active(seller)
     listing_validate_terms(auction_type=auction_type, starting_price_cents=starting_price_cents,
                            reserve_price_cents=reserve_price_cents,
                            buy_now_price_cents=buy_now_price_cents, starts_at=starts_at,
@@ -153,6 +155,7 @@ def _own_listing_for_update(*, listing_id: Any, user) -> Listing:
 
 def listing_publish(*, listing_id: Any, user) -> Listing:
     """`draft` → `active`; `starts_at` = now if unset. Terms are re-checked against now."""
+    ensure_active(user)
     now = timezone.now()
     with transaction.atomic():
         listing = _own_listing_for_update(listing_id=listing_id, user=user)
@@ -182,6 +185,7 @@ def listing_update(*, listing_id: Any, user, data: dict[str, Any]) -> Listing:
     exists, a change to a price, the type or the end is 409 `listing_has_bids` (sending the
     current value again is not a change).
     """
+    ensure_active(user)
     unknown = set(data) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValueError(f"not editable: {sorted(unknown)}")
@@ -227,6 +231,7 @@ def listing_cancel(*, listing_id: Any, user) -> Listing:
     makes this UPDATE match nothing once it commits, and the caller gets 409. `seq` moves,
     and a published listing's room hears `auction_ended` (`cancelled`) after commit.
     """
+    ensure_active(user)
     from bidding.services import announce_ended_unsold
 
     with transaction.atomic():
@@ -300,6 +305,7 @@ def listing_remove(*, listing_id: Any, staff_user, reason: str) -> Listing:
 def listing_report(*, listing_id: Any, user, reason: str, details: str = ""):
     """A user reports a listing they can see (else 404): once per user per listing (409
     `already_reported`); the report joins the moderation queue (admin: open reports)."""
+    ensure_active(user)
     from listings.models import ListingReport
     from listings.selectors import listing_get_visible
 
@@ -340,6 +346,7 @@ def listing_image_add(*, listing_id: Any, user, upload) -> ListingImage:
     checked again under the lock, and any failure after storing deletes both files, so a
     refused or failed upload leaves no orphan.
     """
+    ensure_active(user)
     _image_target(listing_id=listing_id, user=user, lock=False)
     try:
         variants = image_variants(upload, max_bytes=MAX_IMAGE_BYTES, name=uuid.uuid4().hex,
@@ -394,6 +401,7 @@ def _image_target(*, listing_id: Any, user, lock: bool) -> tuple[Listing, int]:
 
 def listing_watch(*, listing_id: Any, user) -> bool:
     """Watch a listing the caller may see (else 404); True when newly watched (idempotent)."""
+    ensure_active(user)
     from listings.selectors import listing_get_visible
 
     listing_get_visible(listing_id=listing_id, user=user)
@@ -406,6 +414,7 @@ def listing_watch(*, listing_id: Any, user) -> bool:
 
 
 def listing_unwatch(*, listing_id: Any, user) -> None:
+    ensure_active(user)
     Watch.objects.filter(user=user, listing_id=listing_id).delete()
 
 

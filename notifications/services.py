@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from accounts.policies import ensure_active
 from biddt.events import ids_task_on_commit, send_to_group_on_commit
 from notifications.models import Notification, NotificationPreference
 
@@ -116,6 +117,7 @@ def notifications_requeue_unhandled(*, limit: int = 5000) -> int:
 
 def notification_mark_read(*, user, notification_id) -> Notification:
     """Mark one of the user's notifications read (idempotent: the first read time stays)."""
+    ensure_active(user)
     notification = Notification.objects.get(pk=notification_id, user=user)
     if notification.read_at is None:
         Notification.objects.filter(pk=notification.pk, read_at__isnull=True).update(
@@ -126,6 +128,7 @@ def notification_mark_read(*, user, notification_id) -> Notification:
 
 def notification_mark_all_read(*, user) -> int:
     """Mark every unread notification of the user read; returns how many changed."""
+    ensure_active(user)
     return Notification.objects.filter(user=user, read_at__isnull=True).update(
         read_at=timezone.now())
 
@@ -134,6 +137,7 @@ def notification_preferences_update(*, user, push: dict[str, bool] | None = None
                                     email: dict[str, bool] | None = None
                                     ) -> NotificationPreference:
     """Merge the given per-type switches into the user's settings."""
+    ensure_active(user)
     from django.db import transaction
 
     with transaction.atomic():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.apps import apps
 from django.contrib import admin
+from django.http import HttpRequest
 from django.test import Client
 from django.urls import reverse
 
@@ -32,7 +33,10 @@ def admin_client() -> Client:
     user.set_password("pw-for-admin-1")
     user.save()
     client = Client()
-    assert client.login(username="+1 416 555 0188", password="pw-for-admin-1")
+    # django-axes (the login limit) needs the request that logs in
+    request = HttpRequest()
+    request.META["REMOTE_ADDR"] = "127.0.0.1"
+    assert client.login(request=request, username="+1 416 555 0188", password="pw-for-admin-1")
     return client
 
 

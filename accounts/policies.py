@@ -1,0 +1,33 @@
+"""The one suspension policy: may this account act?
+
+Every write on behalf of a user calls `ensure_active`: the default REST permission (every
+non-safe method), every socket message but `ping` (through the guard `accounts.consumers`
+connects to the socket envelope), and the services themselves (defence in depth, so a new
+entry point inherits the refusal). Staff actions and system lines written for a user are
+not "on behalf of" them and don't call it.
+"""
+
+from __future__ import annotations
+
+from rest_framework.exceptions import PermissionDenied
+
+
+class AccountSuspended(PermissionDenied):
+    default_detail = "This account is suspended."
+    default_code = "account_suspended"
+
+
+def ensure_active(user, *, fresh: bool = False) -> None:
+    """Raise `AccountSuspended` (403 `account_suspended`) unless the account is active.
+
+    `fresh=True` re-reads the status first (and updates `user` with it): for a user object
+    that outlives a request, like a socket's, which a suspension made since would not show.
+    """
+    if fresh and getattr(user, "pk", None) is not None:
+        row = (type(user).objects.filter(pk=user.pk)
+               .values_list("status", "is_active").first())
+        if row is None:  # the account is gone
+            raise AccountSuspended()
+        user.status, user.is_active = row
+    if getattr(user, "is_suspended", False) or not user.is_active:
+        raise AccountSuspended()
