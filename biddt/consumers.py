@@ -20,6 +20,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from rest_framework.exceptions import APIException
 
 from biddt.metrics import SOCKETS_OPEN
+from biddt.parsers import UndecodableJSON, json_loads
 from biddt.rooms import hub
 
 logger = logging.getLogger(__name__)
@@ -161,10 +162,15 @@ class BiddtConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             content = await self.decode_json(text_data)
-        except ValueError:
-            await self.send_error(None, "invalid_message", "The frame is not valid JSON.")
+        except UndecodableJSON:
+            # As a REST body the parser can't take: `parse_error`, and the socket stays open.
+            await self.send_error(None, "parse_error", "The frame is not valid JSON.")
             return
         await self.receive_json(content)
+
+    @classmethod
+    async def decode_json(cls, text_data):
+        return json_loads(text_data)
 
     async def receive_json(self, content: Any, **kwargs) -> None:
         # Room events that arrive while a frame is handled wait for its answer: a bidder

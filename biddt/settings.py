@@ -304,7 +304,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "biddt.parsers.JSONParser",  # any undecodable body (too deep, bad UTF-8): 400
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
@@ -484,6 +484,12 @@ if AWS_STORAGE_BUCKET_NAME:
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 BIDDT_MAX_AVATAR_BYTES = env.int("BIDDT_MAX_AVATAR_BYTES", default=5 * 1024 * 1024)
+# Image work (listing images, avatars, chat images; biddt.images): more pixels than this,
+# read from the header, is refused before decoding (a 24 Mpx RGBA PNG decodes to 96 MB);
+# at most this many decodes at once per process, a caller waiting longer gets a 503.
+BIDDT_IMAGE_MAX_PIXELS = env.int("BIDDT_IMAGE_MAX_PIXELS", default=24_000_000)
+BIDDT_IMAGE_DECODE_CONCURRENCY = env.int("BIDDT_IMAGE_DECODE_CONCURRENCY", default=2)
+BIDDT_IMAGE_DECODE_WAIT_SECONDS = env.float("BIDDT_IMAGE_DECODE_WAIT_SECONDS", default=30.0)
 
 # --- I18N -----------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

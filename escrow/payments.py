@@ -23,13 +23,27 @@ from typing import Any, Protocol
 import stripe
 from django.conf import settings
 
+# The webhook events acted on (escrow.services.webhook_receive), by the object they name.
+PAYMENT_INTENT_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed")
+ACCOUNT_EVENTS = ("account.updated",)
+
 
 class GatewayError(Exception):
     """The provider could not be reached or refused the call; retry later."""
 
 
+class UnknownObject(GatewayError):
+    """The provider has no such object (Stripe's 404 `resource_missing`): asking again
+    won't find it, so a webhook about it is acknowledged, not retried."""
+
+
 class WebhookSignatureInvalid(Exception):
     """The webhook's signature (or its timestamp) does not check out."""
+
+
+class MalformedEvent(ValueError):
+    """A correctly signed event without the shape of a Stripe event (`data.object` not an
+    object, no object id): a 400, and nothing is stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +119,7 @@ class SimulatedGateway:
 
         txn = Transaction.objects.filter(payment_intent_id=payment_intent_id).first()
         if txn is None:
-            raise GatewayError(f"no such payment intent {payment_intent_id}")
+            raise UnknownObject(f"no such payment intent {payment_intent_id}")
         return self.create_payment_intent(txn)
 
     def create_connected_account(self, user) -> AccountInfo:
@@ -167,6 +181,10 @@ class StripeGateway:
     def _call(self, func, *args, **kwargs):
         try:
             return func(*args, **kwargs)
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404 or exc.code == "resource_missing":
+                raise UnknownObject(str(exc)) from exc
+            raise GatewayError(str(exc)) from exc
         except stripe.StripeError as exc:
             raise GatewayError(str(exc)) from exc
 

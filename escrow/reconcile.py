@@ -10,7 +10,9 @@ seller's transfer (payout). The ledger records each as a journal (`funds_held` d
   the check then finds ledger rows missing, doubled or wrong in amount.
 
 A difference is a (transaction, movement) whose amounts differ, or that exists on one side
-only. Read-only: nothing is corrected here.
+only. Payment events about an object we don't have (a PaymentIntent no transaction holds, an
+account no wallet holds) were acknowledged to the provider so it stops retrying; they are
+listed here too. Read-only: nothing is corrected here.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, Sum
+from django.db.models import Exists, OuterRef, Q, Sum
+from django.db.models.fields.json import KT
 
-from escrow.models import LedgerAccount, LedgerEntry, Transaction
+from accounts.models import Wallet
+from escrow.models import LedgerAccount, LedgerEntry, PaymentEvent, Transaction
+from escrow.payments import ACCOUNT_EVENTS, PAYMENT_INTENT_EVENTS
 
 CHARGE, REFUND, TRANSFER = "charge", "refund", "transfer"
 _LEDGER = {  # movement -> (journal kind, account whose row carries the amount)
@@ -55,10 +60,27 @@ class ReconcileReport:
     compared: int = 0
     differences: list[Difference] = field(default_factory=list)
     unmatched_provider: list[str] = field(default_factory=list)
+    unknown_events: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.differences and not self.unmatched_provider
+        return not self.differences and not self.unmatched_provider and not self.unknown_events
+
+
+def unknown_object_events(*, since: datetime | None = None) -> list[str]:
+    """Stored payment events whose object matches no transaction or wallet of ours."""
+    events = PaymentEvent.objects.annotate(object_id=KT("payload__data__object__id"))
+    if since is not None:
+        events = events.filter(created_at__gte=since)
+    unknown = (
+        events.filter(type__in=PAYMENT_INTENT_EVENTS).filter(
+            ~Exists(Transaction.objects.filter(payment_intent_id=OuterRef("object_id"))))
+        | events.filter(type__in=ACCOUNT_EVENTS).filter(
+            ~Exists(Wallet.objects.filter(stripe_account_id=OuterRef("object_id")))))
+    return [f"event {event_id} ({etype}, {created:%Y-%m-%d %H:%M}) is about {object_id}, "
+            f"which matches nothing here"
+            for event_id, etype, object_id, created in unknown.order_by("created_at")
+            .values_list("event_id", "type", "object_id", "created_at")]
 
 
 def ledger_movements(*, since: datetime | None = None) -> dict[Key, int]:
@@ -165,6 +187,7 @@ def reconcile(*, backend: str, since: datetime | None = None,
         stripe_ids = set(str(pk) for pk in Transaction.objects.filter(payment_backend="stripe")
                          .values_list("pk", flat=True))
         ledger = {k: v for k, v in ledger.items() if k[0] in stripe_ids}
+    report.unknown_events = unknown_object_events(since=since)
     keys = sorted(set(ledger) | set(provider))
     report.compared = len(keys)
     for key in keys:

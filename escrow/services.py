@@ -27,8 +27,12 @@ from biddt.metrics import PAYOUTS
 from escrow import ledger
 from escrow.models import Dispute, PaymentEvent, Transaction
 from escrow.payments import (
+    ACCOUNT_EVENTS,
+    PAYMENT_INTENT_EVENTS,
     AccountInfo,
+    MalformedEvent,
     PaymentIntentInfo,
+    UnknownObject,
     gateway_get,
 )
 
@@ -382,32 +386,55 @@ def payment_failed_apply(*, payment_intent: PaymentIntentInfo, event_id: str) ->
 
 # --- Webhooks -----------------------------------------------------------------------------
 
+def _event_object(event: dict[str, Any]) -> dict[str, Any]:
+    """The event's `data.object`, checked for the shape every Stripe event has; raises
+    MalformedEvent (400) for anything else, before the event is stored."""
+    if not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+        raise MalformedEvent("`id` and `type` must be strings")
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict):
+        raise MalformedEvent("`data.object` must be an object")
+    if event["type"] in PAYMENT_INTENT_EVENTS + ACCOUNT_EVENTS:
+        object_id = obj.get("id")
+        if not isinstance(object_id, str) or not 0 < len(object_id) <= 255:
+            raise MalformedEvent("`data.object.id` must be a non-empty string")
+    return obj
+
+
 def webhook_receive(*, payload: bytes, sig_header: str | None) -> PaymentEvent | None:
     """Verify, store once by event id, and handle a provider event; None for a duplicate.
 
     The event body is only a trigger: the PaymentIntent or Account is re-read from the
     provider and a state-guarded transition applied, so duplicated, replayed and out-of-order
-    deliveries change the state once. Raises WebhookSignatureInvalid (400), GatewayError and
-    database lock timeouts (503, so the provider retries).
+    deliveries change the state once. Raises WebhookSignatureInvalid and MalformedEvent
+    (400), GatewayError and database lock timeouts (503, so the provider retries). An event
+    about an object the provider doesn't have (UnknownObject) or that matches nothing of
+    ours is stored and acknowledged: retrying can't change that, and reconciliation
+    (`reconcile_payments`) lists it for a person to look at.
     """
     gateway = gateway_get()
     event = gateway.verify_webhook(payload, sig_header)
+    obj = _event_object(event)
     with transaction.atomic():
         stored, created = PaymentEvent.objects.get_or_create(
-            provider="stripe", event_id=str(event["id"])[:255],
-            defaults={"type": str(event["type"])[:128], "payload": event})
+            provider="stripe", event_id=event["id"][:255],
+            defaults={"type": event["type"][:128], "payload": event})
     if not created and stored.processed_at is not None:
         return None
-    obj = ((event.get("data") or {}).get("object")) or {}
     etype = stored.type
-    if etype in ("payment_intent.succeeded", "payment_intent.payment_failed") and obj.get("id"):
-        pi = gateway.retrieve_payment_intent(obj["id"])
-        if pi.status == "succeeded":
-            payment_succeeded_apply(payment_intent=pi)
-        elif etype == "payment_intent.payment_failed":
-            payment_failed_apply(payment_intent=pi, event_id=stored.event_id)
-    elif etype == "account.updated" and obj.get("id"):
-        wallet_apply_account(account=gateway.retrieve_account(obj["id"]))
+    try:
+        if etype in PAYMENT_INTENT_EVENTS:
+            pi = gateway.retrieve_payment_intent(obj["id"])
+            if pi.status == "succeeded":
+                payment_succeeded_apply(payment_intent=pi)
+            elif etype == "payment_intent.payment_failed":
+                payment_failed_apply(payment_intent=pi, event_id=stored.event_id)
+        elif etype in ACCOUNT_EVENTS:
+            wallet_apply_account(account=gateway.retrieve_account(obj["id"]))
+    except UnknownObject:
+        logger.warning("payment event %s (%s) is about %s, which the provider doesn't have",
+                       stored.event_id, etype, obj["id"])
     PaymentEvent.objects.filter(pk=stored.pk, processed_at__isnull=True).update(
         processed_at=timezone.now())
     return stored

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from biddt.parsers import MAX_INT
 from listings.models import Category, Condition, ListingStatus
 from listings.selectors import MAX_RADIUS_KM, PUBLIC_ORDERINGS
 
@@ -19,9 +20,9 @@ class ListingBrowseParams(serializers.Serializer):
                                         "`ordering` is given.")
     category = serializers.ChoiceField(choices=Category.choices, required=False)
     condition = serializers.ChoiceField(choices=Condition.choices, required=False)
-    min_price = serializers.IntegerField(required=False, min_value=0,
+    min_price = serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT,
                                          help_text="On the current price, in cents.")
-    max_price = serializers.IntegerField(required=False, min_value=0,
+    max_price = serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT,
                                          help_text="On the current price, in cents.")
     status = serializers.ChoiceField(choices=ListingStatus.choices, required=False,
                                      default=ListingStatus.ACTIVE,

@@ -6,6 +6,7 @@ rank as expressions) plus one for the page's images, whatever the page size.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -101,10 +102,22 @@ def listing_get_visible(*, listing_id: Any, user, lat: float | None = None,
     return listing
 
 
+# A `-` that doesn't start a word. websearch_to_tsquery pushes a NOT for each one and
+# fails past 32 of them ("tsquery stack too small": `-----`, `- - x`, `-( -( x`); on its
+# own such a hyphen excludes nothing, so dropping it changes no result.
+_DANGLING_NOT = re.compile(r"-+(?![^\W_])")
+
+
+def search_text(q: str) -> str:
+    """`q` as websearch_to_tsquery takes it for any input: the operators people type
+    (`"phrase"`, `or`, `-word`) keep their meaning; hyphen runs become one."""
+    return re.sub(r"-{2,}", "-", _DANGLING_NOT.sub(" ", q))
+
+
 def _search(qs: QuerySet[Listing], q: str) -> QuerySet[Listing]:
     """Full text: the stored, weighted vector (GIN) on PostgreSQL; LIKE on SQLite."""
     if connection.vendor == "postgresql":
-        query = SearchQuery(q, config="english", search_type="websearch")
+        query = SearchQuery(search_text(q), config="english", search_type="websearch")
         return (qs.filter(search_vector=query)
                 .annotate(rank=Cast(SearchRank(F("search_vector"), query), FloatField())))
     words = q.split()[:8]

@@ -7,13 +7,15 @@ from rest_framework import serializers
 
 from bidding import selectors
 from bidding.models import Bid
+from biddt.parsers import MAX_INT
 
 BID_STATUS_CHOICES = Bid.Status.choices  # named `BidStatusEnum` in the schema (settings)
 
 
 class BidCreateSerializer(serializers.Serializer):
-    amount_cents = serializers.IntegerField(min_value=1)
-    max_amount_cents = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    amount_cents = serializers.IntegerField(min_value=1, max_value=MAX_INT)
+    max_amount_cents = serializers.IntegerField(min_value=1, max_value=MAX_INT, required=False,
+                                                allow_null=True)
 
 
 class ListingLiveSerializer(serializers.Serializer):

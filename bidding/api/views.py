@@ -4,7 +4,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,6 +14,7 @@ from bidding.api import serializers as s
 from bidding.models import Bid
 from bidding.throttles import BidThrottle
 from biddt.idempotency import idempotent_response
+from biddt.pagination import CursorPagination
 from biddt.throttles import UserThrottle
 from escrow import selectors as escrow_selectors
 from escrow.api.serializers import TransactionSerializer
@@ -32,9 +32,6 @@ class BidHistoryPagination(CursorPagination):
     """Newest first by the listing's seq (a proxy's automatic answer above the bid it met)."""
 
     ordering = ("-seq", "-is_auto_bid", "-created_at")
-    page_size = 20
-    page_size_query_param = "page_size"
-    max_page_size = 100
 
 
 class ListingBidsView(GenericAPIView):

@@ -4,10 +4,10 @@ from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from biddt.pagination import CursorPagination
 from chat import selectors, services
 from chat.api.serializers import (
     MessageCreateSerializer,

@@ -23,7 +23,7 @@ from biddt.idempotency import idempotent_response
 from escrow import selectors, services
 from escrow.api import serializers as s
 from escrow.models import Transaction
-from escrow.payments import GatewayError, WebhookSignatureInvalid
+from escrow.payments import GatewayError, MalformedEvent, WebhookSignatureInvalid
 
 logger = logging.getLogger(__name__)
 TAGS = ["escrow"]
@@ -277,13 +277,17 @@ class StripeWebhookView(APIView):
         tags=["webhooks"], summary="Stripe webhook", request=OpenApiTypes.OBJECT,
         responses={200: OpenApiResponse(description="Received (or a duplicate: no-op)."),
                    400: OpenApiResponse(description="`invalid_signature`: bad signature or "
-                                                    "a timestamp older than 5 minutes."),
+                                                    "a timestamp older than 5 minutes; "
+                                                    "`invalid_event`: signed, but not the "
+                                                    "shape of an event (nothing stored)."),
                    503: OpenApiResponse(description="Busy or provider unreachable: retry.")},
         description="Called by Stripe. The `Stripe-Signature` header is checked on the raw "
                     "body; each event is stored once by its id and handled once. "
                     "`payment_intent.succeeded` → `in_escrow`, `payment_intent.payment_failed` "
                     "→ the buyer is told, `account.updated` → the wallet status (and waiting "
-                    "payouts). The object is re-read from Stripe before acting.",
+                    "payouts). The object is re-read from Stripe before acting. An event about "
+                    "an object Stripe or we don't know is stored and acknowledged (200); "
+                    "`reconcile_payments` lists it.",
     )
     def post(self, request):
         payload = request.body
@@ -295,6 +299,10 @@ class StripeWebhookView(APIView):
             logger.warning("stripe webhook refused: %s", exc)
             raise ValidationError("The webhook signature is not valid.",
                                   code="invalid_signature") from None
+        except MalformedEvent as exc:
+            logger.warning("stripe webhook malformed: %s", exc)
+            raise ValidationError(f"The event is malformed: {exc}.",
+                                  code="invalid_event") from None
         except (GatewayError, OperationalError):
             raise ServiceUnavailable() from None
         return Response({"received": True})

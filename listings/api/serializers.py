@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.api.serializers import absolute_media_url
+from biddt.parsers import MAX_INT
 from listings.models import AuctionType, Category, Condition, ListingStatus, ReportReason
 from listings.selectors import listing_auction_view
 
@@ -107,12 +108,12 @@ class ListingWriteSerializer(serializers.Serializer):
     auction_type = serializers.ChoiceField(choices=AuctionType.choices, required=False,
                                            default=AuctionType.AUCTION)
     starting_price_cents = serializers.IntegerField(
-        help_text="At least BIDDT_MIN_PRICE_CENTS (default 500).")
+        max_value=MAX_INT, help_text="At least BIDDT_MIN_PRICE_CENTS (default 500).")
     reserve_price_cents = serializers.IntegerField(
-        required=False, allow_null=True, default=None,
+        required=False, allow_null=True, default=None, max_value=MAX_INT,
         help_text="Optional, at least the starting price; never shown to bidders.")
     buy_now_price_cents = serializers.IntegerField(
-        required=False, allow_null=True, default=None,
+        required=False, allow_null=True, default=None, max_value=MAX_INT,
         help_text="Required for `both`, not allowed for `auction`; at least the starting "
                   "price (and the reserve).")
     starts_at = serializers.DateTimeField(

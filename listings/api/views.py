@@ -8,7 +8,6 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
@@ -16,6 +15,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsAuthenticatedActive
 from biddt.errors import invalid
+from biddt.pagination import CursorPagination
 from biddt.throttles import UserThrottle
 from listings import selectors, services
 from listings.api import serializers as s
@@ -31,9 +31,6 @@ class ListingCursorPagination(CursorPagination):
     """Cursor pagination whose ordering the view picks (`ordering=`, relevance for `q`)."""
 
     ordering = ("-created_at", "-id")
-    page_size = 20
-    page_size_query_param = "page_size"
-    max_page_size = 100
 
     def get_ordering(self, request, queryset, view):
         return getattr(view, "browse_ordering", None) or self.ordering

@@ -239,19 +239,41 @@ async def test_missing_or_non_string_type_is_unknown(content):
     await communicator.disconnect()
 
 
-@pytest.mark.parametrize("frame", ["{not json", "", "[1, 2]", '"ping"', "42"])
-async def test_frame_that_is_not_a_json_object_is_invalid_message(frame):
-    # given an open socket
+UNDECODABLE_FRAMES = [
+    "{not json", "", '{"type": "ping"', "[" * 5000 + "]" * 5000,
+    '{"type": "ping", "x": ' + "[" * 990 + "]" * 990 + "}", '{"type": "ping", "n": 1e999}',
+    '{"type": "ping", "n": NaN}', '{"type": "ping", "n": ' + "9" * 5000 + "}",
+]
+
+
+async def test_frames_that_cannot_be_decoded_are_parse_error():
+    # given an open socket (one for all frames: it must stay usable after each)
     communicator, _, _ = await open_socket()
-    # when the client sends text that is not a JSON object
-    await communicator.send_input({"type": "websocket.receive", "text": frame})
-    error = await communicator.receive_json_from()
-    # then it gets invalid_message and the socket stays usable
-    assert error["type"] == "error"
-    assert error["code"] == "invalid_message"
-    assert "requestId" not in error
-    await communicator.send_json_to({"type": "ping"})
-    assert await communicator.receive_json_from() == {"type": "pong"}
+    for frame in UNDECODABLE_FRAMES:
+        # when the client sends text the decoder can't take (malformed, nested past the
+        # decoder's recursion limit, a non-finite or oversized number)
+        await communicator.send_input({"type": "websocket.receive", "text": frame})
+        error = await communicator.receive_json_from()
+        # then it gets parse_error and the socket stays usable
+        assert (error["type"], error["code"]) == ("error", "parse_error"), frame[:40]
+        assert "requestId" not in error
+        await communicator.send_json_to({"type": "ping"})
+        assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()
+
+
+async def test_frames_that_are_not_json_objects_are_invalid_message():
+    communicator, _, _ = await open_socket()
+    for frame in ["[1, 2]", '"ping"', "42", "[" * 500 + "]" * 500]:
+        # when the client sends JSON that is not an object
+        await communicator.send_input({"type": "websocket.receive", "text": frame})
+        error = await communicator.receive_json_from()
+        # then it gets invalid_message and the socket stays usable
+        assert error["type"] == "error"
+        assert error["code"] == "invalid_message"
+        assert "requestId" not in error
+        await communicator.send_json_to({"type": "ping"})
+        assert await communicator.receive_json_from() == {"type": "pong"}
     await communicator.disconnect()
 
 

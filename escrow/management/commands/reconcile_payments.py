@@ -1,7 +1,8 @@
 """`manage.py reconcile_payments [--backend stripe|simulated] [--since 2026-01-01]`.
 
 Compares our ledger with the payment provider's balance transactions (see escrow.reconcile)
-and prints every difference. Exit codes: 0 everything matches, 1 differences found,
+and prints every difference, and every acknowledged webhook event about an object we don't
+have. Exit codes: 0 everything matches, 1 differences found,
 2 the provider could not be read (network, credentials).
 """
 
@@ -54,10 +55,13 @@ class Command(BaseCommand):
                 raise CommandError(f"could not read the provider: {exc}", returncode=2) from None
         for line in report.unmatched_provider:
             self.stdout.write(f"provider only: {line}")
+        for line in report.unknown_events:
+            self.stdout.write(f"unknown object: {line}")
         for diff in report.differences:
             self.stdout.write(str(diff))
         if not report.ok:
-            problems = len(report.differences) + len(report.unmatched_provider)
+            problems = (len(report.differences) + len(report.unmatched_provider)
+                        + len(report.unknown_events))
             self.stderr.write(self.style.ERROR(
                 f"{problems} difference(s) in {report.compared} movement(s) ({backend})"))
             raise SystemExit(1)
