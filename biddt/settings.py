@@ -67,7 +67,6 @@ if PRODUCTION:
         )
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -369,8 +368,6 @@ BIDDT_CLOSE_THREADS = env.int("BIDDT_CLOSE_THREADS", default=4)
 BIDDT_NOTIFY_REDELIVER_AFTER_SECONDS = env.int("BIDDT_NOTIFY_REDELIVER_AFTER_SECONDS",
                                                default=300)
 BIDDT_NOTIFY_REDELIVER_HOURS = env.int("BIDDT_NOTIFY_REDELIVER_HOURS", default=24)
-# Threads per daphne process that run HTTP requests (middleware and views, biddt/http.py).
-BIDDT_HTTP_THREADS = env.int("BIDDT_HTTP_THREADS", default=8)
 BIDDT_PAYMENTS_BACKEND = env.str("BIDDT_PAYMENTS_BACKEND", default="simulated")
 BIDDT_QR_TTL_SECONDS = env.int("BIDDT_QR_TTL_SECONDS", default=600)
 # Wrong handoff codes allowed per transaction and window before verify answers 429 and the
@@ -540,7 +537,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
-        "daphne": {"level": "WARNING"},
+        "granian": {"level": "WARNING"},
         "django_structlog": {"level": env.str("REQUEST_LOG_LEVEL", default="INFO")},
         # One line per task run: useful from a worker, noise when the embedded scheduler
         # runs the sweeps every few seconds inside `make run`.
