@@ -198,3 +198,45 @@ def test_photo_upload_through_the_rest_server(live_servers):
     listing.refresh_from_db()
     image = listing.images.get()
     assert response.json()["id"] == str(image.pk)
+
+
+def _database_ports(process_id: int) -> set[int]:
+    """Local ports of the TCP connections a server (and its children) holds to PostgreSQL."""
+    import psutil
+    from django.db import connection
+
+    pg_port = int(connection.settings_dict.get("PORT") or 5432)
+    root = psutil.Process(process_id)
+    return {c.laddr.port for p in (root, *root.children(recursive=True))
+            for c in p.net_connections(kind="tcp") if c.raddr and c.raddr.port == pg_port}
+
+
+@pytest.mark.postgres
+def test_rest_threads_keep_their_database_connections_with_conn_max_age(live_servers):
+    # given a REST server whose connections live 60 s, and one that closes them (the default
+    # of the test settings)
+    keeping = live_servers({"DATABASE_CONN_MAX_AGE": "60"}, fresh=True)
+    if not keeping.split:
+        pytest.skip("needs REDIS_URL: without it one ASGI server serves REST (make run)")
+    closing = live_servers()
+
+    def requests(server, count: int) -> None:
+        for _ in range(count):
+            with urllib.request.urlopen(f"{server.http_url}/v1/listings", timeout=30) as response:
+                assert response.status == 200
+
+    # when each answers requests that query the database (on the request's own thread)
+    requests(keeping, 10)
+    first = _database_ports(keeping.rest.pid)
+    requests(keeping, 20)
+    second = _database_ports(keeping.rest.pid)
+    requests(closing, 10)
+    # then the threads of the first keep their connections between requests: no more than
+    # one per thread, the same ones reused
+    from tests.biddt.processes import REST_THREADS
+
+    assert first, "no kept connection"
+    assert len(second) <= REST_THREADS
+    assert first & second
+    # and the other's threads closed theirs after each request
+    assert _database_ports(closing.rest.pid) == set()
