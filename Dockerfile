@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 #
-# Biddt image: daphne serves REST, admin and /ws/ on port 8000. The same image runs the
-# Celery worker and beat and the one-shot migration (see docker-compose.yml).
+# Biddt image: by default granian serves REST, admin and docs (WSGI) on port 8000. The same
+# image runs the socket server (uvicorn, /ws/), the Celery worker and beat and the one-shot
+# migration (see docker-compose.yml).
 #
 #   docker build -t biddt .
 
@@ -62,4 +63,9 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, sys, urllib.request as r; h = os.environ.get('ALLOWED_HOSTS', '').split(',')[0].strip().lstrip('.').replace('*', '') or 'localhost'; q = r.Request('http://127.0.0.1:8000/healthz', headers={'Host': h, 'X-Forwarded-Proto': 'https'}); sys.exit(0 if r.urlopen(q, timeout=4).status == 200 else 1)"]
 
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "biddt.asgi:application"]
+# Threads per process that run requests (each keeps a database connection); override with
+# GRANIAN_BLOCKING_THREADS. The client IP comes from X-Forwarded-For only through
+# BIDDT_NUM_PROXIES (set it to 1 behind deploy/nginx.conf).
+ENV GRANIAN_BLOCKING_THREADS=8
+CMD ["granian", "--interface", "wsgi", "--host", "0.0.0.0", "--port", "8000", "--workers", "1", \
+     "--no-ws", "--log-level", "warning", "biddt.wsgi:application"]

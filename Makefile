@@ -12,7 +12,7 @@ DEMO_PHONE_NUMBERS ?= +15555550100:123456,+15555550101:654321,+15555550102:11111
 .PHONY: run test chaos lint bench worker beat migrate chromium clean help
 
 help:
-	@echo "make run    - serve http://$(HOST):$(PORT) with embedded defaults and demo data"
+	@echo "make run    - serve http://$(HOST):$(PORT) (REST and /ws/, one uvicorn) with embedded defaults and demo data"
 	@echo "make test   - run the whole test suite"
 	@echo "make lint   - ruff check"
 	@echo "make chaos  - fault injection on real processes (PostgreSQL + redis-server)"
@@ -37,7 +37,8 @@ run: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py seed_demo
-	$(BIN)/daphne -b $(HOST) -p $(PORT) biddt.asgi:application
+	$(BIN)/uvicorn --host $(HOST) --port $(PORT) --no-proxy-headers --lifespan off \
+		--ws-max-size 1048576 biddt.asgi:application
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

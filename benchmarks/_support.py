@@ -1,5 +1,6 @@
 """Shared plumbing for the live-auction benchmarks (bench_hot_listing, bench_fanout,
-bench_closing, bench_channel_layer): a dedicated database, a throwaway Redis, daphne processes.
+bench_closing, bench_channel_layer, bench_servers): a dedicated database, a throwaway Redis,
+REST and socket server processes.
 
 Everything listens on 127.0.0.1 only; every process started here is stopped by the caller
 (`Processes` is a context manager); every wait has a deadline.
@@ -24,6 +25,11 @@ from urllib.parse import urlsplit, urlunsplit
 BASE_DIR = Path(__file__).resolve().parents[1]
 UNLIMITED = "100000000/min"
 START_TIMEOUT = 30.0
+# Threads that run the application per WSGI process (as in deploy: GRANIAN_BLOCKING_THREADS).
+REST_THREADS = 8
+# What production runs (docker-compose.yml, README "Servers"), chosen with bench_servers.
+REST_SERVER = "granian-wsgi"
+SOCKET_SERVER = "uvicorn"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -69,7 +75,8 @@ def bench_database(base: str) -> tuple[str, str]:
     from psycopg import sql
 
     parts = urlsplit(base)
-    name = parts.path.lstrip("/") + "_bench_live"
+    # `make bench` runs several benchmarks in one process, and this one sets DATABASE_URL.
+    name = parts.path.lstrip("/").removesuffix("_bench_live") + "_bench_live"
     url = urlunsplit(parts._replace(path="/" + name))
     maintenance = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(maintenance, autocommit=True) as conn:
@@ -115,7 +122,7 @@ def wipe_auction_data() -> None:
 # --- processes --------------------------------------------------------------------------------
 
 class Processes:
-    """Start redis-server / daphne / any worker; stop every one of them on exit."""
+    """Start redis-server / servers / any worker; stop every one of them on exit."""
 
     def __init__(self, prog: str) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix=f"biddt-{prog}-"))
@@ -164,23 +171,88 @@ class Processes:
         self.started.append(process)
         return process
 
+    def stop_last(self) -> None:
+        """Stop the process started last (a variant measured, before the next starts)."""
+        stop(self.started.pop())
+
     def log(self, name: str) -> str:
         path = self.dir / f"{name}.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
-    def daphne(self, env: dict[str, str], name: str = "daphne") -> str:
-        """`daphne biddt.asgi:application` on a free port; returns its http URL when /healthz
-        answers."""
+    def server(self, variant: str, env: dict[str, str], name: str | None = None,
+               *, threads: int = REST_THREADS) -> str:
+        """One server process of `variant` (see server_command) on a free port; returns its
+        http URL once /healthz answers."""
         port = free_port()
-        process = self.spawn([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p",
-                              str(port), "biddt.asgi:application"], env, name)
+        name = name or variant
+        process = self.spawn(server_command(variant, "127.0.0.1", port, threads=threads),
+                             env, name)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + START_TIMEOUT
         while not _http_ok(f"{url}/healthz"):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"daphne did not come up:\n{self.log(name)}")
+                raise RuntimeError(f"{variant} did not come up:\n{self.log(name)}")
             time.sleep(0.1)
         return url
+
+    def rest(self, env: dict[str, str], name: str = "rest") -> str:
+        """The production REST server (granian, WSGI)."""
+        return self.server(REST_SERVER, env, name)
+
+    def sockets(self, env: dict[str, str], name: str = "sockets") -> str:
+        """The production socket server (see SOCKET_SERVER)."""
+        return self.server(SOCKET_SERVER, env, name)
+
+
+# --- servers ------------------------------------------------------------------------------------
+
+
+
+def server_command(variant: str, host: str, port: int, *,
+                   threads: int = REST_THREADS) -> list[str]:
+    """The command line of one server process. No variant trusts X-Forwarded-For (the app
+    reads it through DRF's NUM_PROXIES only), and none writes an access log (Django's
+    request log line is the one kept)."""
+    py = sys.executable
+    commands = {
+        # The baseline: daphne (Twisted) with Django's own ASGI handler.
+        "daphne": [py, "-m", "daphne", "-b", host, "-p", str(port), "biddt.asgi:application"],
+        "granian-wsgi": [py, "-m", "granian", "--interface", "wsgi", "--host", host,
+                         "--port", str(port), "--workers", "1", "--blocking-threads",
+                         str(threads), "--no-ws", "--log-level", "warning",
+                         "biddt.wsgi:application"],
+        "granian-asgi": [py, "-m", "granian", "--interface", "asgi", "--host", host,
+                         "--port", str(port), "--workers", "1", "--log-level", "warning",
+                         "biddt.asgi:application"],
+        "uvicorn": [py, "-m", "uvicorn", "--host", host, "--port", str(port),
+                    "--no-proxy-headers", "--lifespan", "off", "--no-access-log",
+                    "--log-level", "warning", "biddt.asgi:application"],
+        "gunicorn-gthread": [py, "-m", "gunicorn", "-k", "gthread", "--threads", str(threads),
+                             "-w", "1", "-b", f"{host}:{port}", "--log-level", "warning",
+                             "biddt.wsgi:application"],
+        "gunicorn-uvicorn": [py, "-m", "gunicorn", "-k", "uvicorn_worker.UvicornWorker",
+                             "-w", "1", "-b", f"{host}:{port}", "--log-level", "warning",
+                             "biddt.asgi:application"],
+    }
+    return commands[variant]
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and all its descendants (granian and gunicorn serve from
+    child processes); processes that already exited are not counted."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for process in processes:
+        with suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def server_env(*, database_url: str, redis_url: str | None, **extra: str) -> dict[str, str]:
@@ -276,3 +348,56 @@ def make_listing(seller, *, starting_price_cents: int = 1000, hours: float = 24)
         seller=seller, title="Bench hot item", auction_type="auction", status="active",
         starting_price_cents=starting_price_cents, current_price_cents=starting_price_cents,
         starts_at=now - timedelta(minutes=5), ends_at=now + timedelta(hours=hours))
+
+
+class PgBackendCpu:
+    """CPU of the PostgreSQL backends serving one database, from pg_stat_activity and /proc.
+
+    A thread lists the database's backends every `every` seconds and reads each one's CPU;
+    `stop()` returns the CPU seconds they used since `start()` (a backend that was there at
+    the start counts from then, a new one from its birth). Only backends of this database:
+    other databases on the same server are not counted. A backend that exits loses at most
+    its last `every` seconds. Needs PostgreSQL on this machine (/proc of its processes).
+    """
+
+    def __init__(self, conninfo: str, every: float = 0.2) -> None:
+        import threading
+
+        self.conninfo, self.every = conninfo, every
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _pids(self, conn) -> list[int]:
+        return [row[0] for row in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")]
+
+    def _sample(self, conn, *, initial: bool = False) -> None:
+        for pid in self._pids(conn):
+            cpu = cpu_seconds(pid)
+            if pid not in self.first:
+                self.first[pid] = cpu if initial else 0.0
+            self.last[pid] = max(cpu, self.last.get(pid, 0.0))
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            while not self._stop.wait(self.every):
+                self._sample(conn)
+            self._sample(conn)
+
+    def start(self) -> PgBackendCpu:
+        import psycopg
+
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            self._sample(conn, initial=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        return sum(self.last[pid] - self.first[pid] for pid in self.last)

@@ -1,8 +1,9 @@
-"""Fan-out: S sockets in one listing room on one daphne (Redis layer); bid -> every bid_placed.
+"""Fan-out: S sockets in one listing room on one socket process (Redis layer); bid -> bid_placed.
 
-Starts its own daphne (production settings, `<db>_bench_live` database, a throwaway
-redis-server for the channel layer and cache), opens `--sockets` (default 2000) anonymous
-sockets that `subscribe` to one listing, then places `--bids` (default 20) bids over REST,
+Starts its own REST and socket servers as deployed (production settings, `<db>_bench_live`
+database, a throwaway redis-server for the channel layer and cache), opens `--sockets`
+(default 2000) anonymous sockets that `subscribe` to one listing, then places `--bids`
+(default 20) bids over REST,
 `--interval` seconds apart, alternating two bidders. Each socket records when each
 `bid_placed` arrives (matched to the bid by `bid.id`). The latency is measured from the
 bid's commit (its row's `created_at`, stamped inside the bid's transaction just before the
@@ -11,8 +12,8 @@ commit; server and client share the machine's clock), and for reference from the
 Prints p50/p99/max and messages lost (expected = sockets x bids; target 0 lost, p99 <= 250
 ms), next to the same run with 1 socket (the baseline). The sockets are spread over
 `--client-procs` (default 4) client processes on this machine, run at a lower priority
-(nice 10) so that they don't take the CPU from daphne mid-delivery; their own time to read S
-messages is still part of the figure (phones would read in parallel).
+(nice 10) so that they don't take the CPU from the socket server mid-delivery; their own
+time to read S messages is still part of the figure (phones would read in parallel).
 Quick check: `python -m benchmarks bench_fanout --sockets=100 --bids=5`.
 """
 
@@ -27,6 +28,7 @@ import sys
 import time
 
 from benchmarks._support import (
+    SOCKET_SERVER,
     Processes,
     bench_database,
     make_listing,
@@ -48,7 +50,7 @@ class _Reader(asyncio.Protocol):
     """A minimal RFC 6455 client for reading many sockets cheaply: the frames are parsed in
     `data_received`, with no task wake-up per message (the `websockets` client spent more
     time reading 2,000 sockets than daphne took to write them). It subscribes once the
-    upgrade is answered, answers daphne's pings, and records each `bid_placed` arrival."""
+    upgrade is answered, answers the server's pings, and records each `bid_placed` arrival."""
 
     KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
@@ -196,16 +198,16 @@ async def _clients(ws_url: str, listing_id: str, first: int, count: int, command
 
 def _client_process(ws_url: str, listing_id: str, first: int, count: int, commands,
                     results) -> None:
-    # Phones don't share the server's CPU: the simulated ones yield it to daphne first.
+    # Phones don't share the server's CPU: the simulated ones yield it to the server first.
     os.nice(CLIENT_NICE)
     asyncio.run(_clients(ws_url, listing_id, first, count, commands, results))
 
 
-async def _round(base: str, listing_id: str, tokens: list[str], sockets: int, bids: int,
-                 interval: float, procs: int) -> dict:
+async def _round(base: str, ws_base: str, listing_id: str, tokens: list[str], sockets: int,
+                 bids: int, interval: float, procs: int) -> dict:
     import httpx
 
-    ws_url = base.replace("http://", "ws://") + "/ws/"
+    ws_url = ws_base.replace("http://", "ws://") + "/ws/"
     context = multiprocessing.get_context("spawn")
     procs = max(1, min(procs, sockets))
     share = -(-sockets // procs)
@@ -326,12 +328,14 @@ def main(argv: list[str]) -> int:
 
     with Processes("fanout") as procs:
         redis_url = procs.redis()
-        server = procs.daphne(server_env(database_url=url, redis_url=redis_url))
-        print(f"daphne {server} with the Redis channel layer; open-file limit {limit}")
+        env = server_env(database_url=url, redis_url=redis_url)
+        server, sockets = procs.rest(env), procs.sockets(env)
+        print(f"REST {server}, sockets {sockets} ({SOCKET_SERVER}) with the Redis channel "
+              f"layer; open-file limit {limit}")
         tokens = [b.token for b in bidders]
-        baseline = asyncio.run(_round(server, str(make_listing(seller).pk), tokens, 1,
+        baseline = asyncio.run(_round(server, sockets, str(make_listing(seller).pk), tokens, 1,
                                       args.bids, args.interval, 1))
-        result = asyncio.run(_round(server, str(make_listing(seller).pk), tokens,
+        result = asyncio.run(_round(server, sockets, str(make_listing(seller).pk), tokens,
                                     args.sockets, args.bids, args.interval,
                                     args.client_procs))
     wipe_auction_data()

@@ -1,6 +1,6 @@
 """Hot listing: N authenticated clients bidding on one listing over HTTP vs the pgbench ceiling.
 
-Starts `--servers` daphne processes (default 2, as a host runs them behind its load balancer;
+Starts `--servers` REST processes (granian WSGI; default 2, as a host runs them behind nginx;
 production settings from the environment, `<db>_bench_live` database, a throwaway
 redis-server for cache and channel layer, throttles off) and runs `--clients` (default 32)
 keep-alive HTTP/1.1 clients, spread over the servers (their price cap raised so a long run
@@ -13,10 +13,13 @@ bids are exercised), so a bid is valid unless it reaches the server behind a lat
 benchmark measures the server, not 32 people racing for one price; a refused bid is still
 counted and costs the same locked transaction.
 
-Prints accepted bids/s, p50/p99 latency and the CPU the daphne processes spent per request;
+Prints requests/s, accepted bids/s, p50/p99 latency, the CPU the REST processes spent per
+request and the CPU PostgreSQL's backends for this database spent per request (their pids
+from pg_stat_activity, their CPU from /proc);
 then, in the same run and on the same database, the pgbench ceiling of the same SQL
 transaction (lock the listing row FOR NO KEY UPDATE with the seller's suspension, insert the
-bid, update the row) with the same number of clients, and the ratio (target ≥ 0.5).
+bid, update the row) with the same number of clients, with PostgreSQL's CPU per transaction,
+and the ratio of bid requests/s to it (target ≥ 0.5).
 Quick check: `python -m benchmarks bench_hot_listing --clients=4 --duration=3`.
 """
 
@@ -37,14 +40,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from benchmarks._support import (
+    REST_SERVER,
+    PgBackendCpu,
     Processes,
     bench_database,
-    cpu_seconds,
     make_listing,
     make_users,
     pct,
     postgres_base_url,
     server_env,
+    tree_cpu_seconds,
     wipe_auction_data,
 )
 
@@ -90,13 +95,23 @@ class HttpClient:
         self.writer: asyncio.StreamWriter | None = None
 
     async def post_json(self, path: str, body: dict) -> tuple[int, dict]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         data = json.dumps(body).encode()
-        self.writer.write(
+        status, payload = await self._call(
             f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
             f"Authorization: Bearer {self.token}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+        return status, json.loads(payload) if payload else {}
+
+    async def get(self, path: str) -> int:
+        status, _payload = await self._call(
+            f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Authorization: Bearer {self.token}\r\n\r\n".encode())
+        return status
+
+    async def _call(self, request: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(request)
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
@@ -107,7 +122,7 @@ class HttpClient:
         payload = await self.reader.readexactly(int(headers["content-length"]))
         if headers.get("connection", "").lower() == "close":
             await self.close()
-        return status, json.loads(payload) if payload else {}
+        return status, payload
 
     async def close(self) -> None:
         if self.writer is not None:
@@ -223,17 +238,19 @@ def main(argv: list[str]) -> int:
         # about 25 s would reach BIDDT_MAX_PRICE_CENTS ($1,000,000) and get 400 max_value.
         env = server_env(database_url=url, redis_url=redis_url,
                          BIDDT_MAX_PRICE_CENTS=str(BENCH_MAX_PRICE_CENTS))
-        servers = [procs.daphne(env, name=f"daphne{i}") for i in range(args.servers)]
+        servers = [procs.rest(env, name=f"rest{i}") for i in range(args.servers)]
         pids = [p.pid for p in procs.started[-args.servers:]]
-        print(f"{args.servers} daphne ({', '.join(servers)}), {args.clients} clients, "
+        print(f"{args.servers} {REST_SERVER} ({', '.join(servers)}), {args.clients} clients, "
               f"{args.duration:g} s")
         # Warm up every server: connections, code paths (not counted).
         warm, _ = asyncio.run(_load(servers, str(listing.pk), tokens[:2 * args.servers], 1.0,
                                     5))
-        cpu_before, busy_before = sum(cpu_seconds(pid) for pid in pids), _machine_busy()
+        pg = PgBackendCpu(conninfo).start()
+        cpu_before, busy_before = sum(tree_cpu_seconds(pid) for pid in pids), _machine_busy()
         state, elapsed = asyncio.run(_load(servers, str(listing.pk), tokens, args.duration,
                                            args.max_requests, ticket=warm["ticket"]))
-        cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
+        cpu = sum(tree_cpu_seconds(pid) for pid in pids) - cpu_before
+        pg_cpu = pg.stop()
         busy_after = _machine_busy()
     accepted, refused, errors = state["accepted"], state["refused"], state["errors"]
     listing.refresh_from_db()
@@ -247,23 +264,31 @@ def main(argv: list[str]) -> int:
           f"p99 {pct(accepted + refused, .99):.1f} ms")
     machine = ((busy_after[0] - busy_before[0]) / (busy_after[1] - busy_before[1])
                if busy_after[1] > busy_before[1] else float("nan"))
-    print(f"      daphne CPU {cpu * 1000 / max(total, 1):.2f} ms per request "
-          f"({cpu / elapsed:.2f} cores); machine {machine:.0%} busy of {os.cpu_count()} cores")
+    server_ms, pg_ms = cpu * 1000 / max(total, 1), pg_cpu * 1000 / max(total, 1)
+    print(f"      server CPU {server_ms:.2f} ms per request ({cpu / elapsed:.2f} cores); "
+          f"PostgreSQL CPU {pg_ms:.2f} ms per request ({pg_cpu / elapsed:.2f} cores); "
+          f"server / PostgreSQL = {server_ms / pg_ms if pg_ms else float('nan'):.1f} "
+          f"(target <= 1.5)")
+    print(f"      machine {machine:.0%} busy of {os.cpu_count()} cores")
     if errors:
         print(f"      first errors: {errors[:3]}")
     print(f"      listing row: seq {listing.seq}, bid_count {listing.bid_count}, "
           f"price {listing.current_price_cents}")
 
     seconds = args.pgbench_seconds or max(1, min(20, int(args.duration)))
+    pg = PgBackendCpu(conninfo).start()
     ceiling = _pgbench(conninfo, str(listing.pk), str(bidders[0].pk), args.clients, seconds)
+    pgbench_cpu = pg.stop()
     wipe_auction_data()
     if ceiling is None:
         return 1 if errors else 0
-    ratio = rate / ceiling
     print(f"pgbench ceiling (same lock/insert/update transaction, {args.clients} clients, "
-          f"{seconds} s): {ceiling:.1f} tps")
-    print(f"ratio accepted bids/s / ceiling = {ratio:.3f} (target >= 0.5: "
-          f"{'met' if ratio >= 0.5 else 'NOT met'})")
+          f"{seconds} s): {ceiling:.1f} tps, PostgreSQL CPU "
+          f"{pgbench_cpu * 1000 / max(ceiling * seconds, 1):.2f} ms per transaction")
+    ratio = total / elapsed / ceiling
+    print(f"ratio bid requests/s / ceiling = {ratio:.3f} (target >= 0.5: "
+          f"{'met' if ratio >= 0.5 else 'NOT met'}); accepted bids/s / ceiling = "
+          f"{rate / ceiling:.3f}")
     return 1 if errors else 0
 
 

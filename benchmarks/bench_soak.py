@@ -1,14 +1,15 @@
-"""Soak: minutes of mixed load on 2 daphne + a Celery worker and beat, then books and replay.
+"""Soak: minutes of mixed load on 2 REST + 2 socket servers, a Celery worker and beat, then books.
 
 Creates a fresh `<db>_bench_soak` database (dropped and re-created on every run), seeds
 `--users` users (a sixth of them sellers), `--listings` listings near Toronto (one hot listing,
 cold auctions that outlive the run, auctions that end during the run, some at one instant
 mid-run, many with bids and reserves, sold listings with their transactions), and starts its
-own redis-server, two daphne instances, a Celery worker (prefork, 2 processes) and celery beat
-(the closing sweep every 5 s), all with production settings, throttles off.
+own redis-server, two REST (granian) and two socket (uvicorn) servers, a Celery worker
+(prefork, 2 processes) and celery beat (the closing sweep every 5 s), all with production
+settings, throttles off.
 
 Load for `--duration` seconds (default 600) from this one asyncio process, spread over both
-daphne instances: `--clients` (default 12, each pausing `--think` 0.5 s between requests: a
+REST servers: `--clients` (default 12, each pausing `--think` 0.5 s between requests: a
 steady load these 2 cores sustain, not a saturation test) closed-loop httpx clients doing
 browse, search,
 near me, detail, bid history, notifications, bids on the hot listing and on many cold ones
@@ -20,7 +21,7 @@ which reconnect every 20-60 s and check `seq` per API.md (a gap → re-read over
 
 Prints every `--report-every` seconds and at the end: requests/s, p50/p99 per kind, expected
 business refusals (bid_too_low, auction_ended, ...) apart from errors (5xx, timeouts,
-connection errors, unexpected codes), socket messages, seq gaps, RSS of daphne/worker/beat;
+connection errors, unexpected codes), socket messages, seq gaps, RSS of servers/worker/beat;
 the baseline next to the end figures is the start RSS and the first interval's throughput.
 At the end it waits for the sweep to close every due auction, runs `manage.py ledger_check`,
 and replays every listing's bids through `bidding.rules` against its row, bid rows, seq and
@@ -345,8 +346,9 @@ class SockState:
 class Ctx:
     args: Any
     seed: Seed
-    servers: list[str]
+    servers: list[str]  # REST
     deadline: float  # monotonic end of the load
+    ws_servers: list[str] = field(default_factory=list)  # sockets
     rec: Recorder = field(default_factory=Recorder)
     ws: Counter = field(default_factory=Counter)
     ws_window: Counter = field(default_factory=Counter)
@@ -720,9 +722,9 @@ async def _socket(ctx: Ctx, index: int, spec: dict) -> None:
     attempt = failures = 0
     await asyncio.sleep(rng.uniform(0, 5))  # spread the first connects
     while time.monotonic() < ctx.deadline:
-        server = (index + attempt) % len(ctx.servers)  # reconnects alternate instances
+        server = (index + attempt) % len(ctx.ws_servers)  # reconnects alternate instances
         attempt += 1
-        url = ctx.servers[server].replace("http://", "ws://") + "/ws/"
+        url = ctx.ws_servers[server].replace("http://", "ws://") + "/ws/"
         if spec["token"]:
             url += f"?token={spec['token']}"
         opened = time.perf_counter()
@@ -920,19 +922,19 @@ async def _reporter(ctx: Ctx, pids: dict, started: float, history: list) -> None
             ctx.txns.setdefault(txn["id"], txn)
         rss = _rss_all(pids)
         cpu = _cpu_snapshot(pids)
-        daphne_cpu = sum(cpu[k] - cpu_last[k] for k in cpu if k.startswith("daphne"))
+        daphne_cpu = sum(cpu[k] - cpu_last[k] for k in cpu if k.startswith(("rest", "ws")))
         ours = sum(cpu[k] - cpu_last[k] for k in cpu if not k.startswith("_"))
         others = max(0.0, cpu["_busy"] - cpu_last["_busy"] - ours)
         cpu_last = cpu
-        # requests per daphne CPU-second: the servers' efficiency, whatever else runs on the
+        # requests per server CPU-second: the servers' efficiency, whatever else runs on the
         # machine (other processes take CPU from them; this figure doesn't move with that)
         per_cpu = answered / daphne_cpu if daphne_cpu else float("nan")
         history.append({"t": now - started, "rate": answered / seconds, "rss": rss,
                         "per_cpu": per_cpu})
         print(f"[{now - started:5.0f} s] {answered / seconds:6.1f} req/s answered "
-              f"({expected} expected 4xx, {errors} errors), {per_cpu:.0f} per daphne CPU-s, "
+              f"({expected} expected 4xx, {errors} errors), {per_cpu:.0f} per server CPU-s, "
               f"{socket_errors} socket errors | "
-              f"CPU daphnes {daphne_cpu / seconds * 100:.0f}%, not ours "
+              f"CPU servers {daphne_cpu / seconds * 100:.0f}%, not ours "
               f"{others / seconds * 100:.0f}% | sockets {ctx.sockets_open} open, "
               f"{ws['messages'] / seconds:.0f} msg/s, gaps {ws['seq_gaps']} "
               f"(unresolved {ws['seq_unresolved']}), out-of-order {ws['seq_out_of_order']}, "
@@ -1183,7 +1185,7 @@ def _summary(ctx: Ctx, elapsed: float, history: list, rss_start: dict,
                      f"interval {last_['rate']:.1f} req/s (last/first "
                      f"{last_['rate'] / first['rate'] if first['rate'] else 0:.2f}); whole run "
                      f"{total.answered / elapsed:.1f} req/s")
-        lines.append(f"efficiency (requests per daphne CPU-second, independent of other load "
+        lines.append(f"efficiency (requests per server CPU-second, independent of other load "
                      f"on the machine): first interval {first['per_cpu']:.0f}, last interval "
                      f"{last_['per_cpu']:.0f} (last/first "
                      f"{last_['per_cpu'] / first['per_cpu'] if first['per_cpu'] else 0:.2f})")
@@ -1256,11 +1258,16 @@ def main(argv: list[str]) -> int:
                          BIDDT_PAYMENTS_BACKEND="simulated",
                          BIDDT_SOFT_CLOSE_SECONDS=str(SOFT_CLOSE_SECONDS),
                          REQUEST_LOG_LEVEL="WARNING")
-        servers = []
+        servers, ws_servers = [], []
         pids: dict[str, tuple[int, bool]] = {}
-        for name in ("daphne-1", "daphne-2"):
-            servers.append(procs.daphne(env, name))
-            pids[name] = (procs.started[-1].pid, False)
+        # As deployed: two REST processes (granian, which serves from a child: tree) and two
+        # socket processes.
+        for name in ("rest-1", "rest-2"):
+            servers.append(procs.rest(env, name))
+            pids[name] = (procs.started[-1].pid, True)
+        for name in ("ws-1", "ws-2"):
+            ws_servers.append(procs.sockets(env, name))
+            pids[name] = (procs.started[-1].pid, True)
         worker = procs.spawn([sys.executable, "-m", "celery", "-A", "biddt", "worker",
                               "--concurrency=2", "--pool=prefork", "-l", "WARNING",
                               "-n", f"soak-{os.getpid()}@%h", "--without-gossip",
@@ -1274,14 +1281,15 @@ def main(argv: list[str]) -> int:
         if not _wait_worker(env["CELERY_BROKER_URL"]):
             print(f"celery worker did not answer a ping:\n{procs.log('worker')}")
             return 1
-        print(f"daphne {servers[0]} and {servers[1]}, celery worker (prefork, 2 processes) + "
+        print(f"REST {servers[0]} and {servers[1]}, sockets {ws_servers[0]} and "
+              f"{ws_servers[1]}, celery worker (prefork, 2 processes) + "
               f"beat, redis {redis_url}; open-file limit {limit}")
         print(f"load: {args.duration:g} s, {args.clients} HTTP clients (closed loop, mean "
               f"think {args.think * 1000:.0f} ms) + {args.sockets} listing sockets + "
               f"{args.chat_sockets} chat sockets, all in this one asyncio process; the load is "
               f"kept moderate for a 2-core machine so that the servers, not the client, are "
               f"measured; soft close {SOFT_CLOSE_SECONDS} s")
-        ctx = Ctx(args=args, seed=seed, servers=servers, deadline=0.0,
+        ctx = Ctx(args=args, seed=seed, servers=servers, ws_servers=ws_servers, deadline=0.0,
                   minimum=dict(seed.minimum), txns={k: dict(v) for k, v in seed.txns.items()})
         asyncio.run(_warm_up(ctx))
         rss_start = _rss_all(pids)
@@ -1304,7 +1312,8 @@ def main(argv: list[str]) -> int:
         replay_seconds = time.perf_counter() - started
         tracebacks = _log_tracebacks(procs, [*pids], args.keep_logs)
 
-    print(f"\n== soak summary: {elapsed:.0f} s of load on 2 daphne + worker + beat")
+    print(f"\n== soak summary: {elapsed:.0f} s of load on 2 REST + 2 socket servers + worker "
+          "+ beat")
     for line in _summary(ctx, elapsed, history, rss_start, rss_end):
         print(line)
     print(cpu_line)

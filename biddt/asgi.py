@@ -1,16 +1,17 @@
-"""ASGI entry point: HTTP (Django) and WebSocket on /ws/ (Channels)."""
+"""ASGI entry point: WebSocket on /ws/ (Channels), and HTTP (Django) for `make run`.
+
+In production the socket processes serve this application and only /ws/ reaches them
+(nginx routes the rest to the WSGI processes, biddt/wsgi.py). `make run` serves everything
+from this one application on one port; Django's own ASGI handler does the HTTP side.
+"""
 
 import os
 
-import django
+from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "biddt.settings")
-django.setup(set_prefix=False)
-
-from biddt.http import ThreadedASGIHandler, leave_request_bodies_to_django  # noqa: E402
-
-leave_request_bodies_to_django()
-django_asgi_app = ThreadedASGIHandler()
+# Sets Django up before the Channels imports below touch the models.
+django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402

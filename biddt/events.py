@@ -30,9 +30,12 @@ class _SenderLoop:
     """One event loop thread per process for channel-layer sends from plain sync code.
 
     `async_to_sync` from a thread without an ASGI loop above it (a Celery worker, a
-    management command) starts a new event loop, and channels-redis a new Redis connection
-    pool for it, on every call: about 8 ms a send, most of a closing sweep's time. This loop
-    lives as long as the process (a forked child starts its own), so its pool is reused.
+    management command, a REST view on a thread of the WSGI server) starts a new event loop,
+    and channels-redis a new Redis connection pool for it, on every call: about 8 ms a send,
+    most of a closing sweep's time. This loop lives as long as the process (a forked child
+    starts its own), so its pool is reused: from a WSGI thread a send costs 0.6 ms of the
+    process's CPU against 3.9 ms with a new loop per call (measured on the loaded 2-core
+    machine of the server switch, Redis local).
     """
 
     def __init__(self) -> None:
@@ -64,8 +67,9 @@ def _sender_loop() -> _SenderLoop:
 
 
 def _in_asgi_thread() -> bool:
-    """True in a sync thread that an ASGI event loop started (a view under daphne, a
-    `database_sync_to_async` call): there `async_to_sync` runs on that loop, which is cheap."""
+    """True in a sync thread that an ASGI event loop started (a view under the ASGI server of
+    `make run`, a consumer's `database_sync_to_async` call): there `async_to_sync` runs on
+    that loop, which is cheap."""
     loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
     return (loop is not None and loop.is_running()
             and getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) == os.getpid())

@@ -46,7 +46,6 @@ BIDDT_PII_HMAC_KEY = env.str("BIDDT_PII_HMAC_KEY", default="" if PRODUCTION else
 # start-up (biddt.core's AppConfig.ready), refusing to start when one fails.
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -379,8 +378,6 @@ BIDDT_CLOSE_THREADS = env.int("BIDDT_CLOSE_THREADS", default=4)
 BIDDT_NOTIFY_REDELIVER_AFTER_SECONDS = env.int("BIDDT_NOTIFY_REDELIVER_AFTER_SECONDS",
                                                default=300)
 BIDDT_NOTIFY_REDELIVER_HOURS = env.int("BIDDT_NOTIFY_REDELIVER_HOURS", default=24)
-# Threads per daphne process that run HTTP requests (middleware and views, biddt/http.py).
-BIDDT_HTTP_THREADS = env.int("BIDDT_HTTP_THREADS", default=8)
 BIDDT_PAYMENTS_BACKEND = env.str("BIDDT_PAYMENTS_BACKEND",
                                  default="stripe" if PRODUCTION else "simulated")
 BIDDT_QR_TTL_SECONDS = env.int("BIDDT_QR_TTL_SECONDS", default=600)
@@ -556,7 +553,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
-        "daphne": {"level": "WARNING"},
+        "granian": {"level": "WARNING"},
         "django_structlog": {"level": env.str("REQUEST_LOG_LEVEL", default="INFO")},
         # One line per task run: useful from a worker, noise when the embedded scheduler
         # runs the sweeps every few seconds inside `make run`.

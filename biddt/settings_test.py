@@ -40,18 +40,18 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-# Test databases on SQLite are files, not memory: a daphne (or celery) process that a test
+# Test databases on SQLite are files, not memory: a server (or celery) process that a test
 # starts must see the rows the test committed.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"].setdefault("TEST", {})["NAME"] = os.path.join(_TMP, "test.sqlite3")
 else:
     # Threads the tests start (races, socket handlers on the loop's pool) close their
     # connections after each call, so the test database can be dropped at the end. Kept
-    # connections are tested on their own (tests/biddt/test_http_handler.py), and a server
+    # connections are tested on their own (tests/biddt/test_live_servers.py), and a server
     # process a test starts may ask for them (DATABASE_CONN_MAX_AGE in its environment).
     DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("DATABASE_CONN_MAX_AGE", "0"))
 # One prefix per test run, so concurrent runs sharing a Redis don't see each other's keys.
-# A process the tests start (daphne) gets the runner's prefix through BIDDT_TEST_PREFIX, so
+# A process the tests start (a server) gets the runner's prefix through BIDDT_TEST_PREFIX, so
 # both sides share the channel layer (events sent by the test reach its sockets) and cache.
 BIDDT_TEST_PREFIX = os.environ.get("BIDDT_TEST_PREFIX") or f"biddt-test-{os.getpid()}"
 if REDIS_URL:
@@ -60,7 +60,12 @@ if REDIS_URL:
 
 # Generous rates so tests can log in repeatedly; throttle tests set the real rates explicitly
 # (the production defaults stay in biddt.settings.THROTTLE_RATES and are tested there).
-THROTTLE_RATES = {scope: "100000/min" for scope in THROTTLE_RATES}  # noqa: F405
+# A server process a test starts may ask for a scope's real rate through its variable
+# (BIDDT_THROTTLE_AUTH_IP=20/min: tests/ops/test_nginx_live.py).
+THROTTLE_RATES = {  # noqa: F405
+    scope: rate if os.environ.get(f"BIDDT_THROTTLE_{scope.upper()}") else "100000/min"
+    for scope, rate in THROTTLE_RATES.items()  # noqa: F405
+}
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": THROTTLE_RATES}  # noqa: F405
 STATIC_ROOT = os.path.join(_TMP, "static")
 os.makedirs(STATIC_ROOT, exist_ok=True)

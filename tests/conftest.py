@@ -63,23 +63,32 @@ def pg():
 
 
 @pytest.fixture(scope="session")
-def daphne_server(django_db_setup, tmp_path_factory):
-    """Factory: `daphne_server(env=None, fresh=False)` starts a real daphne on the test database.
+def live_servers(django_db_setup, tmp_path_factory):
+    """Factory: `live_servers(env=None, fresh=False)` starts the real servers on the test
+    database: REST on granian (WSGI) and sockets on uvicorn (ASGI), as deployed.
 
-    Returns a `tests.biddt.processes.DaphneServer` (`.http_url`, `.ws_url`, `.log()`, `.stop()`)
-    once `/healthz` answers. The server runs `biddt.settings_test` with `DATABASE_URL` pointing
-    at pytest-django's test database and this run's Redis prefix, so tests that commit rows
+    Returns a `tests.biddt.processes.LiveServers` (`.http_url` the REST server, `.ws_url` the
+    socket server, `.process.poll()`, `.log()` of both, `.stop()`) once both answer `/healthz`.
+    Without REDIS_URL one ASGI server serves both (the in-memory channel layer can't cross
+    processes). The servers run `biddt.settings_test` with `DATABASE_URL` pointing at
+    pytest-django's test database and this run's Redis prefix, so tests that commit rows
     (`django_db(transaction=True)`) and send channel-layer events see them served. Calls with
-    the same extra `env` share one process unless `fresh=True`; all stop at the end of the
+    the same extra `env` share one pair unless `fresh=True`; all stop at the end of the
     session, before the test database is dropped.
     """
-    from tests.biddt.processes import DaphneLauncher
+    from tests.biddt.processes import ServerLauncher
 
-    launcher = DaphneLauncher(tmp_path_factory.mktemp("daphne"))
+    launcher = ServerLauncher(tmp_path_factory.mktemp("servers"))
     try:
         yield launcher.start
     finally:
         launcher.stop_all()
+
+
+@pytest.fixture(scope="session")
+def daphne_server(live_servers):
+    """The daphne era's name of `live_servers` (same factory, same processes)."""
+    return live_servers
 
 
 @pytest.fixture

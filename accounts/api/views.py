@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from accounts import selectors, services
 from accounts.api import serializers as s
 from accounts.throttles import AuthIPThrottle, AuthPhoneThrottle
+from biddt.client_ip import client_ip
 from biddt.throttles import AnonThrottle, UserThrottle
 
 
@@ -38,7 +39,7 @@ class SendCodeView(_AuthView):
         data = s.SendCodeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         ttl = services.otp_send(phone_number=data.validated_data["phone_number"],
-                                ip=request.META.get("REMOTE_ADDR"))
+                                ip=client_ip(request))
         return Response({"expires_in": ttl}, status=status.HTTP_202_ACCEPTED)
 
 

@@ -1,6 +1,8 @@
-"""Real server processes for integration tests: daphne on the test database, a throwaway Redis.
+"""Real server processes for integration tests: the REST and socket servers on the test
+database, a throwaway Redis.
 
-Used through the `daphne_server` and `redis_server` fixtures in tests/conftest.py. Waiting for a
+Used through the `live_servers` (alias `daphne_server`) and `redis_server` fixtures in
+tests/conftest.py. Waiting for a
 process to come up uses a deadline, but no test asserts on how long anything took.
 """
 
@@ -68,26 +70,82 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(timeout=10)
 
 
+# The production servers (README "Servers", docker-compose.yml): REST on granian's WSGI
+# interface, sockets on uvicorn with the ASGI application. Neither trusts X-Forwarded-For
+# (the app reads it through DRF's NUM_PROXIES only).
+REST_THREADS = 4
+
+
+def rest_command(host: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host,
+            "--port", str(port), "--workers", "1", "--blocking-threads", str(REST_THREADS),
+            "--no-ws", "--log-level", "warning", "biddt.wsgi:application"]
+
+
+def socket_command(host: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "--host", host, "--port", str(port),
+            "--no-proxy-headers", "--lifespan", "off", "--no-access-log",
+            "--ws-max-size", "1048576", "biddt.asgi:application"]
+
+
+class _Both:
+    """The `process` of a pair: running while both servers run."""
+
+    def __init__(self, *processes: subprocess.Popen) -> None:
+        self.processes = processes
+        self.pid = processes[0].pid
+
+    def poll(self) -> int | None:
+        codes = [p.poll() for p in self.processes]
+        return next((code for code in codes if code is not None), None)
+
+
 @dataclasses.dataclass
-class DaphneServer:
+class LiveServers:
+    """A REST server and a socket server on the test database, as deployed behind nginx.
+
+    Without Redis (no `REDIS_URL`) the channel layer lives in one process's memory, so one
+    ASGI server serves both, as `make run` does: then `http_url` and `ws_url` name the same
+    process. `.rest` and `.sockets` are the processes; `.process.poll()` is None while both run.
+    """
+
     host: str
-    port: int
-    process: subprocess.Popen
-    log_path: Path
+    rest_port: int
+    ws_port: int
+    rest: subprocess.Popen
+    sockets: subprocess.Popen
+    log_paths: tuple[Path, ...]
+
+    @property
+    def port(self) -> int:
+        return self.rest_port
+
+    @property
+    def process(self) -> _Both:
+        return _Both(self.rest, self.sockets)
+
+    @property
+    def split(self) -> bool:
+        return self.rest is not self.sockets
 
     @property
     def http_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://{self.host}:{self.rest_port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
+        return f"ws://{self.host}:{self.ws_port}"
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "".join(p.read_text(errors="replace") for p in self.log_paths if p.exists())
 
     def stop(self) -> None:
-        _stop(self.process)
+        for process in {id(p): p for p in (self.rest, self.sockets)}.values():
+            _stop(process)
+
+
+# Kept for tests written against the daphne era's name.
+DaphneServer = LiveServers
 
 
 def _http_ok(url: str) -> bool:
@@ -98,11 +156,28 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def start_daphne(*, log_dir: Path, env: dict[str, str] | None = None) -> DaphneServer:
-    """Start `daphne biddt.asgi:application` on a free port and wait until /healthz answers."""
+def _spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    with log_path.open("wb") as log:
+        return subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+
+
+def _wait_up(url: str, processes: list[subprocess.Popen], log_paths: list[Path]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not _http_ok(url):
+        if any(p.poll() is not None for p in processes) or time.monotonic() > deadline:
+            for process in processes:
+                _stop(process)
+            logs = "".join(p.read_text(errors="replace") for p in log_paths if p.exists())
+            raise RuntimeError(f"server did not come up at {url}:\n{logs}")
+        time.sleep(0.1)
+
+
+def start_servers(*, log_dir: Path, env: dict[str, str] | None = None) -> LiveServers:
+    """Start the REST and socket servers on free ports; wait until both answer /healthz."""
     from django.conf import settings
 
-    host, port = "127.0.0.1", free_port()
+    host = "127.0.0.1"
     child_env = dict(os.environ)
     child_env.update(
         {
@@ -118,37 +193,39 @@ def start_daphne(*, log_dir: Path, env: dict[str, str] | None = None) -> DaphneS
         }
     )
     child_env.update(env or {})
-    log_path = log_dir / f"daphne-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", host, "-p", str(port),
-             "biddt.asgi:application"],
-            cwd=BASE_DIR, env=child_env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    server = DaphneServer(host=host, port=port, process=process, log_path=log_path)
-    deadline = time.monotonic() + START_TIMEOUT
-    while not _http_ok(f"{server.http_url}/healthz"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"daphne did not come up on port {port}:\n{server.log()}")
-        time.sleep(0.1)
-    return server
+    ws_port = free_port()
+    ws_log = log_dir / f"sockets-{ws_port}.log"
+    sockets = _spawn(socket_command(host, ws_port), child_env, ws_log)
+    if child_env.get("REDIS_URL"):
+        rest_port = free_port()
+        rest_log = log_dir / f"rest-{rest_port}.log"
+        rest = _spawn(rest_command(host, rest_port), child_env, rest_log)
+        log_paths = (rest_log, ws_log)
+        _wait_up(f"http://{host}:{rest_port}/healthz", [rest, sockets], list(log_paths))
+    else:
+        rest_port, rest, log_paths = ws_port, sockets, (ws_log,)
+    _wait_up(f"http://{host}:{ws_port}/healthz", [rest, sockets], list(log_paths))
+    return LiveServers(host=host, rest_port=rest_port, ws_port=ws_port, rest=rest,
+                       sockets=sockets, log_paths=log_paths)
 
 
-class DaphneLauncher:
-    """Starts daphne servers, reusing a running one for the same extra env; stops them all."""
+start_daphne = start_servers  # the daphne era's name
+
+
+class ServerLauncher:
+    """Starts server pairs, reusing a running one for the same extra env; stops them all."""
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
-        self.shared: dict[tuple, DaphneServer] = {}
-        self.started: list[DaphneServer] = []
+        self.shared: dict[tuple, LiveServers] = {}
+        self.started: list[LiveServers] = []
 
-    def start(self, env: dict[str, str] | None = None, *, fresh: bool = False) -> DaphneServer:
+    def start(self, env: dict[str, str] | None = None, *, fresh: bool = False) -> LiveServers:
         key = tuple(sorted((env or {}).items()))
         running = self.shared.get(key)
         if not fresh and running is not None and running.process.poll() is None:
             return running
-        server = start_daphne(log_dir=self.log_dir, env=env)
+        server = start_servers(log_dir=self.log_dir, env=env)
         self.started.append(server)
         if not fresh:
             self.shared[key] = server
@@ -159,6 +236,9 @@ class DaphneLauncher:
             server.stop()
         self.started.clear()
         self.shared.clear()
+
+
+DaphneLauncher = ServerLauncher
 
 
 # --- A throwaway redis-server -------------------------------------------------------------

@@ -279,24 +279,24 @@ def test_development_starts_without_any_secret():
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [
-    ({}, "60 8 300 24"),
-    ({"DATABASE_CONN_MAX_AGE": "0", "BIDDT_HTTP_THREADS": "4",
+    ({}, "60 300 24"),
+    ({"DATABASE_CONN_MAX_AGE": "0",
       "BIDDT_NOTIFY_REDELIVER_AFTER_SECONDS": "30", "BIDDT_NOTIFY_REDELIVER_HOURS": "2"},
-     "0 4 30 2"),
+     "0 30 2"),
 ])
-def test_connection_and_thread_defaults_and_their_overrides(overrides, expected):
+def test_connection_and_sweep_defaults_and_their_overrides(overrides, expected):
     # given production settings on PostgreSQL (nothing connects while settings load)
     env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_CONN_MAX_AGE", "BIDDT_HTTP_THREADS",
+           if k not in ("DATABASE_CONN_MAX_AGE",
                         "BIDDT_NOTIFY_REDELIVER_AFTER_SECONDS", "BIDDT_NOTIFY_REDELIVER_HOURS")}
     env.update(GOOD, BIDDT_ENVIRONMENT="production", DJANGO_SETTINGS_MODULE="biddt.settings",
                PYTHONPATH=str(BASE_DIR), DATABASE_URL="postgres://u@db.internal:5432/biddt",
                **overrides)
     show = ("from django.conf import settings as s; print(s.DATABASES['default']['CONN_MAX_AGE'],"
-            " s.BIDDT_HTTP_THREADS, s.BIDDT_NOTIFY_REDELIVER_AFTER_SECONDS,"
+            " s.BIDDT_NOTIFY_REDELIVER_AFTER_SECONDS,"
             " s.BIDDT_NOTIFY_REDELIVER_HOURS)")
     result = subprocess.run([sys.executable, "-c", show], cwd=BASE_DIR, env=env,
                             capture_output=True, text=True, timeout=120)
-    # then kept connections and the HTTP pool have their defaults, and each variable wins
+    # then kept connections and the redelivery sweep have their defaults, and each variable wins
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == expected

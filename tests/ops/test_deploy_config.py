@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import yaml
@@ -14,25 +13,40 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def test_two_web_instances_behind_nginx_with_health_checks():
+def _serving(services: dict, server: str) -> list[str]:
+    return sorted(name for name, svc in services.items()
+                  if svc.get("command") and svc["command"][0] == server)
+
+
+def test_two_rest_and_two_socket_processes_behind_nginx_with_health_checks():
     services = compose()["services"]
-    webs = [name for name, svc in services.items()
-            if svc.get("command") and "daphne" in svc["command"]]
-    assert sorted(webs) == ["web1", "web2"]
+    webs, sockets = _serving(services, "granian"), _serving(services, "uvicorn")
+    assert webs == ["web1", "web2"] and sockets == ["ws1", "ws2"]
     for name in webs:
+        command = services[name]["command"]
+        assert command[command.index("--interface") + 1] == "wsgi"
+        assert command[-1] == "biddt.wsgi:application"
+    for name in sockets:
+        command = services[name]["command"]
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told not to
+        assert "--no-proxy-headers" in command
+        assert command[-1] == "biddt.asgi:application"
+    for name in webs + sockets:
         assert "ports" not in services[name]  # only nginx is published
-        assert "healthcheck" in services[name]
+        assert "test" in services[name]["healthcheck"], name
+        assert services[name]["environment"]["BIDDT_NUM_PROXIES"] == "1"
     nginx = services["nginx"]
     assert nginx["ports"] == ["${BIDDT_PORT:-8000}:80"]
-    assert set(nginx["depends_on"]) == {"web1", "web2"}
+    assert set(nginx["depends_on"]) == {"web1", "web2", "ws1", "ws2"}
     assert any("deploy/nginx.conf" in v for v in nginx["volumes"])
-    for name in ("postgres", "redis", "nginx", *webs):
+    for name in ("postgres", "redis", "nginx"):
         assert "test" in services[name]["healthcheck"], name
+    assert not any("daphne" in " ".join(svc.get("command") or []) for svc in services.values())
 
 
 def test_every_app_service_gets_the_same_required_secrets():
     services = compose()["services"]
-    for name in ("migrate", "web1", "web2", "worker", "beat"):
+    for name in ("migrate", "web1", "web2", "ws1", "ws2", "worker", "beat"):
         env = services[name]["environment"]
         for key in ("SECRET_KEY", "ALLOWED_HOSTS", "BIDDT_PII_KEYS", "DATABASE_URL",
                     "REDIS_URL", "JWT_SIGNING_KEY", "STRIPE_SECRET_KEY",
@@ -42,14 +56,38 @@ def test_every_app_service_gets_the_same_required_secrets():
     assert beats == ["beat"]  # exactly one scheduler
 
 
-def test_nginx_upgrades_websockets_and_balances_both_instances():
+def _block(conf: str, start: str) -> str:
+    block = conf[conf.index(start):]
+    return block[:block.index("}")]
+
+
+def test_nginx_routes_sockets_and_rest_apart_and_upgrades_websockets():
     conf = (ROOT / "deploy" / "nginx.conf").read_text()
-    assert re.search(r"server web1:8000", conf) and re.search(r"server web2:8000", conf)
-    ws = conf[conf.index("location /ws/"):]
-    ws = ws[:ws.index("}")]
-    assert "proxy_set_header Upgrade $http_upgrade" in ws
-    assert "proxy_set_header Connection $connection_upgrade" in ws
-    assert "proxy_read_timeout 3600s" in ws
+    http, ws = _block(conf, "upstream biddt_http"), _block(conf, "upstream biddt_ws")
+    assert "server web1:8000" in http and "server web2:8000" in http
+    assert "server ws1:8000" in ws and "server ws2:8000" in ws
+    sockets = _block(conf, "location /ws/")
+    assert "proxy_pass http://biddt_ws;" in sockets
+    assert "proxy_set_header Upgrade $http_upgrade" in sockets
+    assert "proxy_set_header Connection $connection_upgrade" in sockets
+    assert "proxy_read_timeout 3600s" in sockets
+    assert "proxy_pass http://biddt_http;" in _block(conf, "location / {")
     assert "proxy_http_version 1.1" in conf
-    assert "X-Forwarded-Proto" in conf
     assert conf.count("{") == conf.count("}")
+
+
+def test_nginx_overwrites_the_client_address_in_every_proxied_location():
+    # a location's proxy_set_header replaces the server-level ones, so each sets its own
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert "$proxy_add_x_forwarded_for" not in conf  # appending keeps the client's forgery
+    for start in ("location /ws/", "location / {"):
+        block = _block(conf, start)
+        assert "proxy_set_header X-Forwarded-For $remote_addr;" in block, start
+        assert "proxy_set_header X-Real-IP $remote_addr;" in block, start
+        assert "proxy_set_header X-Forwarded-Proto" in block, start
+        assert "proxy_set_header Host $host;" in block, start
+
+
+def test_nginx_does_not_expose_metrics():
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert "return 404" in _block(conf, "location ~ ^/metrics(/|$)")
