@@ -232,19 +232,19 @@ def _announce_bid(placed: BidPlaced, *, previous_leader_max: int | None) -> None
 
 
 def _bid_placed_payload(placed: BidPlaced) -> dict[str, Any]:
-    from bidding.api.serializers import BidHistorySerializer, ListingLiveSerializer
+    from bidding.api.serializers import bid_history_data, listing_live_data
 
     listing = placed.listing
     payload: dict[str, Any] = {
         "type": "bid_placed",
         "listingId": str(listing.pk),
         "seq": listing.seq,
-        "bid": BidHistorySerializer(placed.bid).data,
-        "listing": ListingLiveSerializer(listing).data,
+        "bid": bid_history_data(placed.bid),
+        "listing": listing_live_data(listing),
     }
     if len(placed.records) > 1:
         # The leader's proxy answered: the history row that now stands at the price.
-        payload["autoBid"] = BidHistorySerializer(placed.records[-1]).data
+        payload["autoBid"] = bid_history_data(placed.records[-1])
     return payload
 
 
