@@ -18,12 +18,19 @@ DEFERRED_USER_FIELDS = ("phone_number", "email", "password")
 
 
 @cache
-def _user_query(model) -> tuple[str, list[str]]:
+def _user_query(model, alias: str) -> tuple[str, list[str], list]:
+    """SQL, attribute names and each column's converters (SQLite returns text for times)."""
+    connection = connections[alias]
     fields = [f for f in model._meta.concrete_fields if f.attname not in DEFERRED_USER_FIELDS]
-    pk = model._meta.pk.column
+    table = model._meta.db_table
     sql = (f"SELECT {', '.join(f.column for f in fields)} "  # noqa: S608 - model metadata only
-           f"FROM {model._meta.db_table} WHERE {pk} = %s")
-    return sql, [f.attname for f in fields]
+           f"FROM {table} WHERE {model._meta.pk.column} = %s")
+    converters = []
+    for field in fields:
+        column = field.get_col(table)
+        converters.append((column, [*connection.ops.get_db_converters(column),
+                                    *field.get_db_converters(connection)]))
+    return sql, [f.attname for f in fields], converters
 
 
 def user_by_id(model, user_id):
@@ -31,18 +38,26 @@ def user_by_id(model, user_id):
 
     One SQL statement written from the model's metadata: the ORM's `get()` (queryset clone,
     compiler, column list) cost several times the query's own CPU on every authenticated
-    request; `Model.from_db` builds the instance as the ORM would, the columns left out
-    deferred."""
-    sql, names = _user_query(model)
+    request. The values go through the fields' database converters and `Model.from_db`
+    builds the instance as the ORM would, the columns left out deferred."""
     try:
         pk = model._meta.pk.to_python(user_id)
     except Exception:  # noqa: BLE001 - a claim that is no id names no user
         return None
     db = router.db_for_read(model)
-    with connections[db].cursor() as cursor:
-        cursor.execute(sql, [model._meta.pk.get_db_prep_value(pk, connections[db])])
+    connection = connections[db]
+    sql, names, converters = _user_query(model, db)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [model._meta.pk.get_db_prep_value(pk, connection)])
         row = cursor.fetchone()
-    return None if row is None else model.from_db(db, names, row)
+    if row is None:
+        return None
+    values = []
+    for value, (column, funcs) in zip(row, converters, strict=True):
+        for func in funcs:
+            value = func(value, column, connection)
+        values.append(value)
+    return model.from_db(db, names, values)
 
 
 class JWTAuthentication(BaseJWTAuthentication):
