@@ -141,7 +141,11 @@ DATABASES = {
 DATABASES["default"].setdefault("ATOMIC_REQUESTS", False)
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # No `SELECT 1` before each request's first query: a connection that failed during a
+    # request (the error answers 503) is closed at the end of that request and the next one
+    # opens a new one (Django checks a connection that saw an error; tests/chaos).
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DATABASE_CONN_HEALTH_CHECKS",
+                                                          default=False)
     # A lock held longer than this aborts the statement: the request answers 503 and the
     # client (or Stripe) retries, instead of piling up behind a stuck transaction.
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
