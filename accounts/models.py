@@ -58,6 +58,14 @@ def email_index(email: str) -> str:
     return crypto.blind_index(normalize_email(email), purpose="email")
 
 
+def mask_name(display_name: str | None) -> str:
+    """A display name as bid histories show it: 'j***n'."""
+    name = (display_name or "user").strip()
+    if len(name) <= 2:
+        return name[0] + "***"
+    return f"{name[0]}***{name[-1]}".lower()
+
+
 class UserManager(BaseUserManager):
     use_in_migrations = True
 
@@ -159,10 +167,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def masked_name(self) -> str:
         """'j***n' style, for bid histories."""
-        name = (self.display_name or "user").strip()
-        if len(name) <= 2:
-            return name[0] + "***"
-        return f"{name[0]}***{name[-1]}".lower()
+        return mask_name(self.display_name)
 
 
 class PhoneOTP(models.Model):

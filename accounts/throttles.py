@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from rest_framework.throttling import SimpleRateThrottle
-
 from accounts.models import InvalidPhoneNumber, format_e164, phone_index
 from biddt.crypto import blind_index
-from biddt.throttles import IPThrottle, SettingsRateMixin
+from biddt.throttles import IPThrottle, RateThrottle
 
 
-class AuthPhoneThrottle(SettingsRateMixin, SimpleRateThrottle):
+class AuthPhoneThrottle(RateThrottle):
     """`BIDDT_THROTTLE_AUTH` (5/min) per phone number, keyed by its blind index."""
 
     scope = "auth_phone"

@@ -15,7 +15,7 @@ from typing import Any
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 
 from bidding import selectors, services
-from bidding.api.serializers import BidCreateSerializer, BidPlacedSerializer, ListingRoomSerializer
+from bidding.api.serializers import BidCreateSerializer, ListingRoomSerializer, bid_placed_data
 from bidding.throttles import BidThrottle
 from biddt.consumers import BiddtConsumer, WSError, db_sync_to_async, ws_handler
 from biddt.idempotency import fingerprint, run_once
@@ -112,7 +112,7 @@ def _bid(user, listing_id: str, amount: int, max_amount: int | None,
     def work() -> tuple[int, Any]:
         placed = services.bid_place(listing_id=listing_id, bidder=user, amount_cents=amount,
                                     max_amount_cents=max_amount)
-        return 201, BidPlacedSerializer(placed.bid).data
+        return 201, bid_placed_data(placed.bid)
 
     try:
         if request_id is None:

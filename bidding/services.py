@@ -21,7 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 from rest_framework import serializers
 
-from accounts.models import User
+from accounts.models import User, mask_name
 from accounts.policies import ensure_active
 from bidding import rules, selectors
 from bidding.models import Bid
@@ -60,6 +60,8 @@ class BidPlaced:
     is_leading: bool
     outbid_id: uuid.UUID | None
     extended: bool
+    # The masked name of the proxy's automatic answer (the leader's, read with the lock).
+    auto_bidder_name: str | None = None
 
 
 def room(listing_id: Any) -> str:
@@ -96,10 +98,16 @@ def _lock_listing(listing_id: Any) -> Listing:
 
 
 # Only model metadata is formatted in; the listing id is a bound parameter.
+# The leader's display name comes with the row too (`leader_display_name`): a proxy's
+# automatic answer is shown under the leader's masked name, without a SELECT of their user.
+# Both subqueries are correlated with the locked row, so PostgreSQL re-evaluates them on the
+# row version it finally locks.
 _LOCK_SQL = f"""
     SELECT l.*, EXISTS (SELECT 1 FROM {User._meta.db_table} u
                          WHERE u.id = l.seller_id AND u.status <> '{User.Status.ACTIVE}')
-                AS seller_paused
+                AS seller_paused,
+           (SELECT u.display_name FROM {User._meta.db_table} u WHERE u.id = l.leader_id)
+                AS leader_display_name
       FROM {Listing._meta.db_table} l WHERE l.id = %s"""  # noqa: S608
 
 
@@ -182,7 +190,6 @@ def bid_place(*, listing_id: Any, bidder, amount_cents: int,
         for row in rows:
             if row.bidder_id == bidder.pk:
                 row.bidder = bidder
-        Bid.objects.bulk_create(rows)
 
         state = outcome.state
         listing.current_price_cents = state.current_price_cents
@@ -196,13 +203,56 @@ def bid_place(*, listing_id: Any, bidder, amount_cents: int,
                     and listing.ends_at - now < window)
         if extended:
             listing.ends_at = now + window
-        listing.save(update_fields=["seq", "current_price_cents", "bid_count", "leader",
-                                    "leader_max_cents", "ends_at", "updated_at"])
+        _write_bid(listing, rows)
+        auto_name = None
+        if (len(rows) > 1 and rows[-1].bidder_id == before.leader_id
+                and getattr(listing, "leader_display_name", None) is not None):
+            # The proxy answering is the leader read with the locked row: their name too.
+            auto_name = mask_name(listing.leader_display_name)
         placed = BidPlaced(bid=rows[0], records=rows, listing=listing,
                            is_leading=outcome.is_leading, outbid_id=outcome.outbid_id,
-                           extended=extended)
+                           extended=extended, auto_bidder_name=auto_name)
         _announce_bid(placed, previous_leader_max=before.leader_max_cents)
     return placed
+
+
+_BID_FIELDS = list(Bid._meta.concrete_fields)
+_LISTING_BID_FIELDS = [Listing._meta.get_field(name) for name in (
+    "seq", "current_price_cents", "bid_count", "leader", "leader_max_cents", "ends_at",
+    "updated_at")]
+
+
+def _write_bid(listing: Listing, rows: tuple[Bid, ...]) -> None:
+    """Insert the bid rows and write the listing's new state, under the row lock.
+
+    On PostgreSQL one statement (the INSERT in a CTE, then the UPDATE): one round trip while
+    every other bid on the listing waits, and none of the ORM's per-call query building.
+    Values are prepared by the model fields themselves (`pre_save` fills `created_at` and
+    `updated_at`, `get_db_prep_save` converts), as `bulk_create` and `save` would. Bids and
+    listings have no save signals or history to skip."""
+    if connection.vendor != "postgresql":
+        Bid.objects.bulk_create(rows)
+        listing.save(update_fields=[f.name for f in _LISTING_BID_FIELDS])
+        return
+    qn = connection.ops.quote_name
+    params: list[Any] = []
+    values = []
+    for row in rows:
+        values.append("(" + ", ".join(["%s"] * len(_BID_FIELDS)) + ")")
+        params += [f.get_db_prep_save(f.pre_save(row, True), connection) for f in _BID_FIELDS]
+    assignments = ", ".join(f"{qn(f.column)} = %s" for f in _LISTING_BID_FIELDS)
+    params += [f.get_db_prep_save(f.pre_save(listing, False), connection)
+               for f in _LISTING_BID_FIELDS]
+    params.append(Listing._meta.pk.get_db_prep_value(listing.pk, connection))
+    sql = (f"WITH inserted AS (INSERT INTO {qn(Bid._meta.db_table)} "  # noqa: S608
+           f"({', '.join(qn(f.column) for f in _BID_FIELDS)}) VALUES {', '.join(values)}) "
+           f"UPDATE {qn(Listing._meta.db_table)} SET {assignments} "
+           f"WHERE {qn(Listing._meta.pk.column)} = %s")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    for row in rows:
+        row._state.adding = False
+        row._state.db = connection.alias
 
 
 def _announce_bid(placed: BidPlaced, *, previous_leader_max: int | None) -> None:
@@ -233,19 +283,20 @@ def _announce_bid(placed: BidPlaced, *, previous_leader_max: int | None) -> None
 
 
 def _bid_placed_payload(placed: BidPlaced) -> dict[str, Any]:
-    from bidding.api.serializers import BidHistorySerializer, ListingLiveSerializer
+    from bidding.api.serializers import bid_history_data, listing_live_data
 
     listing = placed.listing
     payload: dict[str, Any] = {
         "type": "bid_placed",
         "listingId": str(listing.pk),
         "seq": listing.seq,
-        "bid": BidHistorySerializer(placed.bid).data,
-        "listing": ListingLiveSerializer(listing).data,
+        "bid": bid_history_data(placed.bid),
+        "listing": listing_live_data(listing),
     }
     if len(placed.records) > 1:
         # The leader's proxy answered: the history row that now stands at the price.
-        payload["autoBid"] = BidHistorySerializer(placed.records[-1]).data
+        payload["autoBid"] = bid_history_data(placed.records[-1],
+                                              bidder_name=placed.auto_bidder_name)
     return payload
 
 

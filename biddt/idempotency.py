@@ -77,6 +77,26 @@ def _claim(*, user, scope: str, key: str, request_fingerprint: str
     return record, False
 
 
+def _is_plain_json(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_plain_json(v) for v in value)
+    return value is None or type(value) in (str, int, bool)
+
+
+def as_json(body: Any) -> Any:
+    """The body as a client reads it once rendered (what a replay returns).
+
+    `work` runs in this transaction, so everything done here happens while its row locks
+    are held (a bid: the listing's, that every other bid waits for). A body made of JSON's
+    own types (the bid's 201 body) is kept as it is; only others (serializer data with
+    dates, decimals, UUIDs) are rendered and read back."""
+    if _is_plain_json(body):
+        return body
+    return json.loads(JSONRenderer().render(body) or b"null")
+
+
 def run_once(*, user, scope: str, key: str, request_fingerprint: str,
              work: Callable[[], tuple[int, Any]]) -> StoredAnswer:
     """Run `work` once per (user, scope, key) and return its `(status, body)`, or the stored one.
@@ -93,7 +113,7 @@ def run_once(*, user, scope: str, key: str, request_fingerprint: str,
                 raise IdempotencyKeyReused()
             return StoredAnswer(record.response_status, record.response_body, True)
         answer_status, body = work()
-        body = json.loads(JSONRenderer().render(body) or b"null")
+        body = as_json(body)
         IdempotencyRecord.objects.filter(pk=record.pk).update(
             response_status=answer_status, response_body=body)
         return StoredAnswer(answer_status, body, False)

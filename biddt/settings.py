@@ -9,6 +9,7 @@ lists every variable.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -122,7 +123,11 @@ DATABASES = {
 DATABASES["default"].setdefault("ATOMIC_REQUESTS", False)
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # No `SELECT 1` before each request's first query: a connection that failed during a
+    # request (the error answers 503) is closed at the end of that request and the next one
+    # opens a new one (Django checks a connection that saw an error; tests/chaos).
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DATABASE_CONN_HEALTH_CHECKS",
+                                                          default=False)
     # A lock held longer than this aborts the statement: the request answers 503 and the
     # client (or Stripe) retries, instead of piling up behind a stuck transaction.
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
@@ -518,6 +523,10 @@ DJANGO_STRUCTLOG_CELERY_ENABLED = False
 # `ip` is bound by biddt.logging.bind_client_ip (the address the throttles see), cheaper than
 # django-structlog's own lookup.
 DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False
+# One line per request at INFO: `request_finished` (its code, method and path; INFO for 2xx,
+# WARNING for 4xx, ERROR for 5xx). `request_started` goes out at DEBUG only: at INFO it
+# doubled the lines and the logging CPU of every bid.
+DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = logging.DEBUG
 _shared_processors = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
@@ -555,6 +564,9 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "granian": {"level": "WARNING"},
         "django_structlog": {"level": env.str("REQUEST_LOG_LEVEL", default="INFO")},
+        # Django's own "Conflict: /v1/..." warning repeated django-structlog's line for every
+        # 4xx; server errors (with their traceback) still come through here.
+        "django.request": {"level": "ERROR"},
         # One line per task run: useful from a worker, noise when the embedded scheduler
         # runs the sweeps every few seconds inside `make run`.
         "celery.app.trace": {"level": "WARNING" if BIDDT_EMBEDDED_JOBS else "INFO"},

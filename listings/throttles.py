@@ -7,10 +7,14 @@ from listings.selectors import seller_is_new
 
 
 class ListingCreateThrottle(ScopedUserThrottle):
-    scope = "listing_create"
+    """Counts creations, not attempts: a request refused with 400 (a new seller's typo) does
+    not use up the hour. The view calls `record()` once the listing is created."""
 
-    def allow_request(self, request, view):
+    scope = "listing_create"
+    count_on_success = True
+
+    def get_cache_key(self, request, view):
         user = request.user
         if user is None or not user.is_authenticated or not seller_is_new(user=user):
-            return True
-        return super().allow_request(request, view)
+            return None
+        return super().get_cache_key(request, view)

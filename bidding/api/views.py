@@ -89,7 +89,7 @@ class ListingBidsView(GenericAPIView):
         def work():
             placed = services.bid_place(listing_id=listing_id, bidder=request.user,
                                         **data.validated_data)
-            return status.HTTP_201_CREATED, s.BidPlacedSerializer(placed.bid).data
+            return status.HTTP_201_CREATED, s.bid_placed_data(placed.bid)
 
         return idempotent_response(request, scope="bid", work=work)
 

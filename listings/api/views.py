@@ -106,6 +106,7 @@ class ListingListView(_ReadOpenView):
         data = s.ListingWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         listing = services.listing_create(seller=request.user, **data.validated_data)
+        ListingCreateThrottle().record(request, self)  # creations count, refusals don't
         return self.represent(request, listing.pk, status_code=status.HTTP_201_CREATED)
 
 

@@ -240,3 +240,38 @@ def test_console_sms_backend_logs_neither_number_nor_code(caplog, capsys):
     assert f"phone#{log_hash(E164)}" in line and "code is ******" in line
     assert "220578" not in line
     assert_no_phone(line)
+
+
+@pytest.mark.django_db
+def test_one_line_per_request_and_no_django_request_warning_for_a_4xx(client):
+    # given the project's LOGGING applied to a fresh root logger, writing to a buffer
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        dictConfig(settings.LOGGING)
+        [console] = [h for h in root.handlers
+                     if any(isinstance(f, PhoneNumberRedactingFilter) for f in h.filters)]
+        console.setStream(stream)
+        # when a request answers 201 and another a 4xx (an unknown listing: 404)
+        missing = f"/v1/listings/{uuid.uuid4()}"
+        ok = client.get("/healthz")
+        refused = client.get(missing)
+        # then each wrote exactly one line, its `request_finished`; no "Not Found: ..." line
+        # from django.request repeats the 4xx, and `request_started` stays below INFO
+        assert ok.status_code == 200 and refused.status_code == 404
+        lines = stream.getvalue().splitlines()
+        assert [line for line in lines if "/healthz" in line] == [
+            line for line in lines if "request_finished" in line and "/healthz" in line]
+        assert len([line for line in lines if "/healthz" in line]) == 1, lines
+        about_missing = [line for line in lines if missing in line]
+        assert len(about_missing) == 1 and "request_finished" in about_missing[0], lines
+        assert "404" in about_missing[0] and "request_started" not in stream.getvalue()
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in saved[0]:
+                root.removeHandler(handler)
+        for handler in saved[0]:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(saved[1])

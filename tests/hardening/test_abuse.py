@@ -34,9 +34,11 @@ def error_code(response) -> str:
 
 
 def refused_logged(caplog, status: int, path: str) -> bool:
-    """Django's request logger recorded the refusal (status and path) as a warning."""
-    return any(r.name == "django.request" and r.levelno >= logging.WARNING
-               and getattr(r, "status_code", None) == status and path in r.getMessage()
+    """The request's log line (`request_finished`, its one line) recorded the refusal, status
+    and path, as a warning."""
+    return any(r.name == "django_structlog.middlewares.request"
+               and r.levelno >= logging.WARNING and isinstance(r.msg, dict)
+               and r.msg.get("code") == status and path in str(r.msg.get("request", ""))
                for r in caplog.records)
 
 
