@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from bidding import rules
 from biddt.errors import NotFound
-from biddt.geo import bounding_box, distance_km_expr
+from biddt.geo import bounding_box, distance_km_expr, earth_order_expr, earth_within_q
 from listings.models import Listing, ListingImage, ListingStatus, Watch
 
 MAX_RADIUS_KM = 500.0
@@ -61,8 +61,9 @@ def listing_visible_q(*, user) -> Q:
     """Drafts and removed listings are seen by their seller (and removed ones by staff).
 
     A suspended seller's listings are paused (accounts.services.user_suspend): hidden from
-    everyone but the seller and staff until the seller is reinstated."""
-    visible = ~Q(status__in=_hidden_statuses()) & Q(seller__status="active")
+    everyone but the seller and staff until the seller is reinstated. The listing's own
+    `seller_active` says so, so no browse query joins users to filter."""
+    visible = ~Q(status__in=_hidden_statuses()) & Q(seller_active=True)
     if user is not None and user.is_authenticated:
         visible |= Q(seller_id=user.pk)
         if user.is_staff:
@@ -143,14 +144,27 @@ def listing_browse(*, user, q: str | None = None, category: str | None = None,
         qs = qs.filter(seller_id=seller_id)
     if watching:
         qs = qs.filter(is_watching=True)
+    name_order = None
     if lat is not None and lng is not None:
         radius = min(radius_km if radius_km is not None else MAX_RADIUS_KM, MAX_RADIUS_KM)
-        qs = qs.filter(bounding_box(lat, lng, radius).q("location_lat", "location_lng"),
-                       distance_km__lte=radius)
+        if connection.vendor == "postgresql":
+            # The GiST index answers the circle, and ordering by the cube distance alone is
+            # a KNN scan that stops after the page (with `, id` the planner sorts every row
+            # in the circle instead). Rows at the very same spot come in the index's order,
+            # the same for every page of one search, which is what the cursor relies on.
+            qs = (qs.filter(*earth_within_q(lat, lng, radius, "location_lat", "location_lng"))
+                  .annotate(earth_order=earth_order_expr(lat, lng, "location_lat",
+                                                         "location_lng")))
+            name_order = ("earth_order",)
+        else:
+            qs = qs.filter(bounding_box(lat, lng, radius).q("location_lat", "location_lng"),
+                           distance_km__lte=radius)
     q = (q or "").strip()
     if q:
         qs = _search(qs, q)
     name = ordering or ("relevance" if q else "newest")
+    if name == "distance" and name_order:
+        return Browse(queryset=qs, ordering=name_order)
     return Browse(queryset=qs, ordering=ORDERINGS[name])
 
 
