@@ -26,23 +26,24 @@ COLUMNS = ("id", "seller_id", "title", "description", "category", "condition", "
            "starts_at", "ends_at", "location_lat", "location_lng", "location_name",
            "current_price_cents", "bid_count", "leader_id", "leader_max_cents", "view_count",
            "created_at", "updated_at")
+SELLER = ("_seller_name", "_seller_rating_total", "_seller_rating_count")
 
 
 def listing_rows(qs: QuerySet) -> QuerySet:
     """The browse queryset as dicts of exactly what the representation reads."""
     seller = User.objects.filter(pk=OuterRef("seller_id"))
-    qs = qs.select_related(None).prefetch_related(None).annotate(
-        _seller_name=Subquery(seller.values("display_name")),
-        _seller_rating_total=Subquery(seller.values("rating_total")),
-        _seller_rating_count=Subquery(seller.values("rating_count")))
-    return qs.values(*COLUMNS, *qs.query.annotations)
+    names = [*COLUMNS, *qs.query.annotations, *SELLER]
+    return qs.annotate(_seller_name=Subquery(seller.values("display_name")),
+                       _seller_rating_total=Subquery(seller.values("rating_total")),
+                       _seller_rating_count=Subquery(seller.values("rating_count"))
+                       ).values(*names)
 
 
-def _datetime(value) -> str | None:
-    """DRF's DateTimeField (ISO 8601, the current time zone, `Z` for UTC)."""
+def _datetime(value, tz) -> str | None:
+    """DRF's DateTimeField (ISO 8601 in the current time zone, `Z` for UTC)."""
     if not value:
         return None
-    text = timezone.localtime(value).isoformat()
+    text = value.astimezone(tz).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
@@ -55,8 +56,11 @@ def _int(value) -> int | None:
 
 
 def _images(request, listing_ids: list) -> dict[Any, list[str | None]]:
-    storage = ListingImage._meta.get_field("image").storage
+    """The page's image URLs per listing, in display order, from one query."""
     by_listing: dict[Any, list[str | None]] = defaultdict(list)
+    if not listing_ids:
+        return by_listing
+    storage = ListingImage._meta.get_field("image").storage
     rows = (ListingImage.objects.filter(listing_id__in=listing_ids)
             .order_by("position", "created_at").values_list("listing_id", "image"))
     for listing_id, name in rows:
@@ -72,6 +76,7 @@ def represent_rows(rows: list[dict], request) -> list[dict[str, Any]]:
     user = getattr(request, "user", None)
     user_id = user.pk if user is not None and user.is_authenticated else None
     images = _images(request, [row["id"] for row in rows])
+    tz = timezone.get_current_timezone()
     out = []
     for row in rows:
         state = rules.AuctionState(
@@ -99,8 +104,8 @@ def represent_rows(rows: list[dict], request) -> list[dict[str, Any]]:
             data["reserve_price_cents"] = _int(row["reserve_price_cents"])
         data.update({
             "status": row["status"],
-            "starts_at": _datetime(row["starts_at"]),
-            "ends_at": _datetime(row["ends_at"]),
+            "starts_at": _datetime(row["starts_at"], tz),
+            "ends_at": _datetime(row["ends_at"], tz),
             "location_lat": _float(row["location_lat"]),
             "location_lng": _float(row["location_lng"]),
             "location_name": str(row["location_name"]),
@@ -114,8 +119,8 @@ def represent_rows(rows: list[dict], request) -> list[dict[str, Any]]:
             "is_leading": user_id is not None and row["leader_id"] == user_id,
             "is_watching": bool(row.get("is_watching", False)),
             "view_count": int(row["view_count"]),
-            "created_at": _datetime(row["created_at"]),
-            "updated_at": _datetime(row["updated_at"]),
+            "created_at": _datetime(row["created_at"], tz),
+            "updated_at": _datetime(row["updated_at"], tz),
         })
         out.append(data)
     return out
