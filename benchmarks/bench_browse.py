@@ -176,6 +176,19 @@ def _time_api(client, url: str, repeat: int) -> tuple[list[float], int]:
     return times, count
 
 
+def _time_floor(client, repeat: int) -> list[float]:
+    """The same view answering 400 before any query: what the framework costs by itself."""
+    url = "/v1/listings?ordering=nope"
+    client.get(url)
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 400, response.content[:300]
+    return times
+
+
 def _page_sql(client, url: str) -> list[str]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -265,6 +278,7 @@ def main(argv: list[str]) -> int:
                 flag = f"   <-- reads {node.read_ratio:.0f} x what it returns"
                 bad.append(f"{label}: {node.describe().strip()}")
             shapes.append("  " + node.describe() + flag)
+    floor = _time_floor(client, args.repeat)
     print("\n".join(shapes))
     print()
     print(header + f"  (ms, {args.repeat} runs)")
@@ -272,6 +286,8 @@ def main(argv: list[str]) -> int:
     print("API = the whole request in process; SQL = the same page's listing + images "
           "queries replayed; ratio = API p95 / SQL p95; server = EXPLAIN ANALYZE execution "
           "time of the listing query (best of 3).")
+    print(f"framework floor (a 400 from the same view, no query: middleware, auth, throttle, "
+          f"validation, rendering): p50 {_pct(floor, .5):.2f} p95 {_pct(floor, .95):.2f} ms")
     if bad:
         print(f"\nFAIL: plan nodes reading more than {MAX_READ_RATIO} x the rows they return "
               "(missing statistics or a missing index):\n  " + "\n  ".join(bad))
