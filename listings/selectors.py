@@ -13,8 +13,11 @@ from typing import Any
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection
 from django.db.models import (
+    BigIntegerField,
     Case,
+    DateTimeField,
     Exists,
+    ExpressionWrapper,
     F,
     FloatField,
     OuterRef,
@@ -43,6 +46,19 @@ ORDERINGS: dict[str, tuple[str, ...]] = {
     "price_desc": ("-current_price_cents", "-id"),
     "distance": ("distance_km", "id"),
     "relevance": ("-rank", "-created_at"),
+}
+# The ordering's column as an expression no index matches (see listing_browse).
+SORT_KEYS: dict[str, tuple[str, Any]] = {
+    "ending_soon": ("ends_at", ExpressionWrapper(F("ends_at") + Value(timedelta(0)),
+                                                 output_field=DateTimeField())),
+    "newest": ("created_at", ExpressionWrapper(F("created_at") + Value(timedelta(0)),
+                                               output_field=DateTimeField())),
+    "price_asc": ("current_price_cents",
+                  ExpressionWrapper(F("current_price_cents") + Value(0),
+                                    output_field=BigIntegerField())),
+    "price_desc": ("current_price_cents",
+                   ExpressionWrapper(F("current_price_cents") + Value(0),
+                                     output_field=BigIntegerField())),
 }
 PUBLIC_ORDERINGS = ("ending_soon", "newest", "price_asc", "price_desc", "distance")
 
@@ -180,6 +196,15 @@ def listing_browse(*, user, q: str | None = None, category: str | None = None,
     name = ordering or ("relevance" if q else "newest")
     if name == "distance" and name_order:
         return Browse(queryset=qs, ordering=name_order)
+    if q and name in SORT_KEYS and connection.vendor == "postgresql":
+        # A text search sorted by a column: ORDER BY the column itself lets the planner walk
+        # that column's btree and test every row against the words until the page is full
+        # (at 1M listings, 330,000 rows read for 21). The same value as an expression the
+        # index can't give forces the plan through the words' GIN index and a top-N sort.
+        field, key = SORT_KEYS[name]
+        qs = qs.annotate(sort_key=key)
+        first, tie = ORDERINGS[name]
+        return Browse(queryset=qs, ordering=(first.replace(field, "sort_key"), tie))
     return Browse(queryset=qs, ordering=ORDERINGS[name])
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 import importlib
 import math
 import random
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from accounts.services import user_reinstate, user_suspend
 from biddt.dbstats import analyze, explain, plan_shape
@@ -302,3 +304,28 @@ def test_the_page_is_byte_identical_to_the_serializer(authenticated, params):
                                                      params)
         url, data, pages = body["next"], None, pages + 1
     assert pages >= 2
+
+
+@pytest.mark.parametrize("ordering,key,reverse", [
+    ("ending_soon", "ends_at", False), ("newest", "created_at", True),
+    ("price_asc", "current_price_cents", False), ("price_desc", "current_price_cents", True)])
+def test_text_search_sorted_by_a_column_walks_every_result_once_in_order(api, ordering, key,
+                                                                          reverse):
+    # given 45 matching listings with repeated prices and ends (ties across pages)
+    rng = random.Random(7)
+    now = timezone.now()
+    matching = {str(ListingFactory(title=f"vintage lamp {n}",
+                                   starting_price_cents=rng.choice([1000, 1500, 2000]),
+                                   ends_at=now + timedelta(hours=rng.choice([5, 9]))).pk)
+                for n in range(45)}
+    ListingFactory(title="modern chair")
+    # when walked page by page
+    rows, url, data = [], URL, {"q": "vintage lamp", "ordering": ordering, "page_size": 10}
+    while url:
+        body = api.get(url, data).json()
+        rows += body["results"]
+        url, data = body["next"], None
+    # then each match comes once, in the ordering
+    assert sorted(r["id"] for r in rows) == sorted(matching)
+    values = [r[key] for r in rows]
+    assert values == sorted(values, reverse=reverse)
