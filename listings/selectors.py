@@ -145,10 +145,13 @@ def listing_browse(*, user, q: str | None = None, category: str | None = None,
                    ordering: str | None = None) -> Browse:
     """`GET /v1/listings`: filters, search and near-me; the ordering for the cursor.
 
-    With `lat`/`lng` the results are within `radius_km` (default and maximum 500 km): the
-    indexed bounding box first, then the exact great-circle distance. Without an explicit
+    With `lat`/`lng` the results are within `radius_km` (default and maximum 500 km): an
+    indexed prefilter (PostgreSQL: a GiST index on the earth point; SQLite: the bounding
+    box), then the exact great-circle distance. Without an explicit
     ordering, a text search is ranked by relevance, else newest first.
     """
+    q = (q or "").strip()
+    name = ordering or ("relevance" if q else "newest")
     # Filters and annotations gathered first, applied in one step each: every `.filter()`
     # clones the query, and on a page that takes a few milliseconds the clones showed.
     # No select_related/prefetch: the list view reads plain values (listings.api.listing_rows).
@@ -179,10 +182,7 @@ def listing_browse(*, user, q: str | None = None, category: str | None = None,
             # large the circle: with a text search the planner would AND the GiST bitmap
             # (every listing in the circle) with the words' GIN bitmap, reading far more of
             # the index than the words alone. The words lead then; the distance filters.
-            ordered_by_distance = (ordering or ("relevance" if (q or "").strip()
-                                                else "newest")) == "distance"
-            filters += [exact] if (q or "").strip() and not ordered_by_distance else [box,
-                                                                                      exact]
+            filters += [exact] if q and name != "distance" else [box, exact]
             annotations["earth_order"] = earth_order_expr(lat, lng, "location_lat",
                                                           "location_lng")
             name_order = ("earth_order",)
@@ -190,10 +190,8 @@ def listing_browse(*, user, q: str | None = None, category: str | None = None,
             filters += [bounding_box(lat, lng, radius).q("location_lat", "location_lng"),
                         Q(distance_km__lte=radius)]
     qs = Listing.objects.annotate(**annotations).filter(*filters)
-    q = (q or "").strip()
     if q:
         qs = _search(qs, q)
-    name = ordering or ("relevance" if q else "newest")
     if name == "distance" and name_order:
         return Browse(queryset=qs, ordering=name_order)
     if q and name in SORT_KEYS and connection.vendor == "postgresql":
