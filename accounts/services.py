@@ -286,15 +286,27 @@ def _staff_required(staff_user) -> None:
         raise PermissionDenied("Only staff can do this.")
 
 
+def _listings_set_seller_active(user_id, active: bool) -> None:
+    """Pause or resume every listing of the seller, in the caller's transaction.
+
+    The flag lives on the listings so browse filters on one table's indexes (issue 22); it
+    changes only with the user's status, here."""
+    from listings.models import Listing
+
+    Listing.objects.filter(seller_id=user_id).exclude(seller_active=active).update(
+        seller_active=active)
+
+
 def user_suspend(*, user_id: uuid.UUID | str, staff_user, reason: str) -> bool:
     """Staff: `active` → `suspended`. True when this call suspended the user.
 
     What a suspension does (and reinstating undoes, since nothing else is rewritten):
     - every write of theirs gets 403 `account_suspended` (`ensure_active`) and they can't log in
       again, refresh or place bids;
-    - their active listings are *paused*: the rows keep `status='active'` and their auction
-      state, but browse and detail hide them from everyone but the seller and staff, bids and
-      buy now are refused with 409 `listing_not_active`, and the close sweep skips them (one
+    - their listings are *paused* (`seller_active=False` on each, so browse needs no join to
+      users): the active ones keep `status='active'` and their auction state, but browse
+      and detail hide them from everyone but the seller and staff, bids and buy now are
+      refused with 409 `listing_not_active`, and the close sweep skips them (one
       whose end passed closes at the first sweep after reinstatement);
     - their open sockets are closed after commit (`ws.close` to `user.<id>`).
     A conditional UPDATE decides, so two staff clicking at once write one audit entry.
@@ -311,6 +323,7 @@ def user_suspend(*, user_id: uuid.UUID | str, staff_user, reason: str) -> bool:
             status=User.Status.SUSPENDED, status_reason=reason, updated_at=timezone.now())
         if not won:
             return False
+        _listings_set_seller_active(user_id, False)
         user = User.objects.get(pk=user_id)
         audit_record(actor=staff_user, action="user.suspend", obj=user,
                      before={"status": User.Status.ACTIVE},
@@ -333,6 +346,7 @@ def user_reinstate(*, user_id: uuid.UUID | str, staff_user, reason: str = "") ->
         user.status = User.Status.ACTIVE
         user.status_reason = ""
         user.save(update_fields=["status", "status_reason", "updated_at"])
+        _listings_set_seller_active(user.pk, True)
         audit_record(actor=staff_user, action="user.reinstate", obj=user, before=before,
                      after={"status": user.status, "status_reason": ""}, reason=reason)
     return True

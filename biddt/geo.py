@@ -1,4 +1,8 @@
-"""Near-me queries without PostGIS: an indexed bounding-box prefilter, then exact distance.
+"""Near-me queries without PostGIS: an indexed prefilter, then the exact distance.
+
+PostgreSQL: `cube` + `earthdistance` with a GiST index on the coordinates as an earth point
+(`earth_within_q`, `earth_order_expr`: KNN order by distance). SQLite (`make run`): a
+bounding box on the two btree columns, then the haversine.
 
 `distance_km_expr` is the haversine great-circle distance as a database expression (Django's
 math functions exist on PostgreSQL and SQLite), so results can be filtered and ordered by
@@ -10,8 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from django.db.models import F, FloatField, Q, Value
-from django.db.models.expressions import Func
+from django.db.models import BooleanField, F, Field, FloatField, Q, Value
+from django.db.models.expressions import CombinedExpression, Func
 from django.db.models.functions import ASin, Cos, Least, Power, Radians, Sin, Sqrt
 
 EARTH_RADIUS_KM = 6371.0088
@@ -72,3 +76,46 @@ def distance_km_expr(lat: float, lng: float, lat_field: str, lng_field: str) -> 
          + Cos(lat0) * Cos(row_lat) * Power(Sin((row_lng - lng0) / 2), 2))
     return Value(2 * EARTH_RADIUS_KM) * ASin(Least(Value(1.0), Sqrt(a)),
                                              output_field=FloatField())
+
+
+# --- PostgreSQL: cube + earthdistance on a GiST index (listings migration 0005) -------------
+
+class _Infix(Func):
+    """`left <op> right` for the cube operators Django has no lookup for (`@>`, `<->`)."""
+
+    template = "(%(expressions)s)"
+
+    def __init__(self, left, op: str, right, output_field):
+        self.arg_joiner = f" {op} "
+        super().__init__(left, right, output_field=output_field)
+
+
+def _earth_point(lat, lng) -> Func:
+    """The coordinates as a point on the earth (`listing_earth_point`, ll_to_earth)."""
+    return Func(lat, lng, function="listing_earth_point", output_field=Field())
+
+
+def _earth_arc(radius_km: float) -> CombinedExpression:
+    """A great-circle distance in earthdistance's units (metres on a sphere of radius
+    `earth()`): the same angle as `radius_km` on EARTH_RADIUS_KM, which the haversine uses,
+    so both paths draw the same circle."""
+    return Value(radius_km / EARTH_RADIUS_KM) * Func(function="earth", output_field=FloatField())
+
+
+def earth_within_q(lat: float, lng: float, radius_km: float, lat_field: str,
+                   lng_field: str) -> tuple[_Infix, _Infix]:
+    """Filters for rows within `radius_km`: the GiST-indexed `earth_box @>` (a cube around
+    the circle), then the exact `earth_distance`."""
+    center = _earth_point(Value(float(lat)), Value(float(lng)))
+    row = _earth_point(F(lat_field), F(lng_field))
+    box = Func(center, _earth_arc(radius_km), function="earth_box", output_field=Field())
+    exact = Func(center, row, function="earth_distance", output_field=FloatField())
+    return (_Infix(box, "@>", row, BooleanField()),
+            _Infix(exact, "<=", _earth_arc(radius_km), BooleanField()))
+
+
+def earth_order_expr(lat: float, lng: float, lat_field: str, lng_field: str) -> _Infix:
+    """Straight-line distance between the two earth points (`<->` on cube): it grows with the
+    great-circle distance, and ORDER BY it alone is a KNN scan of the GiST index."""
+    return _Infix(_earth_point(F(lat_field), F(lng_field)), "<->",
+                  _earth_point(Value(float(lat)), Value(float(lng))), FloatField())

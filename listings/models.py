@@ -90,6 +90,10 @@ class Listing(models.Model):
     location_lng = models.FloatField(null=True, blank=True)
     location_name = models.CharField(max_length=255, blank=True, default="")
     view_count = models.PositiveBigIntegerField(default=0)
+    # False while the seller is suspended or banned: the listing is paused (hidden from browse
+    # and detail but to its seller and staff). Kept by accounts.services.user_suspend and
+    # user_reinstate, so browse filters on this table's own columns and never joins users.
+    seller_active = models.BooleanField(default=True, db_default=True)
 
     # Auction state, owned by bidding.services (one locked row per bid).
     current_price_cents = models.PositiveBigIntegerField()
@@ -142,8 +146,12 @@ class Listing(models.Model):
             models.Index(fields=["status", "category", "ends_at"], name="listing_status_cat"),
             models.Index(fields=["status", "-created_at"], name="listing_status_newest"),
             models.Index(fields=["status", "current_price_cents"], name="listing_status_price"),
+            # Browse by condition, newest first (with a price range as the index's filter).
+            models.Index(fields=["status", "condition", "-created_at"],
+                         name="listing_status_cond_newest"),
             models.Index(fields=["seller", "status"], name="listing_seller_status"),
-            # Near me: bounding-box prefilter on the coordinates.
+            # Near me on SQLite: bounding-box prefilter on the coordinates (PostgreSQL uses a
+            # GiST index on the coordinates as an earth point, migration 0005).
             models.Index(fields=["location_lat", "location_lng"], name="listing_coords"),
         ]
 

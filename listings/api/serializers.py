@@ -24,7 +24,9 @@ class ListingSerializer(serializers.Serializer):
     """The listing as API.md shows it. Build it from `listings.selectors.listing_queryset`.
 
     `reserve_price_cents` is present for the seller only; `distance_km` only when the
-    request gave `lat`/`lng`.
+    request gave `lat`/`lng`. Browse pages are built from plain values by
+    `listings.api.listing_rows` (and documented by this class): a field changed here changes
+    there too, which tests/listings/test_browse_scale.py checks byte for byte.
     """
 
     id = serializers.UUIDField(read_only=True)

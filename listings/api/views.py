@@ -19,6 +19,7 @@ from biddt.pagination import CursorPagination
 from biddt.throttles import UserThrottle
 from listings import selectors, services
 from listings.api import serializers as s
+from listings.api.listing_rows import listing_rows, represent_rows
 from listings.filters import ListingBrowseParams
 from listings.models import Listing
 from listings.throttles import ListingCreateThrottle
@@ -86,8 +87,10 @@ class ListingListView(_ReadOpenView):
             watching=p.get("watching", False), ordering=p.get("ordering"),
         )
         self.browse_ordering = browse.ordering
-        page = self.paginate_queryset(browse.queryset)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        # The page as plain values, represented without a serializer per listing (what
+        # ListingSerializer would render, byte for byte; see listing_rows).
+        page = self.paginate_queryset(listing_rows(browse.queryset))
+        return self.get_paginated_response(represent_rows(page, request))
 
     @extend_schema(
         tags=TAG, summary="Create a draft listing", request=s.ListingWriteSerializer,

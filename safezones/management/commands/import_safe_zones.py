@@ -13,6 +13,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from biddt.dbstats import analyze
+from safezones.models import SafeZone
 from safezones.services import ImportFileError, ImportReport, csv_rows, safe_zone_import_row
 
 
@@ -39,6 +41,8 @@ class Command(BaseCommand):
             raise CommandError(f"{file}: {exc}", returncode=1) from None
         except UnicodeDecodeError:
             raise CommandError(f"{file}: not UTF-8 text", returncode=1) from None
+        if report.created or report.updated:
+            analyze(SafeZone)  # near-me zone queries plan on fresh statistics
         self.stdout.write(f"created {report.created}, updated {report.updated}, "
                           f"unchanged {report.unchanged}, rejected {len(report.rejected)}")
         for line, reason in report.rejected:

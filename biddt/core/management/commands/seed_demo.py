@@ -20,7 +20,8 @@ from tqdm import tqdm
 from accounts.models import User, format_e164, phone_index
 from accounts.roles import ADMIN, user_set_role
 from accounts.services import test_phone_numbers
-from listings.models import AuctionType, Category, Condition, Listing
+from biddt.dbstats import analyze
+from listings.models import AuctionType, Category, Condition, Listing, ListingImage
 from listings.services import listing_image_add
 from safezones.models import SafeZone
 
@@ -136,6 +137,9 @@ class Command(BaseCommand):
             listing_image_add(listing_id=listing.pk, user=listing.seller,
                               upload=demo_image(listing.title, listing.category, variant=0,
                                                 rng=rng))
+        # Statistics for what was just written: until autovacuum analyzes the tables the
+        # planner plans browse for empty ones (see biddt.dbstats).
+        analyze(User, Listing, ListingImage, SafeZone)
         self._report(numbers, admin_password)
 
     @staticmethod
