@@ -150,6 +150,25 @@ elif DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     )
+# A PostgreSQL read replica (hot standby) for browse and search reads, unset by default.
+# biddt/db_router.py says which reads go there and how a writer reads its own writes.
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+# Seconds a user's reads stay on the primary after that user wrote (read-your-writes); keep
+# it above the replica's worst lag you accept.
+BIDDT_REPLICA_PIN_SECONDS = env.int("BIDDT_REPLICA_PIN_SECONDS", default=5)
+# URL names of the views whose safe requests read from the replica.
+BIDDT_REPLICA_READ_VIEWS = ["listings", "listing-detail", "safe-zones", "users-profile"]
+if DATABASE_REPLICA_URL:
+    _replica = env.db("DATABASE_REPLICA_URL")
+    for _key in ("CONN_MAX_AGE", "CONN_HEALTH_CHECKS", "ATOMIC_REQUESTS"):
+        if _key in DATABASES["default"]:
+            _replica[_key] = DATABASES["default"][_key]
+    # Tests: the replica is the test database itself (no second test database is created).
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"] = _replica
+    DATABASE_ROUTERS = ["biddt.db_router.ReplicaRouter"]
+    MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                      "biddt.db_router.ReplicaReadMiddleware")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USING_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 
