@@ -34,6 +34,9 @@ from contextvars import ContextVar
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, connections
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.tokens import AccessToken
 
 PRIMARY = DEFAULT_DB_ALIAS
 REPLICA = "replica"
@@ -111,10 +114,6 @@ def _token_user_id(request):
     Only to find a pin before the view runs: the view authenticates the token properly (on
     the primary). An invalid token reads as anonymous here, and the view answers 401.
     """
-    from rest_framework_simplejwt.exceptions import TokenError
-    from rest_framework_simplejwt.settings import api_settings
-    from rest_framework_simplejwt.tokens import AccessToken
-
     header = request.headers.get("Authorization", "")
     scheme, _, raw = header.partition(" ")
     if scheme not in api_settings.AUTH_HEADER_TYPES or not raw:

@@ -17,7 +17,8 @@ import warnings
 
 import httpx
 import pytest
-from django.db import connection, transaction
+from asgiref.sync import sync_to_async
+from django.db import connection, connections, transaction
 from rest_framework.test import APIRequestFactory
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
@@ -33,6 +34,7 @@ from biddt.db_router import (
     use_replica_for_reads,
 )
 from listings.models import Listing
+from tests.bidding.helpers import connect, make
 from tests.biddt.processes import BASE_DIR
 from tests.factories import ListingFactory, UserFactory
 from tests.listings.conftest import draft_body
@@ -153,6 +155,23 @@ def test_a_write_pins_its_author_to_the_primary(replica_configured):
     # a token that doesn't verify reads as anonymous (the view answers 401 anyway)
     bad = factory.get("/v1/listings", HTTP_AUTHORIZATION="Bearer not-a-token")
     assert _through_middleware(bad, "listings")["read"] == REPLICA
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_socket_bid_pins_the_bidder(replica_configured):
+    listing = await make(ListingFactory, starting_price_cents=1000)
+    bidder, other = await make(UserFactory), await make(UserFactory)
+    comm = await connect(bidder)
+    try:
+        # when the bidder bids over the socket
+        await comm.send_json_to({"type": "bid", "listingId": str(listing.pk), "amount": 1000})
+        assert (await comm.receive_json_from(timeout=10))["type"] == "ack"
+        # then their next REST reads use the primary; nobody else's
+        assert replica_user_pinned(user_id=bidder.pk)
+        assert not replica_user_pinned(user_id=other.pk)
+    finally:
+        await comm.disconnect()
+        await sync_to_async(connections.close_all)()  # so the test database can be dropped
 
 
 # --- settings -----------------------------------------------------------------------------------
