@@ -11,6 +11,8 @@ from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidTok
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
+from biddt.db_router import use_primary
+
 # Columns no authenticated request reads from `request.user` on its way through: the two
 # encrypted ones (never decrypted unless read) and the password hash. A view that does read
 # one (`/v1/me`) loads it then, from the primary key (Django's deferred fields).
@@ -84,6 +86,12 @@ class JWTAuthentication(BaseJWTAuthentication):
             # simplejwt's check reads the password hash: only then is it loaded.
             return super().get_user(validated_token)
         return user
+
+    def authenticate(self, request):
+        # From the primary even in a browse view on the read replica: an account created or
+        # banned a moment ago may not have reached the replica yet (biddt.db_router).
+        with use_primary():
+            return super().authenticate(request)
 
 
 def user_from_access_token(raw: str):

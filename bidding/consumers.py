@@ -18,6 +18,7 @@ from bidding import selectors, services
 from bidding.api.serializers import BidCreateSerializer, ListingRoomSerializer, bid_placed_data
 from bidding.throttles import BidThrottle
 from biddt.consumers import BiddtConsumer, WSError, db_sync_to_async, ws_handler
+from biddt.db_router import replica_pin_user
 from biddt.idempotency import fingerprint, run_once
 
 WS_BID_SCOPE = "ws-bid"
@@ -112,6 +113,9 @@ def _bid(user, listing_id: str, amount: int, max_amount: int | None,
     def work() -> tuple[int, Any]:
         placed = services.bid_place(listing_id=listing_id, bidder=user, amount_cents=amount,
                                     max_amount_cents=max_amount)
+        # A socket bid is a write like a REST one: the bidder's next REST reads come from
+        # the primary (read-your-writes with a read replica).
+        replica_pin_user(user_id=user.pk)
         return 201, bid_placed_data(placed.bid)
 
     try:

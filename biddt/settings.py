@@ -137,6 +137,25 @@ elif DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     )
+# A PostgreSQL read replica (hot standby) for browse and search reads, unset by default.
+# biddt/db_router.py says which reads go there and how a writer reads its own writes.
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+# Seconds a user's reads stay on the primary after that user wrote (read-your-writes); keep
+# it above the replica's worst lag you accept.
+BIDDT_REPLICA_PIN_SECONDS = env.int("BIDDT_REPLICA_PIN_SECONDS", default=5)
+# URL names of the views whose safe requests read from the replica.
+BIDDT_REPLICA_READ_VIEWS = ["listings", "listing-detail", "safe-zones", "users-profile"]
+if DATABASE_REPLICA_URL:
+    _replica = env.db("DATABASE_REPLICA_URL")
+    for _key in ("CONN_MAX_AGE", "CONN_HEALTH_CHECKS", "ATOMIC_REQUESTS"):
+        if _key in DATABASES["default"]:
+            _replica[_key] = DATABASES["default"][_key]
+    # Tests: the replica is the test database itself (no second test database is created).
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"] = _replica
+    DATABASE_ROUTERS = ["biddt.db_router.ReplicaRouter"]
+    MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                      "biddt.db_router.ReplicaReadMiddleware")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USING_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 
@@ -290,13 +309,22 @@ SIMPLE_JWT = {
 }
 
 # --- REST framework -----------------------------------------------------------------------
+# The contract's rates (API.md) in test and production. Development (`make run`) defaults to
+# rates a person clicking through /v1/docs/ never reaches (five logins or two listings a
+# minute would answer 429 there); a BIDDT_THROTTLE_* variable still wins in every environment.
+_THROTTLE_DEFAULTS = {
+    "auth_phone": ("BIDDT_THROTTLE_AUTH", "5/min"),
+    "auth_ip": ("BIDDT_THROTTLE_AUTH_IP", "20/min"),
+    "user": ("BIDDT_THROTTLE_USER", "100/min"),
+    "anon": ("BIDDT_THROTTLE_ANON", "300/min"),
+    "bid": ("BIDDT_THROTTLE_BID", "10/min"),
+    "listing_create": ("BIDDT_THROTTLE_LISTING_CREATE", "5/hour"),
+}
+_DEVELOPMENT_THROTTLE = "10000/min"
 THROTTLE_RATES = {
-    "auth_phone": env.str("BIDDT_THROTTLE_AUTH", default="5/min"),
-    "auth_ip": env.str("BIDDT_THROTTLE_AUTH_IP", default="20/min"),
-    "user": env.str("BIDDT_THROTTLE_USER", default="100/min"),
-    "anon": env.str("BIDDT_THROTTLE_ANON", default="300/min"),
-    "bid": env.str("BIDDT_THROTTLE_BID", default="10/min"),
-    "listing_create": env.str("BIDDT_THROTTLE_LISTING_CREATE", default="5/hour"),
+    scope: env.str(variable,
+                   default=_DEVELOPMENT_THROTTLE if BIDDT_ENVIRONMENT == "development" else rate)
+    for scope, (variable, rate) in _THROTTLE_DEFAULTS.items()
 }
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.JWTAuthentication"],

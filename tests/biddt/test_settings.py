@@ -9,6 +9,7 @@ beat) refuses to start, and that a complete production environment starts.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -300,3 +301,39 @@ def test_connection_and_sweep_defaults_and_their_overrides(overrides, expected):
     # then kept connections and the redelivery sweep have their defaults, and each variable wins
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == expected
+
+
+RATES = ("import json, django; django.setup(); from django.conf import settings; "
+         "print(json.dumps(settings.THROTTLE_RATES))")
+
+
+def throttle_rates(environment: str) -> dict[str, str]:
+    """THROTTLE_RATES as a fresh process loads them for `environment` (no override set)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("BIDDT_THROTTLE_")
+           and k not in (*SECRETS, "DEBUG", "DJANGO_SETTINGS_MODULE", "BIDDT_ENVIRONMENT")}
+    env.update(GOOD)
+    env.update(BIDDT_ENVIRONMENT=environment, DJANGO_SETTINGS_MODULE="biddt.settings",
+               PYTHONPATH=str(BASE_DIR))
+    result = subprocess.run([sys.executable, "-c", RATES], cwd=BASE_DIR, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+CONTRACT_RATES = {"auth_phone": "5/min", "auth_ip": "20/min", "user": "100/min",
+                  "anon": "300/min", "bid": "10/min", "listing_create": "5/hour"}
+
+
+def test_production_throttles_are_the_contract_rates():
+    assert throttle_rates("production") == CONTRACT_RATES
+
+
+def test_development_throttles_let_a_person_try_the_api_without_429():
+    # `make run`: every scope allows far more than a person clicks in a minute
+    rates = throttle_rates("development")
+    assert set(rates) == set(CONTRACT_RATES)
+    for scope, rate in rates.items():
+        count, period = rate.split("/")
+        per_minute = int(count) * {"s": 60, "m": 1, "h": 1 / 60, "d": 1 / 1440}[period[0]]
+        assert per_minute >= 1000, (scope, rate)

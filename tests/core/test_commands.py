@@ -40,6 +40,33 @@ def test_seed_demo_is_idempotent_and_prints_logins(settings):
     assert admin.check_password("biddt-demo-admin")
 
 
+def test_seed_demo_lists_only_the_demo_users_it_seeded(settings):
+    # given a database that already has other users, and two demo numbers
+    others = [UserFactory(display_name=f"Someone {i}") for i in range(3)]
+    settings.BIDDT_TEST_PHONE_NUMBERS = "+15555550100:123456,+15555550101:654321"
+    # when the demo data is loaded
+    out = run("seed_demo", "--listings", "2")
+    # then the logins printed are the admin and the two demo sellers, no one else
+    lines = [line.strip() for line in out.splitlines() if "  code " in line]
+    assert lines == ["+15555550100  code 123456  Jordan", "+15555550101  code 654321  Priya"]
+    sellers = set(Listing.objects.values_list("seller__display_name", flat=True))
+    assert sellers == {"Jordan", "Priya"}
+    for user in others:
+        assert user.display_name not in out
+        assert user.phone_number not in out
+
+
+def test_seed_demo_without_test_numbers_prints_no_logins(settings):
+    # given no test numbers (the sellers can't log in: no code exists for them)
+    settings.BIDDT_TEST_PHONE_NUMBERS = ""
+    UserFactory(display_name="Someone")
+    out = run("seed_demo", "--listings", "1")
+    # then no user is listed, only how to get demo logins
+    assert "  code " not in out
+    assert "Set BIDDT_TEST_PHONE_NUMBERS" in out
+    assert "Someone" not in out
+
+
 def test_seed_demo_refuses_production(settings):
     settings.PRODUCTION = True
     with pytest.raises(CommandError, match="production"):

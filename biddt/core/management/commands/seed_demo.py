@@ -140,7 +140,7 @@ class Command(BaseCommand):
         # Statistics for what was just written: until autovacuum analyzes the tables the
         # planner plans browse for empty ones (see biddt.dbstats).
         analyze(User, Listing, ListingImage, SafeZone)
-        self._report(numbers, admin_password)
+        self._report(demo_users, dict(numbers), admin_password)
 
     @staticmethod
     def _listing(n: int, demo_users: list[User], rng: random.Random, now) -> Listing:
@@ -173,18 +173,24 @@ class Command(BaseCommand):
         user = User.objects.filter(phone_index=phone_index(e164)).first()
         return user or User.objects.create_user(e164, display_name=name)
 
-    def _report(self, numbers, admin_password: str) -> None:
+    def _report(self, demo_users: list[User], codes: dict[str, str],
+                admin_password: str) -> None:
+        """The logins this command seeded: the admin and the demo sellers, no other user.
+
+        A database shared with real accounts (or a long BIDDT_TEST_PHONE_NUMBERS list used
+        elsewhere) must not turn into a list of everyone's phone number here.
+        """
         out = self.stdout
         out.write(self.style.SUCCESS("Demo data ready."))
         out.write(f"  Staff console: /admin/  login {ADMIN_PHONE} / {admin_password}")
-        if numbers:
+        loginable = [(u, u.phone_number) for u in demo_users if u.phone_number in codes]
+        if loginable:
             out.write("  Demo users (POST /v1/auth/phone/send-code, then /verify with the code):")
-            for phone, code in numbers:
-                out.write(f"    {phone}  code {code}")
+            for user, phone in loginable:
+                out.write(f"    {phone}  code {codes[phone]}  {user.display_name}")
         else:
             out.write("  Set BIDDT_TEST_PHONE_NUMBERS to log in as demo users "
                       "(`make run` does).")
-
 
 def demo_image(title: str, category: str, *, variant: int, rng: random.Random):
     """A generated JPEG (gradient, shapes, the title) standing in for a seller's photo."""
