@@ -56,7 +56,8 @@ RUN SECRET_KEY=build-only-collectstatic-not-a-secret-0000000000 \
     BIDDT_PII_HMAC_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= \
     python manage.py collectstatic --noinput -v1
 
-USER biddt
+# Numeric, so Kubernetes' runAsNonRoot can check it (deploy/k8s).
+USER 10001:10001
 
 EXPOSE 8000
 
