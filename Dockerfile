@@ -53,7 +53,8 @@ RUN mkdir -p /app/media && chown biddt:biddt /app/media
 # runtime secrets (biddt/core/apps.py); no database is touched.
 RUN python manage.py collectstatic --noinput -v1
 
-USER biddt
+# Numeric, so Kubernetes' runAsNonRoot can check it (deploy/k8s).
+USER 10001:10001
 
 EXPOSE 8000
 
