@@ -311,7 +311,7 @@ def throttle_rates(environment: str) -> dict[str, str]:
     """THROTTLE_RATES as a fresh process loads them for `environment` (no override set)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("BIDDT_THROTTLE_")
-           and k not in (*SECRETS, "DEBUG", "DJANGO_SETTINGS_MODULE", "BIDDT_ENVIRONMENT")}
+           and k not in (*CHECKED, "DJANGO_SETTINGS_MODULE", "BIDDT_ENVIRONMENT")}
     env.update(GOOD)
     env.update(BIDDT_ENVIRONMENT=environment, DJANGO_SETTINGS_MODULE="biddt.settings",
                PYTHONPATH=str(BASE_DIR))

@@ -130,6 +130,13 @@ def test_jobs_autoscaling_and_disruption_budgets(production):
     assert worker["terminationGracePeriodSeconds"] > 120
 
 
+def test_the_pods_run_the_same_servers_as_compose(production):
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for deployment, service in (("biddt-web", "web1"), ("biddt-ws", "ws1")):
+        pod = production[("Deployment", deployment)]["spec"]["template"]["spec"]
+        assert pod["containers"][0]["command"] == compose[service]["command"], deployment
+
+
 def test_the_ingress_routes_sockets_to_the_socket_pods(production):
     ingress = production[("Ingress", "biddt")]
     paths = {p["path"]: p["backend"]["service"]["name"]
