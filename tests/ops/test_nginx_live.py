@@ -24,7 +24,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.biddt.processes import free_port
+from tests.biddt.processes import _stop, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX = shutil.which("nginx") or next(
@@ -100,12 +100,7 @@ def nginx(live_servers, tmp_path):
                 time.sleep(0.05)
         yield f"http://127.0.0.1:{port}", servers
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        _stop(process)
         servers.stop()
 
 

@@ -121,26 +121,31 @@ class Command(BaseCommand):
     def _bar(self, total: int, unit: str) -> tqdm:
         return tqdm(total=total, unit=unit, disable=self.quiet, file=self.stderr)
 
-    def _users(self, *, active: str, reindex: bool, dry_run: bool, batch_size: int) -> Tally:
-        tally = Tally(rows=User.objects.count())
+    def _batches(self, model, *, batch_size: int, unit: str):
+        """The model's primary keys in batches (keyset order, so rows added meanwhile are
+        not skipped), each yielded inside its own transaction, with a progress bar."""
         last = None
-        with self._bar(tally.rows, "user") as bar:
+        with self._bar(model.objects.count(), unit) as bar:
             while True:
-                qs = User.objects.order_by("pk")
+                qs = model.objects.order_by("pk")
                 if last is not None:
                     qs = qs.filter(pk__gt=last)
                 ids = list(qs.values_list("pk", flat=True)[:batch_size])
                 if not ids:
-                    break
+                    return
                 with transaction.atomic():
-                    rows = _raw(User.objects.select_for_update(of=("self",), no_key=True)
-                                .filter(pk__in=ids).order_by("pk")).values_list(
-                        "pk", "raw_phone", "raw_email", "phone_index", "email_index")
-                    for row in rows:
-                        self._user(row, active=active, reindex=reindex, dry_run=dry_run,
-                                   tally=tally)
+                    yield ids
                 last = ids[-1]
                 bar.update(len(ids))
+
+    def _users(self, *, active: str, reindex: bool, dry_run: bool, batch_size: int) -> Tally:
+        tally = Tally(rows=User.objects.count())
+        for ids in self._batches(User, batch_size=batch_size, unit="user"):
+            rows = _raw(User.objects.select_for_update(of=("self",), no_key=True)
+                        .filter(pk__in=ids).order_by("pk")).values_list(
+                "pk", "raw_phone", "raw_email", "phone_index", "email_index")
+            for row in rows:
+                self._user(row, active=active, reindex=reindex, dry_run=dry_run, tally=tally)
         return tally
 
     def _user(self, row, *, active: str, reindex: bool, dry_run: bool, tally: Tally) -> None:
@@ -193,38 +198,27 @@ class Command(BaseCommand):
 
     def _devices(self, *, dry_run: bool, batch_size: int) -> Tally:
         tally = Tally(rows=Device.objects.count())
-        last = None
-        with self._bar(tally.rows, "device") as bar:
-            while True:
-                qs = Device.objects.order_by("pk")
-                if last is not None:
-                    qs = qs.filter(pk__gt=last)
-                ids = list(qs.values_list("pk", flat=True)[:batch_size])
-                if not ids:
-                    break
-                with transaction.atomic():
-                    for pk, token, old in (Device.objects
-                                           .select_for_update(of=("self",), no_key=True)
-                                           .filter(pk__in=ids).order_by("pk")
-                                           .values_list("pk", "token", "token_index")):
-                        new = crypto.blind_index(token, purpose="device")
-                        if new == old:
-                            continue
-                        if Device.objects.filter(token_index=new).exclude(pk=pk).exists():
-                            tally.problems.append(f"device {pk}: its new token index is "
-                                                  "already another device's; left as it is")
-                            continue
-                        if not dry_run:
-                            try:
-                                with transaction.atomic():
-                                    Device.objects.filter(pk=pk).update(token_index=new)
-                            except IntegrityError:
-                                tally.problems.append(f"device {pk}: its new token index is "
-                                                      "already another device's")
-                                continue
-                        tally.reindexed += 1
-                last = ids[-1]
-                bar.update(len(ids))
+        for ids in self._batches(Device, batch_size=batch_size, unit="device"):
+            for pk, token, old in (Device.objects
+                                   .select_for_update(of=("self",), no_key=True)
+                                   .filter(pk__in=ids).order_by("pk")
+                                   .values_list("pk", "token", "token_index")):
+                new = crypto.blind_index(token, purpose="device")
+                if new == old:
+                    continue
+                if Device.objects.filter(token_index=new).exclude(pk=pk).exists():
+                    tally.problems.append(f"device {pk}: its new token index is "
+                                          "already another device's; left as it is")
+                    continue
+                if not dry_run:
+                    try:
+                        with transaction.atomic():
+                            Device.objects.filter(pk=pk).update(token_index=new)
+                    except IntegrityError:
+                        tally.problems.append(f"device {pk}: its new token index is "
+                                              "already another device's")
+                        continue
+                tally.reindexed += 1
         return tally
 
     @staticmethod
