@@ -178,6 +178,28 @@ def test_a_malformed_multipart_body_gets_the_api_error_not_the_server_page(live_
     assert answer["errors"][0]["code"] in ("invalid_image", "parse_error"), answer
 
 
+def test_a_refused_body_leaves_the_kept_connection_usable(live_servers):
+    # A view that refuses a request before reading its body (here 401: no token) must not
+    # leave the body on the connection: the REST server would then drop the kept-alive
+    # connection and the client's next request on it would fail (biddt.wsgi).
+    server = live_servers()
+    url = f"/v1/listings/{ListingFactory().pk}/watch"
+    body = b'{"x": "' + b"a" * 300_000 + b'"}'
+    dropped = 0
+    with httpx.Client(base_url=server.http_url, timeout=30) as client:
+        for _ in range(200):
+            try:
+                response = client.post(url, content=body,
+                                       headers={"Content-Type": "application/json"})
+            except httpx.TransportError:
+                dropped += 1
+                continue
+            assert response.status_code == 401
+        # and the same connection still serves
+        assert client.get("/healthz").status_code == 200
+    assert dropped == 0
+
+
 def test_photo_upload_through_the_rest_server(live_servers):
     # given a seller's draft listing, the running servers and a photo of a few megabytes
     # (noise compresses badly, like a real phone photo)

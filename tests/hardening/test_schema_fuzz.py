@@ -273,9 +273,13 @@ def _hostile_bodies(method, path, fields, fuzz_world, hostile_http):
     for who, headers, sample in (("anonymous", {}, bodies[:PARSER_LEVEL]),
                                  ("user", {"Authorization": fuzz_world["token"]}, bodies)):
         for content_type, body in sample:
-            response = hostile_http.request(method, url, content=body,
-                                            headers={**headers, "Content-Type": content_type})
-            assert_clean(response, f"{who} {method} {path} {content_type} {body[:60]!r}")
+            what = f"{who} {method} {path} {content_type} {body[:60]!r}"
+            try:
+                response = hostile_http.request(
+                    method, url, content=body, headers={**headers, "Content-Type": content_type})
+            except httpx.TransportError as exc:  # the server dropped the connection: a crash
+                pytest.fail(f"{what}: {exc!r}\n{fuzz_world['server'].log()[-3000:]}")
+            assert_clean(response, what)
 
     @given(body=st.one_of(st.fixed_dictionaries({}, optional={f: _json_values()
                                                               for f in fields}),
