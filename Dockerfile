@@ -62,7 +62,7 @@ EXPOSE 8000
 # redirect plain HTTP to HTTPS, so the probe sends the first allowed host and the header a
 # TLS-terminating proxy would add.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import os, sys, urllib.request as r; h = os.environ.get('ALLOWED_HOSTS', '').split(',')[0].strip().lstrip('.').replace('*', '') or 'localhost'; q = r.Request('http://127.0.0.1:8000/healthz', headers={'Host': h, 'X-Forwarded-Proto': 'https'}); sys.exit(0 if r.urlopen(q, timeout=4).status == 200 else 1)"]
+    CMD ["python", "deploy/healthcheck.py", "http", "8000"]
 
 # Threads per process that run requests (each keeps a database connection); override with
 # GRANIAN_BLOCKING_THREADS. The client IP comes from X-Forwarded-For only through

@@ -91,3 +91,24 @@ def test_nginx_overwrites_the_client_address_in_every_proxied_location():
 def test_nginx_does_not_expose_metrics():
     conf = (ROOT / "deploy" / "nginx.conf").read_text()
     assert "return 404" in _block(conf, "location ~ ^/metrics(/|$)")
+
+
+def test_worker_and_beat_have_health_checks_and_the_worker_time_to_finish():
+    services = compose()["services"]
+    worker, beat = services["worker"], services["beat"]
+    assert "inspect ping" in " ".join(worker["healthcheck"]["test"])
+    assert beat["healthcheck"]["test"][-2:] == ["deploy/healthcheck.py", "beat"]
+    # CELERY_TASK_TIME_LIMIT is 120 s: a task running at SIGTERM gets to finish
+    seconds = int(worker["stop_grace_period"].rstrip("s"))
+    assert seconds > 120
+    for name in ("web1", "ws1"):
+        assert services[name]["healthcheck"]["test"][-3:] == ["deploy/healthcheck.py", "http",
+                                                              "8000"]
+    assert 'CMD ["python", "deploy/healthcheck.py", "http", "8000"]' in (
+        ROOT / "Dockerfile").read_text()
+
+
+def test_no_line_of_the_deployment_files_is_unreadably_long():
+    for name in ("docker-compose.yml", "Dockerfile", "deploy/nginx.conf"):
+        for number, line in enumerate((ROOT / name).read_text().splitlines(), 1):
+            assert len(line) <= 140, f"{name}:{number} has {len(line)} characters"
