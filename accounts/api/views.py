@@ -80,31 +80,29 @@ class RefreshView(_AuthView):
         return Response({"access": access, "refresh": refresh})
 
 
+def _logout_schema(description: str):
+    return extend_schema(
+        tags=["auth"], request=s.RefreshSerializer,
+        responses={204: OpenApiResponse(description="The refresh token can't be used again.")},
+        summary="Log out (blacklist the refresh token)",
+        description="401 `token_not_valid` for an invalid or already-dead token. " + description,
+    )
+
+
 class LogoutView(_AuthView):
     """`POST` and `DELETE` do the same: generated clients can't send a body with `DELETE`."""
 
     throttle_classes = [AnonThrottle]
 
-    @extend_schema(
-        tags=["auth"], request=s.RefreshSerializer,
-        responses={204: OpenApiResponse(description="The refresh token can't be used again.")},
-        summary="Log out (blacklist the refresh token)",
-        description="401 `token_not_valid` for an invalid or already-dead token. The same as "
-                    "`DELETE /v1/auth/logout`, for clients that can't send a body with DELETE.",
-    )
+    @_logout_schema("The same as `DELETE /v1/auth/logout`, for clients that can't send a body "
+                    "with DELETE.")
     def post(self, request):
         data = s.RefreshSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.token_logout(refresh=data.validated_data["refresh"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(
-        tags=["auth"], request=s.RefreshSerializer,
-        responses={204: OpenApiResponse(description="The refresh token can't be used again.")},
-        summary="Log out (blacklist the refresh token)",
-        description="401 `token_not_valid` for an invalid or already-dead token. Takes the "
-                    "same body as `POST /v1/auth/logout`.",
-    )
+    @_logout_schema("Takes the same body as `POST /v1/auth/logout`.")
     def delete(self, request):
         return self.post(request)
 

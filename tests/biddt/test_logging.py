@@ -136,23 +136,19 @@ def test_configured_console_handler_has_the_filter():
         assert "redact_phones" in handler.get("filters", []), name
 
 
-def test_configured_logging_redacts_end_to_end(monkeypatch):
-    # given the project's LOGGING applied to a fresh root logger, writing to a buffer
+@pytest.fixture
+def configured_stream():
+    """The project's LOGGING applied to the root logger, its console handler writing to a
+    buffer (returned); the root logger is restored afterwards."""
     stream = io.StringIO()
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
     try:
         dictConfig(settings.LOGGING)
-        console = [h for h in root.handlers
-                   if any(isinstance(f, PhoneNumberRedactingFilter) for f in h.filters)]
-        assert len(console) == 1
-        console[0].setStream(stream)
-        # when application code logs a phone number
-        logging.getLogger("accounts.services").warning("sms to %s failed", E164)
-        # then the configured handler writes the hash only
-        text = stream.getvalue()
-        assert f"sms to phone#{log_hash(E164)} failed" in text
-        assert_no_phone(text)
+        [console] = [h for h in root.handlers
+                     if any(isinstance(f, PhoneNumberRedactingFilter) for f in h.filters)]
+        console.setStream(stream)
+        yield stream
     finally:
         for handler in root.handlers[:]:
             if handler not in saved[0]:
@@ -161,6 +157,16 @@ def test_configured_logging_redacts_end_to_end(monkeypatch):
             if handler not in root.handlers:
                 root.addHandler(handler)
         root.setLevel(saved[1])
+
+
+def test_configured_logging_redacts_end_to_end(configured_stream):
+    # given the project's LOGGING applied to a fresh root logger, writing to a buffer
+    # when application code logs a phone number
+    logging.getLogger("accounts.services").warning("sms to %s failed", E164)
+    # then the configured handler writes the hash only
+    text = configured_stream.getvalue()
+    assert f"sms to phone#{log_hash(E164)} failed" in text
+    assert_no_phone(text)
 
 
 def test_number_after_a_hash_sign_is_still_redacted(capture):
@@ -243,35 +249,19 @@ def test_console_sms_backend_logs_neither_number_nor_code(caplog, capsys):
 
 
 @pytest.mark.django_db
-def test_one_line_per_request_and_no_django_request_warning_for_a_4xx(client):
+def test_one_line_per_request_and_no_django_request_warning_for_a_4xx(client, configured_stream):
     # given the project's LOGGING applied to a fresh root logger, writing to a buffer
-    stream = io.StringIO()
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    try:
-        dictConfig(settings.LOGGING)
-        [console] = [h for h in root.handlers
-                     if any(isinstance(f, PhoneNumberRedactingFilter) for f in h.filters)]
-        console.setStream(stream)
-        # when a request answers 201 and another a 4xx (an unknown listing: 404)
-        missing = f"/v1/listings/{uuid.uuid4()}"
-        ok = client.get("/healthz")
-        refused = client.get(missing)
-        # then each wrote exactly one line, its `request_finished`; no "Not Found: ..." line
-        # from django.request repeats the 4xx, and `request_started` stays below INFO
-        assert ok.status_code == 200 and refused.status_code == 404
-        lines = stream.getvalue().splitlines()
-        assert [line for line in lines if "/healthz" in line] == [
-            line for line in lines if "request_finished" in line and "/healthz" in line]
-        assert len([line for line in lines if "/healthz" in line]) == 1, lines
-        about_missing = [line for line in lines if missing in line]
-        assert len(about_missing) == 1 and "request_finished" in about_missing[0], lines
-        assert "404" in about_missing[0] and "request_started" not in stream.getvalue()
-    finally:
-        for handler in root.handlers[:]:
-            if handler not in saved[0]:
-                root.removeHandler(handler)
-        for handler in saved[0]:
-            if handler not in root.handlers:
-                root.addHandler(handler)
-        root.setLevel(saved[1])
+    # when a request answers 201 and another a 4xx (an unknown listing: 404)
+    missing = f"/v1/listings/{uuid.uuid4()}"
+    ok = client.get("/healthz")
+    refused = client.get(missing)
+    # then each wrote exactly one line, its `request_finished`; no "Not Found: ..." line
+    # from django.request repeats the 4xx, and `request_started` stays below INFO
+    assert ok.status_code == 200 and refused.status_code == 404
+    lines = configured_stream.getvalue().splitlines()
+    assert [line for line in lines if "/healthz" in line] == [
+        line for line in lines if "request_finished" in line and "/healthz" in line]
+    assert len([line for line in lines if "/healthz" in line]) == 1, lines
+    about_missing = [line for line in lines if missing in line]
+    assert len(about_missing) == 1 and "request_finished" in about_missing[0], lines
+    assert "404" in about_missing[0] and "request_started" not in configured_stream.getvalue()
