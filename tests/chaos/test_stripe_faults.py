@@ -249,7 +249,7 @@ def test_payout_that_runs_out_of_tries_is_paid_once_by_payouts_retry(faulty_stri
                                                                      monkeypatch):
     """Here this process is the Celery worker (tasks run eagerly): `payout_send` gets no
     Celery retry of its own (max_retries=0), so one run is one worker attempt."""
-    from escrow import services, tasks
+    from escrow import payments, services, tasks
 
     proxy, stripe_server, _ = faulty_stripe
     monkeypatch.setattr(tasks.payout_send, "max_retries", 0)
@@ -260,7 +260,7 @@ def test_payout_that_runs_out_of_tries_is_paid_once_by_payouts_retry(faulty_stri
     account_id = Wallet.objects.get(user=seller).stripe_account_id
     stripe_server.account_set(account_id, payouts_enabled=True, details_submitted=True)
     services.wallet_apply_account(
-        account=services.gateway_get().retrieve_account(account_id))
+        account=payments.gateway_get().retrieve_account(account_id))
     assert Wallet.objects.get(user=seller).status == "active"
     pi_id = client_for(txn.buyer).post(f"/v1/transactions/{txn.pk}/pay").json()[
         "payment_intent_id"]

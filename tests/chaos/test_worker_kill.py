@@ -31,6 +31,7 @@ from escrow import services as escrow_services
 from escrow.ledger import books_check
 from escrow.models import LedgerEntry, Transaction
 from escrow.payments import PaymentIntentInfo, idempotency_key
+from escrow.services import handoff as escrow_handoff
 from listings.models import Listing
 from notifications.models import Notification
 from tests.chaos.worker_support import (
@@ -269,7 +270,7 @@ def _released_transactions(n: int, monkeypatch) -> list[Transaction]:
     """`n` sales paid, handed over (QR scan) and released through the services, against the
     stripe backend; the payout tasks the releases queue are kept, not run here."""
     queued: list[tuple[str, tuple]] = []
-    monkeypatch.setattr(escrow_services, "task_on_commit",
+    monkeypatch.setattr(escrow_handoff, "task_on_commit",
                         lambda task, *args, **kwargs: queued.append((task.name, args)))
     sellers = [UserFactory() for _ in range(15)]
     buyers = [UserFactory() for _ in range(15)]

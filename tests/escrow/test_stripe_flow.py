@@ -14,7 +14,7 @@ import pytest
 from django.core.management import call_command
 
 from accounts.models import Wallet
-from escrow import services
+from escrow import payments, services
 from escrow.models import Dispute, LedgerEntry, PaymentEvent, Transaction
 from notifications.models import Notification
 from tests.conftest import stripe_signed
@@ -163,7 +163,7 @@ def test_payout_killed_after_the_provider_call_pays_once(stripe_backend):
     stripe_backend.account_set(wallet.stripe_account_id, payouts_enabled=True,
                                details_submitted=True)
     services.wallet_apply_account(
-        account=services.gateway_get().retrieve_account(wallet.stripe_account_id))
+        account=payments.gateway_get().retrieve_account(wallet.stripe_account_id))
     Transaction.objects.filter(pk=txn.pk).update(status="released", payout_status="pending")
     # when a run died after Stripe made the transfer (payout still `pending`) and two more run
     from escrow.payments import gateway_get

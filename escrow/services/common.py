@@ -1,0 +1,88 @@
+"""What every escrow service shares: the transaction lock, the conditional state move,
+the parties' access check, and the events, notifications and chat lines a move sends.
+
+Every state change is a conditional UPDATE on the transaction row (the allowed moves are
+Transaction.TRANSITIONS) made while holding that row's lock; its row count says whether this
+caller won. Ledger journals, notifications, system chat lines and socket events are written
+in the same database transaction and sent after commit (biddt.events). Calls to the payment
+provider are never made while a row lock is held; they carry idempotency keys derived from
+the transaction, so repeating one is harmless."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Q
+from django.utils import timezone
+
+from biddt.errors import Conflict, NotFound
+from biddt.events import send_to_group_on_commit
+from escrow.models import Transaction
+
+
+class InvalidState(Conflict):
+    default_detail = "The transaction is not in a state that allows this."
+    default_code = "invalid_state"
+
+
+def _invalid_state(txn: Transaction, action: str) -> InvalidState:
+    return InvalidState(f"Can't {action} a transaction that is {txn.status}.")
+
+
+def _lock(transaction_id: Any) -> Transaction:
+    """Lock the transaction row (callers lock transaction before listing or user rows)."""
+    return Transaction.objects.select_for_update(of=("self",), no_key=True).get(pk=transaction_id)
+
+
+def _move(txn: Transaction, *, to: str, frm: tuple[str, ...], **fields: Any) -> bool:
+    """The conditional UPDATE `status IN frm → to`; True for the one caller that moved it."""
+    assert all(to in Transaction.TRANSITIONS[s] for s in frm), (frm, to)
+    now = timezone.now()
+    moved = Transaction.objects.filter(pk=txn.pk, status__in=frm).update(
+        status=to, updated_at=now, **fields)
+    if moved:
+        txn.refresh_from_db()
+    return bool(moved)
+
+
+def _party_or_404(*, user, transaction_id: Any, role: str | None = None) -> Transaction:
+    """The transaction if the user is its buyer/seller (role None: either), else 404."""
+    qs = Transaction.objects.select_related("listing")
+    if role == "buyer":
+        qs = qs.filter(buyer=user)
+    elif role == "seller":
+        qs = qs.filter(seller=user)
+    else:
+        qs = qs.filter(Q(buyer=user) | Q(seller=user))
+    try:
+        return qs.get(pk=transaction_id)
+    except (Transaction.DoesNotExist, ValueError, DjangoValidationError):
+        raise NotFound() from None
+
+
+def transaction_announce(txn: Transaction, *, user_ids: tuple | None = None) -> None:
+    """`{type: 'transaction_update', transactionId, status}` to the parties' `user.<id>` groups
+    after commit."""
+    for uid in user_ids or (txn.buyer_id, txn.seller_id):
+        send_to_group_on_commit(f"user.{uid}", {
+            "type": "ws.event",
+            "payload": {"type": "transaction_update", "transactionId": str(txn.pk),
+                        "status": txn.status},
+        })
+
+
+def _system_line(txn: Transaction, content: str) -> None:
+    from chat.services import message_system_post
+
+    message_system_post(transaction_id=txn.pk, content=content)
+
+
+def _notify(txn: Transaction, *, user_ids, type: str, title: str, body: str, key: str) -> None:
+    from notifications.services import notify
+
+    for uid in user_ids:
+        notify(user_id=uid, type=type, title=title, body=body,
+               data={"transaction_id": str(txn.pk), "status": txn.status},
+               dedupe_key=f"{key}:{txn.pk}:{uid}")
+

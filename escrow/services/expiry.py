@@ -1,0 +1,116 @@
+"""Time-driven moves: unpaid sales cancelled after the payment window, meetup reminders and
+the automatic refund when no handoff happens."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from biddt.errors import PermissionDenied, invalid
+from escrow.models import Transaction
+from escrow.services.common import _lock, _move, _notify, transaction_announce
+from escrow.services.payment import transaction_refund
+
+Status = Transaction.Status
+
+
+def _cancel_unpaid(txn: Transaction, *, now, body: str, key: str) -> bool:
+    """`pending_payment → cancelled` and the listing back to `unsold`; caller holds the
+    transaction's row lock (then the listing is updated: transaction, then listing)."""
+    from listings.models import Listing
+
+    if not _move(txn, to=Status.CANCELLED, frm=(Status.PENDING_PAYMENT,), cancelled_at=now):
+        return False
+    Listing.objects.filter(pk=txn.listing_id, status=Listing.Status.SOLD).update(
+        status=Listing.Status.UNSOLD, updated_at=now)
+    _notify(txn, user_ids=[txn.buyer_id, txn.seller_id], type="transaction_update",
+            title="Sale cancelled", body=body, key=key)
+    transaction_announce(txn)
+    return True
+
+
+def transaction_expire_unpaid(*, transaction_id: Any) -> bool:
+    """Unpaid past `payment_due_at`: `pending_payment → cancelled`, the listing back to
+    `unsold` (conditional `sold → unsold`), both parties told. Locks transaction, then listing.
+    """
+    with transaction.atomic():
+        txn = _lock(transaction_id)
+        now = timezone.now()
+        if txn.payment_due_at is None or txn.payment_due_at > now:
+            return False
+        return _cancel_unpaid(
+            txn, now=now, key="expired_unpaid",
+            body=f"“{txn.listing.title}” wasn't paid within "
+                 f"{settings.BIDDT_PAYMENT_WINDOW_HOURS} hours; the sale is cancelled.")
+
+
+def transaction_cancel_unpaid(*, transaction_id: Any, staff_user, reason: str) -> bool:
+    """Staff: cancel a `pending_payment` sale now, before its payment window ends (no money
+    has moved, so no journal). Same effects as the expiry, plus an audit entry. True when
+    this call cancelled it; False when it was no longer unpaid."""
+    from biddt.audit import audit_record
+
+    reason = (reason or "").strip()
+    if not (staff_user and staff_user.is_staff):
+        raise PermissionDenied("Only staff can cancel a sale.")
+    if not reason:
+        raise invalid("required", "A reason is required.", attr="reason")
+    with transaction.atomic():
+        txn = _lock(transaction_id)
+        before = {"status": txn.status}
+        if not _cancel_unpaid(txn, now=timezone.now(), key="cancelled_by_staff",
+                              body=f"The sale of “{txn.listing.title}” was cancelled by "
+                                   f"our team: {reason}"):
+            return False
+        audit_record(actor=staff_user, action="transaction.cancel_unpaid", obj=txn,
+                     before=before, after={"status": Status.CANCELLED}, reason=reason)
+    return True
+
+
+def transactions_expire_unpaid(*, limit: int = 500) -> int:
+    due = list(Transaction.objects.filter(status=Status.PENDING_PAYMENT,
+                                          payment_due_at__lte=timezone.now())
+               .values_list("pk", flat=True)[:limit])
+    return sum(transaction_expire_unpaid(transaction_id=pk) for pk in due)
+
+
+def transaction_meetup_check(*, transaction_id: Any) -> str | None:
+    """`in_escrow` with no scan: a reminder at each of `BIDDT_MEETUP_REMINDER_DAYS` (once each,
+    counted by `reminders_sent`), then past `BIDDT_MEETUP_WINDOW_DAYS` the automatic refund.
+    Returns "reminder", "refunded" or None."""
+    txn = Transaction.objects.select_related("listing").get(pk=transaction_id)
+    if txn.status != Status.IN_ESCROW or txn.paid_at is None:
+        return None
+    age = timezone.now() - txn.paid_at
+    if age >= timedelta(days=settings.BIDDT_MEETUP_WINDOW_DAYS):
+        done = transaction_refund(
+            transaction_id=txn.pk, frm=(Status.IN_ESCROW,),
+            reason=f"No handoff within {settings.BIDDT_MEETUP_WINDOW_DAYS} days.")
+        return "refunded" if done else None
+    due = sum(1 for d in settings.BIDDT_MEETUP_REMINDER_DAYS if age >= timedelta(days=d))
+    if due <= txn.reminders_sent:
+        return None
+    with transaction.atomic():
+        if not Transaction.objects.filter(pk=txn.pk, status=Status.IN_ESCROW,
+                                          reminders_sent=txn.reminders_sent).update(
+                reminders_sent=due, updated_at=timezone.now()):
+            return None
+        left = settings.BIDDT_MEETUP_WINDOW_DAYS - age.days
+        _notify(txn, user_ids=[txn.buyer_id, txn.seller_id], type="transaction_update",
+                title="Meet up to complete your sale",
+                body=f"Hand over “{txn.listing.title}” within {left} days, or the buyer is "
+                     f"refunded automatically.", key=f"meetup_reminder_{due}")
+    return "reminder"
+
+
+def transactions_meetup_sweep(*, limit: int = 500) -> int:
+    first = min(settings.BIDDT_MEETUP_REMINDER_DAYS or [settings.BIDDT_MEETUP_WINDOW_DAYS])
+    pks = list(Transaction.objects.filter(
+        status=Status.IN_ESCROW, paid_at__lte=timezone.now() - timedelta(days=first),
+    ).values_list("pk", flat=True)[:limit])
+    return sum(1 for pk in pks if transaction_meetup_check(transaction_id=pk))
+

@@ -1,0 +1,106 @@
+"""Payouts of released money to the seller's connected account."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Wallet
+from biddt.events import on_commit, task_on_commit
+from biddt.metrics import PAYOUTS
+from escrow import ledger
+from escrow.models import Transaction
+from escrow.payments import (
+    gateway_get,
+)
+from escrow.services.common import _lock
+
+Status = Transaction.Status
+
+
+def payout_send(*, transaction_id: Any) -> str:
+    """Pay a released transaction's `seller_payout_cents` to the seller's connected account.
+
+    Safe to run any number of times, concurrently or after being killed mid-way: the claim
+    is a conditional UPDATE to `pending`; a run that finds `pending` (a killed or concurrent
+    run) repeats the provider call with the same idempotency key, which returns the same
+    Transfer; `pending → paid` is conditional and writes the payout journal once. Without an
+    active wallet the payout waits (`waiting_wallet`; the money shows as available balance)
+    until `account.updated` activates it. Returns the payout status.
+    """
+    P = Transaction.PayoutStatus
+    txn = Transaction.objects.get(pk=transaction_id)
+    if txn.status != Status.RELEASED or txn.payout_status == P.PAID:
+        return txn.payout_status
+    wallet = Wallet.objects.filter(user_id=txn.seller_id, status=Wallet.Status.ACTIVE,
+                                   stripe_account_id__isnull=False).first()
+    if wallet is None:
+        Transaction.objects.filter(pk=txn.pk, payout_status__in=[P.NONE, P.FAILED]).update(
+            payout_status=P.WAITING_WALLET, updated_at=timezone.now())
+        return P.WAITING_WALLET
+    Transaction.objects.filter(
+        pk=txn.pk, status=Status.RELEASED,
+        payout_status__in=[P.NONE, P.WAITING_WALLET, P.FAILED],
+    ).update(payout_status=P.PENDING, updated_at=timezone.now())
+    txn.refresh_from_db()
+    if txn.payout_status != P.PENDING:
+        return txn.payout_status
+    try:
+        transfer_id = gateway_get(txn.payment_backend).create_transfer(
+            txn, destination=wallet.stripe_account_id)
+    except Exception:
+        Transaction.objects.filter(pk=txn.pk, payout_status=P.PENDING).update(
+            payout_status=P.FAILED, updated_at=timezone.now())
+        PAYOUTS.labels(result="failed").inc()
+        raise
+    with transaction.atomic():
+        txn = _lock(txn.pk)
+        if Transaction.objects.filter(pk=txn.pk, payout_status=P.PENDING).update(
+                payout_status=P.PAID, payout_transfer_id=transfer_id,
+                updated_at=timezone.now()):
+            ledger.journal_payout(txn)
+            on_commit(PAYOUTS.labels(result="paid").inc)
+    return P.PAID
+
+
+def payouts_retry() -> int:
+    """Queue payouts stuck in `failed`, or for 10 minutes in `pending` (a killed run) or
+    `none` (a task killed before its claim, or never queued), for active wallets."""
+    from escrow.tasks import payout_send as payout_task
+
+    P = Transaction.PayoutStatus
+    stale = timezone.now() - timedelta(minutes=10)
+    pks = list(Transaction.objects.filter(
+        Q(payout_status=P.FAILED)
+        | Q(payout_status__in=[P.PENDING, P.NONE], updated_at__lt=stale),
+        status=Status.RELEASED, seller__wallet__status=Wallet.Status.ACTIVE,
+    ).values_list("pk", flat=True)[:500])
+    for pk in pks:
+        payout_task.delay(str(pk))
+    return len(pks)
+
+
+def payout_resend(*, transaction_id: Any, staff_user, reason: str = "") -> bool:
+    """Staff: queue the payout task again for a released transaction not yet paid out
+    (`failed`, `waiting_wallet`, or `pending` left by a killed run). The task is the normal,
+    idempotent `payout_send` (same provider idempotency key), so a resend never pays twice.
+    True when queued."""
+    from biddt.audit import audit_record
+    from escrow.tasks import payout_send as payout_task
+
+    P = Transaction.PayoutStatus
+    with transaction.atomic():
+        txn = _lock(transaction_id)
+        if txn.status != Status.RELEASED or txn.payout_status == P.PAID:
+            return False
+        audit_record(actor=staff_user, action="transaction.payout_resend", obj=txn,
+                     before={"payout_status": txn.payout_status},
+                     after={"payout_status": txn.payout_status, "queued": True},
+                     reason=reason)
+        task_on_commit(payout_task, str(txn.pk))
+    return True
+
