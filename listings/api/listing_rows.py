@@ -80,12 +80,12 @@ def _media(request, listing_ids: list) -> tuple[dict[Any, list[str | None]],
             found = request.build_absolute_uri(found)
         return found
 
-    image_rows = ListingImage.objects.filter(listing_id__in=listing_ids).values_list(
+    image_rows = ListingImage.objects.filter(listing_id__in=listing_ids).order_by().values_list(
         "listing_id", Value("image", output_field=CharField()), "image",
         Value("", output_field=CharField()), Value(0.0, output_field=FloatField()),
         "position", "created_at")
     video_rows = ListingVideo.objects.filter(
-        listing_id__in=listing_ids, status=VideoStatus.READY).values_list(
+        listing_id__in=listing_ids, status=VideoStatus.READY).order_by().values_list(
         "listing_id", Value("video", output_field=CharField()), "file", "poster",
         "duration_seconds", Value(0, output_field=IntegerField()), "created_at")
     rows = sorted(image_rows.union(video_rows, all=True), key=lambda r: (r[5], r[6]))
