@@ -3,7 +3,13 @@ from django.db.models import Exists, OuterRef
 from django.utils.html import format_html
 
 from bidding.models import Bid
-from biddt.staff import ReadOnlyInline, ReasonActionForm, action_reason, require_reason
+from biddt.staff import (
+    ReadOnlyAdminMixin,
+    ReadOnlyInline,
+    ReasonActionForm,
+    action_reason,
+    require_reason,
+)
 from listings.models import Listing, ListingImage, ListingReport, ListingVideo, Watch
 
 # Prices are what bidders relied on; the auction state belongs to the bidding engine.
@@ -101,6 +107,16 @@ class ListingAdmin(admin.ModelAdmin):
             listing_remove(listing_id=listing.pk, staff_user=request.user, reason=reason)
             done += 1
         self.message_user(request, f"{done} listing(s) removed.", messages.SUCCESS)
+
+
+@admin.register(ListingVideo)
+class ListingVideoAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Videos are added and removed by their sellers (files and rules go together)."""
+
+    list_display = ["listing", "status", "duration_seconds", "codec", "size_bytes",
+                    "created_at"]
+    list_filter = ["status", "codec"]
+    raw_id_fields = ["listing"]
 
 
 @admin.register(ListingImage)

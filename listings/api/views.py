@@ -253,7 +253,7 @@ class ListingVideoDetailView(APIView):
         return Response(s.ListingVideoSerializer(video, context={"request": request}).data)
 
     @extend_schema(
-        tags=TAG, summary="Remove a video (seller, no bids)",
+        tags=TAG, summary="Remove a video (seller, no bids)", request=None,
         responses={204: OpenApiResponse(description="Removed, with its files.")},
         description="409 `listing_has_bids` once a bid exists; 409 `listing_not_editable` "
                     "unless `draft` or `active`; 403 for another user's listing; 404 "

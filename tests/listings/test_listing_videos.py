@@ -406,3 +406,24 @@ def test_on_a_real_moto_s3_server_only_the_clean_copy_and_poster_stay(
     with django_capture_on_commit_callbacks(execute=True):
         client_for(listing.seller).delete(f"{url(listing)}/{body['id']}")
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+# --- the console ----------------------------------------------------------------------------
+
+def test_the_listing_admin_page_shows_the_video_small_and_read_only(media_root, listing,
+                                                                    post_video):
+    from django.test import Client
+
+    from accounts.roles import SUPPORT, user_set_role
+
+    body = polled(listing, post_video(listing, make_video()))
+    staff = UserFactory()
+    user_set_role(user=staff, role=SUPPORT)
+    client = Client()
+    client.force_login(staff)
+    page = client.get(f"/admin/listings/listing/{listing.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    video = ListingVideo.objects.get(pk=body["id"])
+    assert f'<video src="{video.file.url}" poster="{video.poster.url}" width="160"' in html
+    assert "64×48" in html and "videos-0-status" not in html  # shown, not editable
