@@ -520,6 +520,16 @@ BIDDT_MAX_AVATAR_BYTES = env.int("BIDDT_MAX_AVATAR_BYTES", default=5 * 1024 * 10
 BIDDT_IMAGE_MAX_PIXELS = env.int("BIDDT_IMAGE_MAX_PIXELS", default=24_000_000)
 BIDDT_IMAGE_DECODE_CONCURRENCY = env.int("BIDDT_IMAGE_DECODE_CONCURRENCY", default=2)
 BIDDT_IMAGE_DECODE_WAIT_SECONDS = env.float("BIDDT_IMAGE_DECODE_WAIT_SECONDS", default=30.0)
+# Listing videos (biddt/videos.py): FFmpeg reads them in a child process with these limits.
+BIDDT_VIDEO_MAX_BYTES = env.int("BIDDT_VIDEO_MAX_BYTES", default=100 * 1024 * 1024)
+BIDDT_VIDEO_MAX_SECONDS = env.float("BIDDT_VIDEO_MAX_SECONDS", default=60.0)
+BIDDT_VIDEO_MAX_PIXELS = env.int("BIDDT_VIDEO_MAX_PIXELS", default=4096 * 2304)
+BIDDT_VIDEO_MEMORY_BYTES = env.int("BIDDT_VIDEO_MEMORY_BYTES", default=1024 * 1024 * 1024)
+BIDDT_VIDEO_PROBE_TIMEOUT_SECONDS = env.float("BIDDT_VIDEO_PROBE_TIMEOUT_SECONDS", default=10.0)
+BIDDT_VIDEO_PROCESS_TIMEOUT_SECONDS = env.float("BIDDT_VIDEO_PROCESS_TIMEOUT_SECONDS",
+                                                default=60.0)
+BIDDT_VIDEO_CONCURRENCY = env.int("BIDDT_VIDEO_CONCURRENCY", default=2)
+BIDDT_VIDEO_WAIT_SECONDS = env.float("BIDDT_VIDEO_WAIT_SECONDS", default=15.0)
 
 # --- I18N -----------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

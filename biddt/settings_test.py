@@ -35,7 +35,9 @@ BIDDT_EMBEDDED_JOBS = False
 # Sweep threads have their own connections: they can't see a test's uncommitted rows. The
 # threaded sweep has its own PostgreSQL test (tests/bidding/test_close.py).
 BIDDT_CLOSE_THREADS = 1
-MEDIA_ROOT = os.path.join(_TMP, "media")
+# A server and a worker that a test starts share the media folder the test gives them (the
+# way they share a bucket in production).
+MEDIA_ROOT = os.environ.get("BIDDT_TEST_MEDIA_ROOT") or os.path.join(_TMP, "media")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -1,9 +1,16 @@
 from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef
+from django.utils.html import format_html
 
 from bidding.models import Bid
-from biddt.staff import ReadOnlyInline, ReasonActionForm, action_reason, require_reason
-from listings.models import Listing, ListingImage, ListingReport, Watch
+from biddt.staff import (
+    ReadOnlyAdminMixin,
+    ReadOnlyInline,
+    ReasonActionForm,
+    action_reason,
+    require_reason,
+)
+from listings.models import Listing, ListingImage, ListingReport, ListingVideo, Watch
 
 # Prices are what bidders relied on; the auction state belongs to the bidding engine.
 MONEY_FIELDS = ["starting_price_cents", "reserve_price_cents", "buy_now_price_cents",
@@ -15,6 +22,26 @@ class ListingImageInline(admin.TabularInline):
     extra = 0
     fields = ["image", "thumbnail", "position", "width", "height"]
     readonly_fields = ["width", "height"]
+
+
+class ListingVideoInline(ReadOnlyInline):
+    """The listing's video, small and read-only (the seller adds and removes it)."""
+
+    model = ListingVideo
+    fields = ["preview", "status", "duration_seconds", "resolution", "codec", "size_bytes",
+              "error", "created_at"]
+
+    @admin.display(description="video")
+    def preview(self, obj):
+        if not obj.file:
+            return "-"
+        poster = obj.poster.url if obj.poster else ""
+        return format_html('<video src="{}" poster="{}" width="160" controls '
+                           'preload="none" muted></video>', obj.file.url, poster)
+
+    @admin.display(description="size")
+    def resolution(self, obj):
+        return f"{obj.width}×{obj.height}"
 
 
 class BidInline(ReadOnlyInline):
@@ -57,7 +84,7 @@ class ListingAdmin(admin.ModelAdmin):
     search_fields = ["title", "description", "id", "seller__display_name"]
     date_hierarchy = "created_at"
     raw_id_fields = ["seller", "leader"]
-    inlines = [ListingImageInline, BidInline, ReportInline]
+    inlines = [ListingImageInline, ListingVideoInline, BidInline, ReportInline]
     action_form = ReasonActionForm
     actions = ["remove_listings"]
     # Money and auction state are never edited by hand; status moves through services.
@@ -80,6 +107,16 @@ class ListingAdmin(admin.ModelAdmin):
             listing_remove(listing_id=listing.pk, staff_user=request.user, reason=reason)
             done += 1
         self.message_user(request, f"{done} listing(s) removed.", messages.SUCCESS)
+
+
+@admin.register(ListingVideo)
+class ListingVideoAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Videos are added and removed by their sellers (files and rules go together)."""
+
+    list_display = ["listing", "status", "duration_seconds", "codec", "size_bytes",
+                    "created_at"]
+    list_filter = ["status", "codec"]
+    raw_id_fields = ["listing"]
 
 
 @admin.register(ListingImage)

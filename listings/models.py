@@ -230,3 +230,45 @@ class ListingReport(models.Model):
 
     def __str__(self) -> str:
         return f"report of {self.listing_id}"
+
+
+class VideoStatus(models.TextChoices):
+    PROCESSING = "processing", "Processing"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class ListingVideo(models.Model):
+    """A listing's video (listings.videos): checked on upload, cleaned by the worker.
+
+    `source` is the upload as received, kept private (never given a URL) until the worker has
+    remuxed it without metadata into `file` and extracted `poster`; the listing shows only
+    `ready` videos.
+    """
+
+    Status = VideoStatus
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    listing = models.ForeignKey(Listing, on_delete=models.CASCADE, related_name="videos")
+    status = models.CharField(max_length=16, choices=VideoStatus.choices,
+                              default=VideoStatus.PROCESSING)
+    source = models.FileField(upload_to="videos/incoming/", blank=True, default="")
+    file = models.FileField(upload_to="listings/%Y/%m/videos/", blank=True, default="")
+    poster = models.ImageField(upload_to="listings/%Y/%m/videos/", blank=True, default="")
+    duration_seconds = models.FloatField(default=0)
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    codec = models.CharField(max_length=16, blank=True, default="")
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    error = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["listing", "status"], name="listing_video_status")]
+        constraints = [models.CheckConstraint(condition=Q(status__in=VideoStatus.values),
+                                              name="listing_video_status_valid")]
+
+    def __str__(self) -> str:
+        return f"video of {self.listing_id} ({self.status})"

@@ -34,7 +34,7 @@ from django.utils import timezone
 from bidding import rules
 from biddt.errors import NotFound
 from biddt.geo import bounding_box, distance_km_expr, earth_order_expr, earth_within_q
-from listings.models import Listing, ListingImage, ListingStatus, Watch
+from listings.models import Listing, ListingImage, ListingStatus, ListingVideo, VideoStatus, Watch
 
 MAX_RADIUS_KM = 500.0
 NEW_SELLER_DAYS = 7
@@ -101,11 +101,13 @@ def _annotations(*, user, lat: float | None, lng: float | None) -> dict[str, Any
 
 def listing_queryset(*, user, lat: float | None = None,
                      lng: float | None = None) -> QuerySet[Listing]:
-    """Listings with everything the representation reads, in one query (+ images)."""
+    """Listings with everything the representation reads, in one query (+ images, videos)."""
     return (Listing.objects.select_related("seller")
             .prefetch_related(Prefetch("images",
                                        queryset=ListingImage.objects.order_by("position",
-                                                                              "created_at")))
+                                                                              "created_at")),
+                              Prefetch("videos", queryset=ListingVideo.objects.filter(
+                                  status=VideoStatus.READY).order_by("created_at")))
             .annotate(**_annotations(user=user, lat=lat, lng=lng)))
 
 

@@ -4,9 +4,9 @@
 more than the page's SQL: a serializer and twenty-odd fields per listing, a nested serializer
 for the seller, model instances and a prefetch. Here the page is one query of plain values
 (the seller's public fields as scalar subqueries, evaluated for the page's rows only, so the
-plan never joins users) and one query for the page's images, assembled into the same dicts,
-key for key and value for value (tests/listings/test_browse_scale.py compares them on
-generated listings).
+plan never joins users) and one query for the page's images and ready videos, assembled
+into the same dicts, key for key and value for value (tests/listings/test_browse_scale.py
+compares them on generated listings).
 """
 
 from __future__ import annotations
@@ -14,12 +14,20 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import (
+    CharField,
+    FloatField,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.utils import timezone
 
 from accounts.models import User
 from bidding import rules
-from listings.models import ListingImage
+from listings.models import ListingImage, ListingVideo, VideoStatus
 
 COLUMNS = ("id", "seller_id", "title", "description", "category", "condition", "auction_type",
            "starting_price_cents", "buy_now_price_cents", "reserve_price_cents", "status",
@@ -55,27 +63,47 @@ def _int(value) -> int | None:
     return None if value is None else int(value)
 
 
-def _images(request, listing_ids: list) -> dict[Any, list[str | None]]:
-    """The page's image URLs per listing, in display order, from one query."""
-    by_listing: dict[Any, list[str | None]] = defaultdict(list)
+def _media(request, listing_ids: list) -> tuple[dict[Any, list[str | None]],
+                                                  dict[Any, list[dict[str, Any]]]]:
+    """The page's image URLs and ready videos per listing, in display order, from one query
+    (a UNION of the two tables)."""
+    images: dict[Any, list[str | None]] = defaultdict(list)
+    videos: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     if not listing_ids:
-        return by_listing
-    storage = ListingImage._meta.get_field("image").storage
-    rows = (ListingImage.objects.filter(listing_id__in=listing_ids)
-            .order_by("position", "created_at").values_list("listing_id", "image"))
-    for listing_id, name in rows:
-        url = storage.url(name) if name else None
-        if url is not None and request is not None and url.startswith("/"):
-            url = request.build_absolute_uri(url)
-        by_listing[listing_id].append(url)
-    return by_listing
+        return images, videos
+    image_storage = ListingImage._meta.get_field("image").storage
+    video_storage = ListingVideo._meta.get_field("file").storage
+
+    def url(storage, name: str) -> str | None:
+        found = storage.url(name) if name else None
+        if found is not None and request is not None and found.startswith("/"):
+            found = request.build_absolute_uri(found)
+        return found
+
+    image_rows = ListingImage.objects.filter(listing_id__in=listing_ids).order_by().values_list(
+        "listing_id", Value("image", output_field=CharField()), "image",
+        Value("", output_field=CharField()), Value(0.0, output_field=FloatField()),
+        "position", "created_at")
+    video_rows = ListingVideo.objects.filter(
+        listing_id__in=listing_ids, status=VideoStatus.READY).order_by().values_list(
+        "listing_id", Value("video", output_field=CharField()), "file", "poster",
+        "duration_seconds", Value(0, output_field=IntegerField()), "created_at")
+    rows = sorted(image_rows.union(video_rows, all=True), key=lambda r: (r[5], r[6]))
+    for listing_id, kind, name, poster, duration, _position, _created in rows:
+        if kind == "image":
+            images[listing_id].append(url(image_storage, name))
+        else:
+            videos[listing_id].append({"url": url(video_storage, name),
+                                       "poster_url": url(video_storage, poster),
+                                       "duration_seconds": float(duration)})
+    return images, videos
 
 
 def represent_rows(rows: list[dict], request) -> list[dict[str, Any]]:
     """The page's listings as `ListingSerializer` renders them, from `listing_rows` dicts."""
     user = getattr(request, "user", None)
     user_id = user.pk if user is not None and user.is_authenticated else None
-    images = _images(request, [row["id"] for row in rows])
+    images, videos = _media(request, [row["id"] for row in rows])
     tz = timezone.get_current_timezone()
     out = []
     for row in rows:
@@ -95,6 +123,7 @@ def represent_rows(rows: list[dict], request) -> list[dict[str, Any]]:
             "category": row["category"],
             "condition": row["condition"],
             "images": images.get(row["id"], []),
+            "videos": videos.get(row["id"], []),
             "auction_type": row["auction_type"],
             "starting_price_cents": int(row["starting_price_cents"]),
             "buy_now_price_cents": _int(row["buy_now_price_cents"]),

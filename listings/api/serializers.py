@@ -10,7 +10,14 @@ from rest_framework import serializers
 
 from accounts.api.serializers import absolute_media_url
 from biddt.parsers import MAX_INT
-from listings.models import AuctionType, Category, Condition, ListingStatus, ReportReason
+from listings.models import (
+    AuctionType,
+    Category,
+    Condition,
+    ListingStatus,
+    ReportReason,
+    VideoStatus,
+)
 from listings.selectors import listing_auction_view
 
 
@@ -18,6 +25,22 @@ class SellerSummarySerializer(serializers.Serializer):
     id = serializers.UUIDField(read_only=True)
     display_name = serializers.CharField(read_only=True)
     rating_avg = serializers.FloatField(read_only=True, allow_null=True)
+
+
+class ListingVideoSummarySerializer(serializers.Serializer):
+    """A ready video in the listing representation."""
+
+    url = serializers.SerializerMethodField()
+    poster_url = serializers.SerializerMethodField()
+    duration_seconds = serializers.FloatField(read_only=True)
+
+    @extend_schema_field(serializers.URLField())
+    def get_url(self, obj) -> str | None:
+        return absolute_media_url(self.context.get("request"), obj.file)
+
+    @extend_schema_field(serializers.URLField())
+    def get_poster_url(self, obj) -> str | None:
+        return absolute_media_url(self.context.get("request"), obj.poster)
 
 
 class ListingSerializer(serializers.Serializer):
@@ -36,6 +59,7 @@ class ListingSerializer(serializers.Serializer):
     category = serializers.ChoiceField(choices=Category.choices, read_only=True)
     condition = serializers.ChoiceField(choices=Condition.choices, read_only=True)
     images = serializers.SerializerMethodField()
+    videos = serializers.SerializerMethodField()
     auction_type = serializers.ChoiceField(choices=AuctionType.choices, read_only=True)
     starting_price_cents = serializers.IntegerField(read_only=True)
     buy_now_price_cents = serializers.IntegerField(read_only=True, allow_null=True)
@@ -80,6 +104,12 @@ class ListingSerializer(serializers.Serializer):
     def get_images(self, obj) -> list[str]:
         request = self.context.get("request")
         return [absolute_media_url(request, image.image) for image in obj.images.all()]
+
+    @extend_schema_field(ListingVideoSummarySerializer(many=True))
+    def get_videos(self, obj) -> list[dict]:
+        # Ready videos only (the prefetch of listing_queryset already filters them).
+        ready = [video for video in obj.videos.all() if video.status == VideoStatus.READY]
+        return ListingVideoSummarySerializer(ready, many=True, context=self.context).data
 
     @extend_schema_field(serializers.BooleanField(allow_null=True))
     def get_reserve_met(self, obj) -> bool | None:
@@ -167,6 +197,43 @@ class ListingImageSerializer(serializers.Serializer):
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_thumbnail_url(self, obj) -> str | None:
         return absolute_media_url(self.context.get("request"), obj.thumbnail)
+
+
+class ListingVideoUploadSerializer(serializers.Serializer):
+    video = serializers.FileField(help_text="MP4 or QuickTime, H.264 or HEVC (checked by "
+                                            "content), at most 100 MB and 60 s; at most one "
+                                            "video per listing.")
+
+
+class ListingVideoSerializer(serializers.Serializer):
+    """A video as its seller sees it: `url` and `poster_url` are null until `ready`."""
+
+    id = serializers.UUIDField(read_only=True)
+    status = serializers.ChoiceField(
+        choices=VideoStatus.choices, read_only=True,
+        help_text="`processing` until the worker has stripped the metadata and extracted "
+                  "the poster, then `ready` (shown on the listing), or `failed` (see "
+                  "`error`; it doesn't count against the limit).")
+    url = serializers.SerializerMethodField()
+    poster_url = serializers.SerializerMethodField()
+    duration_seconds = serializers.FloatField(read_only=True)
+    error = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_url(self, obj) -> str | None:
+        if obj.status != VideoStatus.READY:
+            return None
+        return absolute_media_url(self.context.get("request"), obj.file)
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_poster_url(self, obj) -> str | None:
+        if obj.status != VideoStatus.READY:
+            return None
+        return absolute_media_url(self.context.get("request"), obj.poster)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_error(self, obj) -> str | None:
+        return obj.error or None if obj.status == VideoStatus.FAILED else None
 
 
 class WatchSerializer(serializers.Serializer):

@@ -17,7 +17,7 @@ from accounts.permissions import IsAuthenticatedActive
 from biddt.errors import invalid
 from biddt.pagination import CursorPagination
 from biddt.throttles import UserThrottle
-from listings import selectors, services
+from listings import selectors, services, videos
 from listings.api import serializers as s
 from listings.api.listing_rows import listing_rows, represent_rows
 from listings.filters import ListingBrowseParams
@@ -192,6 +192,76 @@ class ListingImagesView(APIView):
                                            upload=data.validated_data["image"])
         return Response(s.ListingImageSerializer(image, context={"request": request}).data,
                         status=status.HTTP_201_CREATED)
+
+
+VIDEO_STATES = (
+    "The upload is checked on the request, by content: the container (MP4 or QuickTime) and "
+    "codec (H.264 or HEVC) read from the file's header, never its name, the frame size and "
+    "the declared duration. The worker then remuxes it without metadata (GPS position, "
+    "creation time, maker tags and data tracks are dropped), checks the packets' real "
+    "duration and extracts a poster frame (JPEG). Until then the video's `status` is "
+    "`processing` and `url`/`poster_url` are null; once `ready` it appears in the listing's "
+    "`videos` (poll `GET /v1/listings/{id}/videos/{video_id}`). A file the worker refuses "
+    "ends `failed` with an `error` and doesn't count against the limit. URLs are signed when "
+    "media is on S3."
+)
+
+
+class ListingVideosView(APIView):
+    @extend_schema(
+        tags=TAG, summary="Add a video (seller)",
+        request={"multipart/form-data": s.ListingVideoUploadSerializer},
+        responses={201: s.ListingVideoSerializer},
+        description=(
+            "Multipart field `video`: MP4 or QuickTime, H.264 or HEVC, at most 100 MB "
+            "(BIDDT_VIDEO_MAX_BYTES; a larger body is refused before it is read) and 60 s "
+            "(BIDDT_VIDEO_MAX_SECONDS), at most one video per listing (a second one is 400 "
+            "`invalid_video`, as an eleventh image is `invalid_image`; delete the first). "
+            "201 `{id, status, url, poster_url, duration_seconds, error}`: `status` is "
+            "`processing` until the worker is done (`ready` at once where tasks run "
+            "in-process). " + VIDEO_STATES + " 400 `invalid_video` (attr `video`); 409 "
+            "`listing_not_editable`; 403 for another user's listing; 503 "
+            "`service_unavailable` when too many videos are being checked (retry). "
+            + NOT_FOUND
+        ),
+    )
+    def post(self, request, listing_id):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0) or None
+        except ValueError:
+            length = None
+        videos.listing_video_check_size(content_length=length)
+        data = s.ListingVideoUploadSerializer(data=request.data)
+        if not data.is_valid():
+            raise invalid("invalid_video", "Send the video as the multipart field `video`.",
+                          attr="video")
+        video = videos.listing_video_add(listing_id=listing_id, user=request.user,
+                                         upload=data.validated_data["video"])
+        return Response(s.ListingVideoSerializer(video, context={"request": request}).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class ListingVideoDetailView(APIView):
+    @extend_schema(
+        tags=TAG, summary="A video of the caller's listing (seller)",
+        responses={200: s.ListingVideoSerializer},
+        description=VIDEO_STATES + " 404 `not_found` unless the caller is the seller.",
+    )
+    def get(self, request, listing_id, video_id):
+        video = videos.listing_video_get(listing_id=listing_id, video_id=video_id,
+                                         user=request.user)
+        return Response(s.ListingVideoSerializer(video, context={"request": request}).data)
+
+    @extend_schema(
+        tags=TAG, summary="Remove a video (seller, no bids)", request=None,
+        responses={204: OpenApiResponse(description="Removed, with its files.")},
+        description="409 `listing_has_bids` once a bid exists; 409 `listing_not_editable` "
+                    "unless `draft` or `active`; 403 for another user's listing; 404 "
+                    "`not_found` for a video not on this listing. " + NOT_FOUND,
+    )
+    def delete(self, request, listing_id, video_id):
+        videos.listing_video_delete(listing_id=listing_id, video_id=video_id, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ListingWatchView(APIView):

@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.services import user_reinstate, user_suspend
 from biddt.dbstats import analyze, explain, plan_shape
 from biddt.geo import bounding_box, distance_km_expr, haversine_km
-from listings.models import Listing, ListingImage, Watch
+from listings.models import Listing, ListingImage, ListingVideo, Watch
 from tests.factories import ListingFactory, UserFactory
 from tests.listings.conftest import client_for
 
@@ -259,6 +259,11 @@ def _catalogue_for_representation(viewer, rng: random.Random) -> None:
                                         thumbnail="", position=rng.choice([0, k]))
         if rng.random() < 0.3:
             Watch.objects.create(user=viewer, listing=listing)
+        if rng.random() < 0.2:  # a video: only a ready one is shown
+            ListingVideo.objects.create(
+                listing=listing, status=rng.choice(["ready", "processing"]),
+                file=f"listings/{n}.mp4", poster=f"listings/{n}-poster.jpg",
+                duration_seconds=rng.choice([1.5, 59.96, 12.0]))
 
 
 def _serializer_bytes(body: dict, viewer, params: dict) -> bytes:

@@ -29,7 +29,7 @@ def test_create_makes_a_draft_with_the_full_representation(auth_api, user):
     assert listing.status == "draft" and listing.seller == user
     assert listing.current_price_cents == 5000
     assert list(data) == [
-        "id", "seller", "title", "description", "category", "condition", "images",
+        "id", "seller", "title", "description", "category", "condition", "images", "videos",
         "auction_type", "starting_price_cents", "buy_now_price_cents", "reserve_met",
         "reserve_price_cents", "status", "starts_at", "ends_at", "location_lat",
         "location_lng", "location_name", "current_price_cents", "bid_count",
