@@ -1,9 +1,10 @@
 """Saved searches: a user's `GET /v1/listings` filters, kept to be told of new listings.
 
-On PostgreSQL a trigger (migration 0002) keeps three columns the matching reads: the
-search's text as a `tsquery` (the `websearch_to_tsquery` of `q_websearch`, what browse runs
-for `q`), the positive lexemes of that query (GIN-indexed: a listing can only match a text
-search if it holds at least one of them) and the search's `anchor`, the most selective of its
+On PostgreSQL a trigger (migration 0002) keeps the columns the matching reads: the search's
+text as a `tsquery` (the `websearch_to_tsquery` of `q_websearch`, what browse runs for `q`),
+the positive lexemes of that query (a listing can only match a text search if it holds at
+least one of them), its index keys (`q_keys`: the lexemes, or for a query whose words are all
+required one pair of them, `"a b"`) and the search's `anchor`, the most selective of its
 indexed filters (text, then place, then category; `none` for a search with none of them).
 Matching reads each anchor through its own partial index (discovery.selectors).
 """
@@ -65,6 +66,7 @@ class SavedSearch(models.Model):
     # Kept by the PostgreSQL trigger (migration 0002); never written by Django.
     q_tsquery = TsQueryField(null=True, blank=True, editable=False)
     q_lexemes = LexemesField(null=True, blank=True, editable=False)
+    q_keys = LexemesField(null=True, blank=True, editable=False)
     anchor = models.CharField(max_length=8, choices=Anchor.choices, blank=True, default="",
                               editable=False)
 

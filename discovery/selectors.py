@@ -4,7 +4,9 @@ searches a newly active listing matches, and the export of a user's searches.
 Matching (`saved_searches_matching`) on PostgreSQL: each search is read through the partial
 index of its anchor (discovery.models), one UNION ALL arm per anchor, and every arm applies
 the same exact filters, so the database narrows 100,000 searches to the few that match:
-- text: the GIN index on the searches' lexemes (`q_lexemes && the listing's lexemes`),
+- text: a GIN index on the searches' keys (`q_keys && the listing's keys`): a search whose
+  words are all required (no OR) is keyed on one pair of them, so "vintage guitar" is a
+  candidate only for listings holding both words, not for every vintage thing,
 - geo: a GiST index on the box around each search's circle (`box @> the listing's point`),
 - category: a btree on the category,
 - none: the few searches with none of those filters.
@@ -19,22 +21,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection
-from django.db.models import (
-    BooleanField,
-    F,
-    Field,
-    FloatField,
-    Func,
-    Q,
-    QuerySet,
-    Subquery,
-    Value,
-)
-from django.db.models.functions import Coalesce
+from django.db.models import Q, QuerySet
 
 from biddt.errors import NotFound
-from biddt.geo import EARTH_RADIUS_KM, MAX_RADIUS_KM, haversine_km
-from discovery.models import Anchor, SavedSearch
+from biddt.geo import MAX_RADIUS_KM, haversine_km
+from discovery.models import SavedSearch
 from listings.models import Listing, ListingStatus
 from listings.selectors import Browse, listing_browse
 
@@ -73,61 +64,78 @@ def saved_searches_for_export(user) -> list[dict[str, Any]]:
 
 # --- matching ----------------------------------------------------------------------------
 
-class _Infix(Func):
-    """`left <op> right` for the operators Django has no lookup for (`@@`, `&&`, `@>`)."""
+# A listing with more distinct lexemes than this is matched on single lexemes: its pairs
+# (n * (n - 1) / 2 keys) would cost more to look up than the extra candidates.
+MAX_PAIRED_LEXEMES = 80
 
-    template = "(%(expressions)s)"
+# Conditions every arm applies: the exact meaning of each filter. A NULL point (a listing
+# without a place) makes the distance NULL, so only searches without a place pass.
+_EXACT = """
+    s.notify AND s.user_id <> %(seller)s
+    AND (s.category IS NULL OR s.category = %(category)s)
+    AND (s.condition IS NULL OR s.condition = %(condition)s)
+    AND (s.min_price IS NULL OR s.min_price <= %(price)s)
+    AND (s.max_price IS NULL OR s.max_price >= %(price)s)
+    AND (s.q_tsquery IS NULL OR s.q_tsquery @@ (SELECT v FROM listing))
+    AND (s.lat IS NULL OR earth_distance(listing_earth_point(s.lat, s.lng),
+                                         listing_earth_point(%(lat)s, %(lng)s))
+                          <= COALESCE(s.radius_km, 500.0) / 6371.0088 * earth())"""
 
-    def __init__(self, left, op: str, right, output_field=None):
-        self.arg_joiner = f" {op} "
-        super().__init__(left, right, output_field=output_field or BooleanField())
+# One arm per anchor, each through its partial index (migration 0002); the arms are disjoint.
+_MATCHING_SQL = """
+WITH listing AS (SELECT search_vector AS v FROM listings_listing WHERE id = %(listing)s)
+SELECT s.id, s.user_id, s.name FROM discovery_savedsearch s
+ WHERE s.anchor = 'text' AND {text_key} AND {exact}
+UNION ALL
+SELECT s.id, s.user_id, s.name FROM discovery_savedsearch s
+ WHERE s.anchor = 'geo'
+   AND saved_search_earth_box(s.lat, s.lng, COALESCE(s.radius_km, 500.0))
+       @> listing_earth_point(%(lat)s, %(lng)s)
+   AND {exact}
+UNION ALL
+SELECT s.id, s.user_id, s.name FROM discovery_savedsearch s
+ WHERE s.anchor = 'category' AND s.category = %(category)s AND {exact}
+UNION ALL
+SELECT s.id, s.user_id, s.name FROM discovery_savedsearch s
+ WHERE s.anchor = 'none' AND {exact}
+"""
+_MATCHING_BY_PAIRS = _MATCHING_SQL.format(text_key="s.q_keys && %(keys)s::text[]",
+                                          exact=_EXACT)
+_MATCHING_BY_LEXEMES = _MATCHING_SQL.format(text_key="s.q_lexemes && %(keys)s::text[]",
+                                            exact=_EXACT)
 
 
-def _earth_point(lat, lng) -> Func:
-    return Func(lat, lng, function="listing_earth_point", output_field=Field())
+def listing_text_keys(lexemes: list[str]) -> list[str]:
+    """What a listing's words can match in `q_keys`: each lexeme (a one-word search, or any
+    word of an OR) and each pair of lexemes as `"a b"`, a < b (a search whose words are all
+    required keys on one pair of them, so the index finds only searches whose two words are
+    both in the listing)."""
+    words = sorted(set(lexemes))
+    return words + [f"{a} {b}" for i, a in enumerate(words) for b in words[i + 1:]]
 
 
-def _radius_km() -> Coalesce:
-    return Coalesce(F("radius_km"), Value(MAX_RADIUS_KM), output_field=FloatField())
-
-
-def _search_box() -> Func:
-    """The search's circle as a cube (the expression of the GiST index, migration 0002)."""
-    return Func(F("lat"), F("lng"), _radius_km(), function="saved_search_earth_box",
-                output_field=Field())
-
-
-def _postgres_matching(listing: Listing) -> QuerySet:
-    vector = Subquery(Listing.objects.filter(pk=listing.pk).values("search_vector")[:1])
-    price = listing.starting_price_cents
-    exact = [
-        Q(category__isnull=True) | Q(category=listing.category),
-        Q(condition__isnull=True) | Q(condition=listing.condition),
-        Q(min_price__isnull=True) | Q(min_price__lte=price),
-        Q(max_price__isnull=True) | Q(max_price__gte=price),
-        Q(q_tsquery__isnull=True) | Q(_Infix(F("q_tsquery"), "@@", vector)),
-    ]
-    has_place = listing.location_lat is not None and listing.location_lng is not None
-    if has_place:
-        point = _earth_point(Value(float(listing.location_lat)),
-                             Value(float(listing.location_lng)))
-        distance = Func(_earth_point(F("lat"), F("lng")), point, function="earth_distance",
-                        output_field=FloatField())
-        arc = (_radius_km() / Value(EARTH_RADIUS_KM)
-               * Func(function="earth", output_field=FloatField()))
-        exact.append(Q(lat__isnull=True) | Q(_Infix(distance, "<=", arc)))
+def matching_statement(listing: Listing) -> tuple[str, dict[str, Any]]:
+    """The PostgreSQL matching query for `listing` and its parameters."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tsvector_to_array(search_vector) FROM listings_listing "
+                       "WHERE id = %s", [listing.pk])
+        row = cursor.fetchone()
+    lexemes = list(row[0] or []) if row else []
+    if len(lexemes) <= MAX_PAIRED_LEXEMES:
+        sql, keys = _MATCHING_BY_PAIRS, listing_text_keys(lexemes)
     else:
-        exact.append(Q(lat__isnull=True))
-    base = (SavedSearch.objects.filter(*exact, notify=True)
-            .exclude(user_id=listing.seller_id).values_list("id", "user_id", "name"))
-    lexemes = Func(vector, function="tsvector_to_array", output_field=Field())
-    arms = [base.filter(Q(_Infix(F("q_lexemes"), "&&", lexemes)), anchor=Anchor.TEXT),
-            base.filter(anchor=Anchor.CATEGORY, category=listing.category),
-            base.filter(anchor=Anchor.NONE)]
-    if has_place:
-        arms.append(base.filter(Q(_Infix(_search_box(), "@>", point)), anchor=Anchor.GEO))
-    first, *rest = [arm.order_by() for arm in arms]
-    return first.union(*rest, all=True)
+        sql, keys = _MATCHING_BY_LEXEMES, lexemes
+    return sql, {"listing": listing.pk, "seller": listing.seller_id, "keys": keys,
+                 "category": listing.category, "condition": listing.condition,
+                 "price": listing.starting_price_cents, "lat": listing.location_lat,
+                 "lng": listing.location_lng}
+
+
+def _postgres_matching(listing: Listing) -> list[tuple[Any, Any, str]]:
+    sql, params = matching_statement(listing)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def _words_match(q: str, text: str) -> bool:
@@ -164,5 +172,5 @@ def saved_searches_matching(*, listing: Listing) -> list[tuple[Any, Any, str]]:
     """(search id, owner id, search name) of every search with `notify` on that `listing`
     matches, but its seller's own; price on the starting price (what was published)."""
     if connection.vendor == "postgresql":
-        return list(_postgres_matching(listing))
+        return _postgres_matching(listing)
     return _sqlite_matching(listing)

@@ -9,6 +9,10 @@ writer (the service, admin, bulk_create in the benchmark) leaves them right:
   answer (negated words left out). A listing the query matches holds at least one of them;
   an empty array (no text, stop words only, only negated words) means the words can't
   narrow and another anchor is used;
+- `q_keys`: what the text index holds. Without an OR every lexeme is required, so one pair
+  of them (`"a b"`) is a key a matching listing always has and few others do; with an OR,
+  each lexeme. A listing offers its lexemes and their pairs (discovery.selectors); one with
+  very many lexemes is matched on `q_lexemes` instead (second GIN index);
 - `anchor`: `text` when there are lexemes, else `geo` with a place, else `category` with
   one, else `none`.
 `saved_search_earth_box(lat, lng, radius_km)` is the cube around the search's circle
@@ -28,15 +32,28 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
 $$;
 
 CREATE OR REPLACE FUNCTION discovery_savedsearch_match_columns() RETURNS trigger AS $$
+DECLARE
+    pair text[];
 BEGIN
     IF coalesce(NEW.q_websearch, '') = '' THEN
         NEW.q_tsquery := NULL;
         NEW.q_lexemes := '{{}}';
+        NEW.q_keys := '{{}}';
     ELSE
         NEW.q_tsquery := websearch_to_tsquery('english'::regconfig, NEW.q_websearch);
         NEW.q_lexemes := ARRAY(
             SELECT DISTINCT replace(m[1], '''''', '''')
             FROM regexp_matches(querytree(NEW.q_tsquery), '''((?:[^'']|'''')+)''', 'g') AS m);
+        IF cardinality(NEW.q_lexemes) >= 2 AND strpos(querytree(NEW.q_tsquery), '|') = 0 THEN
+            -- Every word is required: key on the two longest (rarer, as a rule), "a b" with
+            -- a < b in code point order (discovery.selectors.listing_text_keys).
+            SELECT array_agg(w ORDER BY w COLLATE "C") INTO pair FROM (
+                SELECT w FROM unnest(NEW.q_lexemes) AS w
+                ORDER BY length(w) DESC, w COLLATE "C" LIMIT 2) AS longest;
+            NEW.q_keys := ARRAY[pair[1] || ' ' || pair[2]];
+        ELSE
+            NEW.q_keys := NEW.q_lexemes;
+        END IF;
     END IF;
     NEW.anchor := CASE
         WHEN cardinality(NEW.q_lexemes) > 0 THEN 'text'
@@ -55,6 +72,8 @@ CREATE TRIGGER discovery_savedsearch_match
 
 INDEXES = [
     "CREATE INDEX IF NOT EXISTS saved_search_anchor_text ON discovery_savedsearch "
+    "USING gin (q_keys) WHERE notify AND anchor = 'text'",
+    "CREATE INDEX IF NOT EXISTS saved_search_anchor_words ON discovery_savedsearch "
     "USING gin (q_lexemes) WHERE notify AND anchor = 'text'",
     "CREATE INDEX IF NOT EXISTS saved_search_anchor_geo ON discovery_savedsearch "
     "USING gist (saved_search_earth_box(lat, lng, COALESCE(radius_km, 500.0))) "
@@ -92,6 +111,7 @@ def backwards(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     schema_editor.execute("DROP INDEX IF EXISTS saved_search_anchor_text")
+    schema_editor.execute("DROP INDEX IF EXISTS saved_search_anchor_words")
     schema_editor.execute("DROP INDEX IF EXISTS saved_search_anchor_geo")
     schema_editor.execute("DROP TRIGGER IF EXISTS discovery_savedsearch_match "
                           "ON discovery_savedsearch")

@@ -61,6 +61,28 @@ def test_full_text(guitar):
 
 
 @pytest.mark.django_db
+def test_a_search_whose_words_are_all_required_is_keyed_on_a_pair(guitar):
+    both = search(q="vintage guitar")
+    either = search(q="vintage or drums")
+    phrase = search(q='"fender guitar"')
+    assert SavedSearch.objects.get(pk=both.pk).q_keys == ["guitar vintag"]
+    assert sorted(SavedSearch.objects.get(pk=either.pk).q_keys) == ["drum", "vintag"]
+    assert SavedSearch.objects.get(pk=phrase.pk).q_keys == ["fender guitar"]
+    # the listing holds both words of each: all three match, through the index
+    assert matched(guitar) == {both.pk, either.pk, phrase.pk}
+
+
+@pytest.mark.django_db
+def test_a_listing_with_very_many_words_is_matched_on_single_words(guitar, monkeypatch):
+    from discovery import selectors
+
+    hits = [search(q="vintage guitar"), search(q="case or drums"), search(q="sunburst")]
+    search(q="vintage banjo")
+    monkeypatch.setattr(selectors, "MAX_PAIRED_LEXEMES", 2)
+    assert matched(guitar) == {s.pk for s in hits}
+
+
+@pytest.mark.django_db
 def test_a_query_of_only_negated_words_matches_what_lacks_them(guitar):
     without_drums = search(q="-drums")
     without_case = search(q="-case")
@@ -121,11 +143,11 @@ def test_the_sellers_own_searches_and_silent_ones_are_left_out(guitar):
 @pytest.mark.django_db
 def test_each_anchor_is_read_through_its_index(guitar):
     from biddt.dbstats import explain
-    from discovery.selectors import _postgres_matching
+    from discovery.selectors import matching_statement
 
     search(q="guitar"), search(lat=TORONTO[0], lng=TORONTO[1]), search(category="music")
     search(condition="good")
-    sql, params = _postgres_matching(guitar).query.sql_with_params()
+    sql, params = matching_statement(guitar)
     with connections["default"].cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")  # a 4-row table: show the choice
         plan = str(explain(sql, params))
