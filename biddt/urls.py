@@ -20,6 +20,7 @@ v1 = [
     path("", include("safezones.api.urls")),
     path("", include("chat.api.urls")),
     path("", include("escrow.api.urls")),
+    path("", include("discovery.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     # Anything else under /v1/ (an unknown path, an id that isn't a UUID) answers the JSON

@@ -23,8 +23,10 @@ from django.utils import timezone
 
 from accounts.policies import ensure_active
 from biddt.errors import Conflict, NotFound, PermissionDenied, invalid
+from biddt.events import on_commit
 from biddt.images import InvalidImage, image_variants
 from listings.models import AuctionType, Listing, ListingImage, ListingStatus, Watch
+from listings.signals import listing_activated
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +177,7 @@ def listing_publish(*, listing_id: Any, user) -> Listing:
         listing.starts_at = starts_at
         listing.ends_at = ends_at
         listing.save(update_fields=["status", "starts_at", "ends_at", "updated_at"])
+        on_commit(lambda: listing_activated.send(sender=Listing, listing_id=listing.pk))
     return listing
 
 

@@ -18,6 +18,7 @@ class NotificationType(models.TextChoices):
     NEW_MESSAGE = "new_message", "New message"
     TRANSACTION_UPDATE = "transaction_update", "Transaction update"
     DISPUTE_UPDATE = "dispute_update", "Dispute update"
+    SAVED_SEARCH_MATCH = "saved_search_match", "Saved search match"
 
 
 class Notification(models.Model):

@@ -69,6 +69,24 @@ def notify_many(notes: Sequence[Note]) -> list[Notification]:
     return rows
 
 
+def notify_many_once(notes: Sequence[Note]) -> list[Notification]:
+    """`notify_many` for events a retried task may notify again: every note has a
+    `dedupe_key`, and only the rows this call inserted are returned and delivered (a row
+    whose (user, dedupe_key) exists, or that a concurrent run is inserting, is skipped: the
+    insert waits for that run's commit, then conflicts). Run it inside a transaction."""
+    rows = [Notification(user_id=n.user_id, type=n.type, title=n.title, body=n.body,
+                         data=n.data, dedupe_key=n.dedupe_key) for n in notes]
+    if not rows:
+        return []
+    Notification.objects.bulk_create(rows, ignore_conflicts=True)
+    # The ids are made here, so the rows found with them are the ones this insert wrote.
+    inserted = set(Notification.objects.filter(pk__in=[r.pk for r in rows])
+                   .values_list("pk", flat=True))
+    rows = [r for r in rows if r.pk in inserted]
+    _deliver_on_commit(rows)
+    return rows
+
+
 def _deliver_on_commit(notifications: Sequence[Notification]) -> None:
     """After commit: each row to its user's sockets, then one Celery task for push and
     e-mail of them all (each checks preferences and claims its channel on the row)."""
