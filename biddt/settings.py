@@ -16,7 +16,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from biddt.checks import DEV_SECRET_KEY, dev_pii_keys_b64
+from biddt.checks import DEV_SECRET_KEY, dev_handoff_key, dev_pii_keys_b64
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -418,6 +418,15 @@ BIDDT_QR_TTL_SECONDS = env.int("BIDDT_QR_TTL_SECONDS", default=600)
 # current code dies (brute force of the QR code from the seller's account).
 BIDDT_QR_MAX_WRONG_CODES = env.int("BIDDT_QR_MAX_WRONG_CODES", default=10)
 BIDDT_QR_GUESS_WINDOW_SECONDS = env.int("BIDDT_QR_GUESS_WINDOW_SECONDS", default=600)
+# Offline handoff tokens (biddt.handoff_tokens): the Ed25519 key signing new tokens
+# ("kid:base64url private key"), the public keys of retired ones ("kid:base64url public key,
+# ..."; they still verify), the clock skew allowed for a phone's `scanned_at` in the future,
+# and how old a scan may be when the seller sends it.
+BIDDT_HANDOFF_SIGNING_KEY = env.str("BIDDT_HANDOFF_SIGNING_KEY",
+                                    default="" if PRODUCTION else dev_handoff_key())
+BIDDT_HANDOFF_PREVIOUS_KEYS = env.str("BIDDT_HANDOFF_PREVIOUS_KEYS", default="")
+BIDDT_HANDOFF_CLOCK_SKEW_SECONDS = env.int("BIDDT_HANDOFF_CLOCK_SKEW_SECONDS", default=120)
+BIDDT_HANDOFF_SCAN_MAX_AGE_HOURS = env.int("BIDDT_HANDOFF_SCAN_MAX_AGE_HOURS", default=72)
 BIDDT_PAYMENT_WINDOW_HOURS = env.int("BIDDT_PAYMENT_WINDOW_HOURS", default=48)
 BIDDT_MEETUP_WINDOW_DAYS = env.int("BIDDT_MEETUP_WINDOW_DAYS", default=14)
 BIDDT_FEE_PERCENT = env.float("BIDDT_FEE_PERCENT", default=6.0)
