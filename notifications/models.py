@@ -18,6 +18,7 @@ class NotificationType(models.TextChoices):
     NEW_MESSAGE = "new_message", "New message"
     TRANSACTION_UPDATE = "transaction_update", "Transaction update"
     DISPUTE_UPDATE = "dispute_update", "Dispute update"
+    SECOND_CHANCE_OFFER = "second_chance_offer", "Second-chance offer"
 
 
 class Notification(models.Model):
