@@ -53,3 +53,52 @@ class Bid(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount_cents}¢ on {self.listing_id}"
+
+
+class SecondChanceOffer(models.Model):
+    """An unpaid sale offered again to a runner-up (eBay's second-chance offer).
+
+    At most one `offered` row per listing (constraint), and one offer per bidder and listing
+    ever: a bidder who declined, let it expire or accepted is not offered again, so the next
+    offer goes to the next bidder. Written by bidding.second_chance only.
+    """
+
+    class Status(models.TextChoices):
+        OFFERED = "offered", "Offered"
+        ACCEPTED = "accepted", "Accepted"
+        DECLINED = "declined", "Declined"
+        EXPIRED = "expired", "Expired"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    listing = models.ForeignKey("listings.Listing", on_delete=models.CASCADE,
+                                related_name="second_chance_offers")
+    bidder = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                               related_name="second_chance_offers")
+    amount_cents = models.PositiveBigIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OFFERED)
+    expires_at = models.DateTimeField()
+    # The transaction the accept created.
+    transaction = models.OneToOneField("escrow.Transaction", on_delete=models.PROTECT, null=True,
+                                       blank=True, related_name="second_chance_offer")
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_cents__gt=0),
+                                   name="second_chance_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(status__in=["offered", "accepted", "declined", "expired"]),
+                name="second_chance_status_valid"),
+            models.UniqueConstraint(fields=["listing"], condition=Q(status="offered"),
+                                    name="uniq_open_second_chance"),
+            models.UniqueConstraint(fields=["listing", "bidder"],
+                                    name="uniq_second_chance_per_bidder"),
+        ]
+        indexes = [
+            models.Index(fields=["expires_at"], condition=Q(status="offered"),
+                         name="second_chance_open_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"second chance {str(self.id)[:8]} ({self.status})"

@@ -20,7 +20,7 @@ replaying the inputs of the accepted bids reproduces the state.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Collection, Hashable, Iterable
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -293,6 +293,22 @@ def replay(initial: AuctionState, bids: Iterable[BidInput]) -> AuctionState:
     for bid in bids:
         state = apply_bid(state, bid, validate=False).state
     return state
+
+
+def runner_up(
+    initial: AuctionState, bids: Iterable[BidInput], *, exclude: Collection[BidderId]
+) -> tuple[BidderId, int] | None:
+    """The bidder who would lead had the ``exclude``d bidders never bid, with their maximum.
+
+    This is the second-chance offer's recipient: the highest maximum among the other
+    bidders, ties to the earlier bid, by the same replay that rebuilds a listing after a
+    retraction (so "maximum" means exactly what it means while bidding). ``None`` when no
+    other bidder is left.
+    """
+    state = replay(initial, (bid for bid in bids if bid.bidder_id not in exclude))
+    if not state.has_bid:
+        return None
+    return state.leader_id, state.leader_max_cents
 
 
 def _lift_to_reserve(state: AuctionState, price: int, leader_max: int) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from bidding import second_chance
+
 
 @shared_task(acks_late=True)
 def auction_close_due() -> int:
@@ -35,3 +37,9 @@ def idempotency_purge_expired() -> int:
     from biddt.idempotency import purge_expired
 
     return purge_expired()
+
+
+@shared_task(acks_late=True)
+def second_chance_expire_due() -> int:
+    """The sweep (beat, every minute): open second-chance offers past their 48 h expire."""
+    return second_chance.second_chance_expire_due()

@@ -26,6 +26,9 @@ from django.core.exceptions import ImproperlyConfigured
 DEV_SECRET_KEY = "biddt-development-only-secret-key-never-use-in-production"
 DEV_PII_KEY = hashlib.sha256(b"biddt-dev-pii-key").digest()
 DEV_PII_HMAC_KEY = b"biddt-dev-blind-index-key-000000"
+# The offline handoff tokens' development Ed25519 key (biddt.handoff_tokens).
+DEV_HANDOFF_KID = "dev1"
+DEV_HANDOFF_SEED = hashlib.sha256(b"biddt-dev-handoff-key").digest()
 MIN_SECRET_CHARS = 32
 MIN_METRICS_TOKEN_CHARS = 32
 
@@ -169,9 +172,27 @@ def check_metrics_token(s) -> list[Error]:
     return []
 
 
+def check_handoff_keys(s) -> list[Error]:
+    from biddt.handoff_tokens import parse_keys, public_key_b64
+
+    if not s.BIDDT_HANDOFF_SIGNING_KEY:
+        return [_error(15, "BIDDT_HANDOFF_SIGNING_KEY",
+                       "must be set (kid:base64url of a 32-byte Ed25519 key; "
+                       "`manage.py handoff_keygen` makes one)")]
+    try:
+        keys = parse_keys(s.BIDDT_HANDOFF_SIGNING_KEY, s.BIDDT_HANDOFF_PREVIOUS_KEYS)
+    except ImproperlyConfigured as exc:
+        return [_error(15, str(exc).partition(":")[0], f"is invalid: {exc}")]
+    dev_public = public_key_b64(parse_keys(dev_handoff_key(), "").signing_key.public_key())
+    if any(public_key_b64(key) == dev_public for key in keys.public_keys.values()):
+        return [_error(15, "BIDDT_HANDOFF_SIGNING_KEY",
+                       "is (or BIDDT_HANDOFF_PREVIOUS_KEYS holds) the public development key")]
+    return []
+
+
 PRODUCTION_CHECKS: tuple[Callable[..., list[Error]], ...] = (
     check_payments, check_test_numbers, check_secret_key, check_jwt_key, check_allowed_hosts,
-    check_debug, check_pii_keys, check_sms, check_push, check_metrics_token,
+    check_debug, check_pii_keys, check_sms, check_push, check_metrics_token, check_handoff_keys,
 )
 
 
@@ -203,3 +224,8 @@ def refuse_misconfigured_production() -> None:
 def dev_pii_keys_b64() -> tuple[str, str]:
     """The development keys as settings.py spells them (for its defaults)."""
     return (base64.b64encode(DEV_PII_KEY).decode(), base64.b64encode(DEV_PII_HMAC_KEY).decode())
+
+
+def dev_handoff_key() -> str:
+    """The development handoff signing key as settings.py spells it (its default)."""
+    return f"{DEV_HANDOFF_KID}:{base64.urlsafe_b64encode(DEV_HANDOFF_SEED).rstrip(b'=').decode()}"

@@ -16,7 +16,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from biddt.checks import DEV_SECRET_KEY, dev_pii_keys_b64
+from biddt.checks import DEV_SECRET_KEY, dev_handoff_key, dev_pii_keys_b64
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -261,6 +261,8 @@ CELERY_BEAT_SCHEDULE = {
     "auction-ending-soon": {"task": "bidding.tasks.auction_ending_soon", "schedule": 5.0},
     "idempotency-purge": {"task": "bidding.tasks.idempotency_purge_expired",
                           "schedule": 3600.0},
+    "second-chance-expire": {"task": "bidding.tasks.second_chance_expire_due",
+                             "schedule": 60.0},
     "escrow-expire-unpaid": {"task": "escrow.tasks.transactions_expire_unpaid",
                              "schedule": 300.0},
     "escrow-meetup-sweep": {"task": "escrow.tasks.transactions_meetup_sweep",
@@ -419,7 +421,18 @@ BIDDT_QR_TTL_SECONDS = env.int("BIDDT_QR_TTL_SECONDS", default=600)
 # current code dies (brute force of the QR code from the seller's account).
 BIDDT_QR_MAX_WRONG_CODES = env.int("BIDDT_QR_MAX_WRONG_CODES", default=10)
 BIDDT_QR_GUESS_WINDOW_SECONDS = env.int("BIDDT_QR_GUESS_WINDOW_SECONDS", default=600)
+# Offline handoff tokens (biddt.handoff_tokens): the Ed25519 key signing new tokens
+# ("kid:base64url private key"), the public keys of retired ones ("kid:base64url public key,
+# ..."; they still verify), the clock skew allowed for a phone's `scanned_at` in the future,
+# and how old a scan may be when the seller sends it.
+BIDDT_HANDOFF_SIGNING_KEY = env.str("BIDDT_HANDOFF_SIGNING_KEY",
+                                    default="" if PRODUCTION else dev_handoff_key())
+BIDDT_HANDOFF_PREVIOUS_KEYS = env.str("BIDDT_HANDOFF_PREVIOUS_KEYS", default="")
+BIDDT_HANDOFF_CLOCK_SKEW_SECONDS = env.int("BIDDT_HANDOFF_CLOCK_SKEW_SECONDS", default=120)
+BIDDT_HANDOFF_SCAN_MAX_AGE_HOURS = env.int("BIDDT_HANDOFF_SCAN_MAX_AGE_HOURS", default=72)
 BIDDT_PAYMENT_WINDOW_HOURS = env.int("BIDDT_PAYMENT_WINDOW_HOURS", default=48)
+# How long a second-chance offer to a runner-up stays open (bidding.second_chance).
+BIDDT_SECOND_CHANCE_HOURS = env.int("BIDDT_SECOND_CHANCE_HOURS", default=48)
 BIDDT_MEETUP_WINDOW_DAYS = env.int("BIDDT_MEETUP_WINDOW_DAYS", default=14)
 BIDDT_FEE_PERCENT = env.float("BIDDT_FEE_PERCENT", default=6.0)
 BIDDT_ESCROW_FEE_CENTS = env.int("BIDDT_ESCROW_FEE_CENTS", default=199)
@@ -429,6 +442,8 @@ BIDDT_CURRENCY = "CAD"
 BIDDT_MEETUP_REMINDER_DAYS = env.list("BIDDT_MEETUP_REMINDER_DAYS", cast=int, default=[7, 13])
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["TransactionStatusEnum"] = (
     "escrow.models.TransactionStatus.choices")
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["SecondChanceStatusEnum"] = (
+    "bidding.api.second_chance.SECOND_CHANCE_STATUS_CHOICES")
 BIDDT_WALLET_RETURN_URL = env.str("BIDDT_WALLET_RETURN_URL",
                                   default="https://biddt.app/wallet/onboarding-complete")
 BIDDT_CHAT_MESSAGES_PER_MINUTE = env.int("BIDDT_CHAT_MESSAGES_PER_MINUTE", default=30)

@@ -39,6 +39,7 @@ class Transaction(models.Model):
     class Source(models.TextChoices):
         AUCTION = "auction", "Auction won"
         BUY_NOW = "buy_now", "Buy now"
+        SECOND_CHANCE = "second_chance", "Second-chance offer accepted"
 
     class PayoutStatus(models.TextChoices):
         NONE = "none", "Not due"
@@ -48,8 +49,10 @@ class Transaction(models.Model):
         FAILED = "failed", "Failed"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    listing = models.OneToOneField("listings.Listing", on_delete=models.PROTECT,
-                                   related_name="transaction")
+    # One transaction per listing and buyer: a sale whose winner didn't pay may be sold again
+    # to a runner-up (second chance); at most one of them is not `cancelled` (constraint).
+    listing = models.ForeignKey("listings.Listing", on_delete=models.PROTECT,
+                                related_name="transactions")
     buyer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
                               related_name="purchases")
     seller = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
@@ -104,6 +107,10 @@ class Transaction(models.Model):
             models.CheckConstraint(condition=~Q(buyer=F("seller")), name="txn_buyer_not_seller"),
             models.CheckConstraint(condition=Q(status__in=TransactionStatus.values),
                                    name="txn_status_valid"),
+            models.UniqueConstraint(fields=["listing", "buyer"], name="uniq_txn_listing_buyer"),
+            models.UniqueConstraint(fields=["listing"],
+                                    condition=~Q(status=TransactionStatus.CANCELLED),
+                                    name="uniq_live_txn_per_listing"),
         ]
         indexes = [
             models.Index(fields=["buyer", "-created_at"], name="txn_buyer_recent"),

@@ -62,7 +62,8 @@ class Listing(models.Model):
         ListingStatus.ACTIVE: frozenset({ListingStatus.SOLD, ListingStatus.UNSOLD,
                                          ListingStatus.CANCELLED, ListingStatus.REMOVED}),
         ListingStatus.SOLD: frozenset({ListingStatus.UNSOLD, ListingStatus.REMOVED}),
-        ListingStatus.UNSOLD: frozenset({ListingStatus.REMOVED}),
+        # `sold` again: a runner-up accepted a second-chance offer (bidding.second_chance).
+        ListingStatus.UNSOLD: frozenset({ListingStatus.SOLD, ListingStatus.REMOVED}),
         ListingStatus.CANCELLED: frozenset({ListingStatus.REMOVED}),
         ListingStatus.REMOVED: frozenset(),
     }

@@ -19,6 +19,7 @@ class NotificationType(models.TextChoices):
     TRANSACTION_UPDATE = "transaction_update", "Transaction update"
     DISPUTE_UPDATE = "dispute_update", "Dispute update"
     SAVED_SEARCH_MATCH = "saved_search_match", "Saved search match"
+    SECOND_CHANCE_OFFER = "second_chance_offer", "Second-chance offer"
 
 
 class Notification(models.Model):

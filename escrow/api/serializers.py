@@ -82,10 +82,48 @@ class PaymentIntentSerializer(serializers.Serializer):
 class QrSerializer(serializers.Serializer):
     code = serializers.CharField()
     expires_at = serializers.DateTimeField()
+    token = serializers.CharField(
+        help_text="Compact JWS (`alg: EdDSA`, Ed25519; header `kid`, `typ: biddt-handoff+jwt`) "
+                  "with claims `transaction_id`, `seller_id`, `amount_cents`, `currency`, `exp` "
+                  "(= `expires_at`), `iat`, `jti`, `iss: biddt`, `aud: biddt-handoff`. The PNG "
+                  "(`?format=png`) encodes this token. Check it offline with "
+                  "`GET /v1/handoff-keys`.")
 
 
 class HandoffVerifySerializer(serializers.Serializer):
-    code = serializers.CharField(max_length=200)
+    code = serializers.CharField(max_length=200, required=False,
+                                 help_text="The code, typed or scanned online. Or send "
+                                           "`token` and `scanned_at`.")
+    token = serializers.CharField(max_length=4000, required=False,
+                                  help_text="The signed token the QR code carries, scanned "
+                                            "(possibly offline) by the seller's app.")
+    scanned_at = serializers.DateTimeField(
+        required=False, help_text="With `token`: when the seller's app scanned it.")
+
+    def validate(self, attrs):
+        if "code" in attrs and "token" in attrs:
+            raise serializers.ValidationError({"token": serializers.ErrorDetail(
+                "Send either `code` or `token`, not both.", code="invalid")})
+        if "code" not in attrs and "token" not in attrs:
+            raise serializers.ValidationError({"code": serializers.ErrorDetail(
+                "Send `code`, or `token` with `scanned_at`.", code="required")})
+        if "token" in attrs and "scanned_at" not in attrs:
+            raise serializers.ValidationError({"scanned_at": serializers.ErrorDetail(
+                "Required with `token`.", code="required")})
+        return attrs
+
+
+class JwkSerializer(serializers.Serializer):
+    kty = serializers.CharField(help_text="`OKP`")
+    crv = serializers.CharField(help_text="`Ed25519`")
+    x = serializers.CharField(help_text="The public key, base64url without padding.")
+    kid = serializers.CharField()
+    alg = serializers.CharField(help_text="`EdDSA`")
+    use = serializers.CharField(help_text="`sig`")
+
+
+class JwksSerializer(serializers.Serializer):
+    keys = JwkSerializer(many=True)
 
 
 class DisputeCreateSerializer(serializers.Serializer):

@@ -17,6 +17,7 @@ urlpatterns = [
          name="transaction-meetup"),
     path("transactions/<uuid:transaction_id>/rating", views.RatingView.as_view(),
          name="transaction-rating"),
+    path("handoff-keys", views.HandoffKeysView.as_view(), name="handoff-keys"),
     path("users/me/wallet", views.WalletView.as_view(), name="wallet"),
     path("users/me/wallet/balance", views.WalletBalanceView.as_view(), name="wallet-balance"),
     path("users/me/transactions", views.MyTransactionsView.as_view(), name="my-transactions"),

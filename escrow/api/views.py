@@ -18,6 +18,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from biddt import handoff_tokens
 from biddt.errors import NotFound, ServiceUnavailable, ValidationError
 from biddt.idempotency import idempotent_response
 from escrow import selectors, services
@@ -138,17 +139,20 @@ class QrView(EscrowViewMixin, APIView):
                                                        description="The QR code image.")},
         description="Buyer only (anyone else 404 `not_found`), `in_escrow` only (409 "
                     "`invalid_state`). Every call returns a new code and the previous one "
-                    "stops working; a code is valid `BIDDT_QR_TTL_SECONDS` (600) and once.",
+                    "stops working; a code is valid `BIDDT_QR_TTL_SECONDS` (600) and once. "
+                    "`token` is the same handoff signed with Ed25519 for a seller without "
+                    "signal (see `GET /v1/handoff-keys` and the verify call); the PNG encodes "
+                    "the token.",
     )
     def get(self, request, transaction_id):
-        code, expires_at = services.qr_issue(user=request.user, transaction_id=transaction_id)
+        issued = services.handoff_issue(user=request.user, transaction_id=transaction_id)
         if getattr(request.accepted_renderer, "format", "") == "png":
             buffer = io.BytesIO()
-            qrcode.make(code).save(buffer, format="PNG")
+            qrcode.make(issued.token).save(buffer, format="PNG")
             response = Response(buffer.getvalue(), content_type="image/png")
             response["Cache-Control"] = "no-store"
             return response
-        response = Response(s.QrSerializer({"code": code, "expires_at": expires_at}).data)
+        response = Response(s.QrSerializer(issued).data)
         response["Cache-Control"] = "no-store"
         return response
 
@@ -160,21 +164,55 @@ class VerifyView(EscrowViewMixin, APIView):
         parameters=[IDEMPOTENCY_KEY],
         description="Seller only (anyone else 404 `not_found`). `in_escrow` → `released`, "
                     "exactly once even if scanned twice at the same time; the payout to the "
-                    "seller's wallet follows. 400 `invalid_code` / `code_expired`; 409 "
-                    "`code_already_used`, 409 `invalid_state`; 429 (`Retry-After`) after "
-                    "BIDDT_QR_MAX_WRONG_CODES (10) wrong codes for the transaction in "
-                    "BIDDT_QR_GUESS_WINDOW_SECONDS (600), when the current code also dies.",
+                    "seller's wallet follows. Body `{code}`, or `{token, scanned_at}` (the "
+                    "signed token of the QR code, scanned offline, sent once online). 400 "
+                    "`invalid_code` / `code_expired`; 409 `code_already_used`, 409 "
+                    "`invalid_state`; 429 (`Retry-After`) after BIDDT_QR_MAX_WRONG_CODES (10) "
+                    "wrong codes for the transaction in BIDDT_QR_GUESS_WINDOW_SECONDS (600), "
+                    "when the current code also dies. With a token: `invalid_code` when it "
+                    "isn't signed by a key of `GET /v1/handoff-keys`, names another "
+                    "transaction, seller or amount, or `scanned_at` is later than now + "
+                    "BIDDT_HANDOFF_CLOCK_SKEW_SECONDS (120 s of phone clock skew) or before "
+                    "the token was issued; `code_expired` when `scanned_at` is after the "
+                    "token's `exp` or more than BIDDT_HANDOFF_SCAN_MAX_AGE_HOURS (72) ago; "
+                    "`code_already_used` once the transaction is released.",
     )
     def post(self, request, transaction_id):
         data = s.HandoffVerifySerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        body = data.validated_data
 
         def work():
+            if "token" in body:
+                txn = services.transaction_verify_token(
+                    user=request.user, transaction_id=transaction_id, token=body["token"],
+                    scanned_at=body["scanned_at"])
+                return status.HTTP_200_OK, _txn_body(request, txn)
             txn = services.transaction_verify(user=request.user, transaction_id=transaction_id,
-                                              code=data.validated_data["code"])
+                                              code=body["code"])
             return status.HTTP_200_OK, _txn_body(request, txn)
 
         return idempotent_response(request, scope="transaction-verify", work=work)
+
+
+class HandoffKeysView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(
+        tags=TAGS, summary="Public keys of the handoff tokens (JWKS)", auth=[],
+        responses={200: s.JwksSerializer},
+        description="Public, no token needed. The Ed25519 public keys (RFC 8037 `OKP` JWKs) "
+                    "that sign the `token` of `GET /v1/transactions/{id}/qr`: the current "
+                    "signing key first, then keys retired by a rotation, which still verify "
+                    "the tokens they signed until those expire. The seller's app caches this "
+                    "and checks a scanned token's signature with no network (match the "
+                    "token's `kid`; `alg` is `EdDSA`).",
+    )
+    def get(self, request):
+        response = Response(handoff_tokens.jwks())
+        response["Cache-Control"] = "public, max-age=3600"
+        return response
 
 
 class DisputeView(EscrowViewMixin, APIView):

@@ -23,7 +23,13 @@ from escrow.services.expiry import (
     transactions_expire_unpaid,
     transactions_meetup_sweep,
 )
-from escrow.services.handoff import meetup_set, qr_issue, transaction_verify
+from escrow.services.handoff import (
+    handoff_issue,
+    meetup_set,
+    qr_issue,
+    transaction_verify,
+    transaction_verify_token,
+)
 from escrow.services.payment import (
     payment_failed_apply,
     payment_succeeded_apply,
@@ -38,10 +44,12 @@ from escrow.services.wallet import wallet_apply_account, wallet_create
 
 __all__ = [
     "InvalidState", "dispute_open", "dispute_resolve_refund", "dispute_resolve_release",
-    "fee_cents_for", "meetup_set", "payment_failed_apply", "payment_succeeded_apply",
+    "fee_cents_for", "handoff_issue", "meetup_set", "payment_failed_apply",
+    "payment_succeeded_apply",
     "payout_resend", "payout_send", "payouts_retry", "qr_issue", "rating_create",
     "transaction_announce", "transaction_cancel_unpaid", "transaction_claim",
     "transaction_create_for_sale", "transaction_expire_unpaid", "transaction_meetup_check",
-    "transaction_pay", "transaction_refund", "transaction_verify", "transactions_expire_unpaid",
+    "transaction_pay", "transaction_refund", "transaction_verify", "transaction_verify_token",
+    "transactions_expire_unpaid",
     "transactions_meetup_sweep", "wallet_apply_account", "wallet_create", "webhook_receive",
 ]

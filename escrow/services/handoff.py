@@ -1,11 +1,12 @@
-"""The meetup and the QR handoff: the buyer's code, the seller's scan, and the release of
-the money it triggers."""
+"""The meetup and the QR handoff: the buyer's code (and its signed offline token), the
+seller's scan, and the release of the money it triggers."""
 
 from __future__ import annotations
 
 import logging
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -17,6 +18,7 @@ from rest_framework.exceptions import Throttled
 
 from accounts.models import User
 from accounts.policies import ensure_active
+from biddt import handoff_tokens
 from biddt.crypto import blind_index
 from biddt.errors import Conflict, invalid
 from biddt.events import task_on_commit
@@ -40,15 +42,42 @@ def _qr_hash(txn_id: Any, code: str) -> str:
     return blind_index(f"{txn_id}:{code.strip()}", purpose="escrow-qr")
 
 
+@dataclass(frozen=True)
+class HandoffCode:
+    code: str
+    expires_at: datetime
+    token: str
+
+
 def qr_issue(*, user, transaction_id: Any) -> tuple[str, Any]:
     """A fresh handoff code for the buyer (`in_escrow` only): `(code, expires_at)`.
 
     Each call replaces the previous code (it dies). Only a keyed hash is stored, so a copy of
     the database can't produce a code that verifies.
     """
+    _txn, code, expires_at = _qr_issue(user=user, transaction_id=transaction_id)
+    return code, expires_at
+
+
+def handoff_issue(*, user, transaction_id: Any) -> HandoffCode:
+    """`qr_issue` plus the offline token: an Ed25519-signed JWS binding this transaction, its
+    seller, its amount and the code's `expires_at` (biddt.handoff_tokens). The seller's app
+    checks it with the public JWKS alone and sends it later (`transaction_verify_token`).
+    A new code doesn't revoke an earlier token: the escrow is released once whichever the
+    seller scanned, and a token that rotated away at the meetup must still work offline."""
+    txn, code, expires_at = _qr_issue(user=user, transaction_id=transaction_id)
+    token = handoff_tokens.token_issue(
+        transaction_id=txn.pk, seller_id=txn.seller_id, amount_cents=txn.amount_cents,
+        currency=txn.currency, expires_at=expires_at)
+    return HandoffCode(code=code, expires_at=expires_at, token=token)
+
+
+def _qr_issue(*, user, transaction_id: Any) -> tuple[Transaction, str, datetime]:
     txn = _party_or_404(user=user, transaction_id=transaction_id, role="buyer")
     code = secrets.token_urlsafe(24)
-    expires_at = timezone.now() + timedelta(seconds=settings.BIDDT_QR_TTL_SECONDS)
+    # Whole seconds: the token's `exp` is an integer and must say the same instant.
+    expires_at = (timezone.now() + timedelta(seconds=settings.BIDDT_QR_TTL_SECONDS)).replace(
+        microsecond=0)
     with transaction.atomic():
         txn = _lock(txn.pk)
         if txn.status != Status.IN_ESCROW:
@@ -56,7 +85,7 @@ def qr_issue(*, user, transaction_id: Any) -> tuple[str, Any]:
         Transaction.objects.filter(pk=txn.pk, status=Status.IN_ESCROW).update(
             qr_code_hash=_qr_hash(txn.pk, code), qr_expires_at=expires_at, qr_used_at=None,
             updated_at=timezone.now())
-    return code, expires_at
+    return txn, code, expires_at
 
 
 def _release_effects(txn: Transaction, *, reason: str) -> None:
@@ -143,6 +172,61 @@ def transaction_verify(*, user, transaction_id: Any, code: str) -> Transaction:
         _qr_wrong_code_record(txn_id=txn.pk)
         raise invalid("invalid_code", "This code is not valid for this transaction.",
                       attr="code")
+    return txn
+
+
+def transaction_verify_token(*, user, transaction_id: Any, token: str,
+                             scanned_at: datetime) -> Transaction:
+    """The seller scanned the buyer's signed token offline and sends it once online:
+    `in_escrow → released`, exactly once, through the same release as a scanned code.
+
+    Refused with the code path's answers: 400 `invalid_code` (not signed by one of our keys,
+    another transaction, another seller, another amount, or `scanned_at` in the future by
+    more than BIDDT_HANDOFF_CLOCK_SKEW_SECONDS or before the token was issued); 400
+    `code_expired` (`scanned_at` after the token's `exp`, or more than
+    BIDDT_HANDOFF_SCAN_MAX_AGE_HOURS ago); 409 `code_already_used` (already released);
+    409 `invalid_state`. Locks the transaction row, so of two concurrent sends (a code and
+    a token, two tokens) one releases and the other sees `code_already_used`.
+    """
+    ensure_active(user)
+    txn = _party_or_404(user=user, transaction_id=transaction_id, role="seller")
+    not_valid = invalid("invalid_code", "This handoff token is not valid for this transaction.",
+                        attr="token")
+    try:
+        claims = handoff_tokens.token_claims(token or "")
+    except handoff_tokens.HandoffTokenInvalid:
+        logger.info("handoff token refused for transaction %s", txn.pk, exc_info=True)
+        raise not_valid from None
+    if (claims["transaction_id"] != str(txn.pk) or claims["seller_id"] != str(user.pk)
+            or claims["amount_cents"] != txn.amount_cents):
+        raise not_valid
+    now = timezone.now()
+    skew = timedelta(seconds=settings.BIDDT_HANDOFF_CLOCK_SKEW_SECONDS)
+    issued_at = datetime.fromtimestamp(int(claims["iat"]), tz=UTC)
+    if scanned_at > now + skew or scanned_at < issued_at - skew:
+        raise invalid("invalid_code", "`scanned_at` can't be in the future or before the code "
+                                      "was shown.", attr="scanned_at")
+    expires_at = datetime.fromtimestamp(claims["exp"], tz=UTC)
+    with transaction.atomic():
+        txn = _lock(txn.pk)
+        if txn.status == Status.RELEASED:
+            raise Conflict("This handoff was already confirmed.", code="code_already_used")
+        if txn.status != Status.IN_ESCROW:
+            raise _invalid_state(txn, "release")
+        if scanned_at > expires_at:
+            raise invalid("code_expired", "The code had expired when it was scanned; ask the "
+                                          "buyer to refresh it.", attr="scanned_at")
+        if scanned_at < now - timedelta(hours=settings.BIDDT_HANDOFF_SCAN_MAX_AGE_HOURS):
+            raise invalid("code_expired", "This scan is too old to release the money "
+                                          f"(more than {settings.BIDDT_HANDOFF_SCAN_MAX_AGE_HOURS}"
+                                          " hours).", attr="scanned_at")
+        if not _move(txn, to=Status.RELEASED, frm=(Status.IN_ESCROW,), qr_used_at=now,
+                     verified_at=min(scanned_at, now), released_at=now):
+            raise _invalid_state(txn, "release")
+        _release_effects(txn, reason="Handoff confirmed (scanned offline): the money was "
+                                     "released to the seller.")
+    logger.info("transaction %s released by handoff token %s (scanned at %s)", txn.pk,
+                claims["jti"], scanned_at.isoformat())
     return txn
 
 

@@ -30,9 +30,12 @@ def transaction_create_for_sale(*, listing, amount_cents: int, source: str, buye
                                 winning_bid_id=None, decided: bool = False) -> Transaction:
     """Create the one transaction of a sale in `pending_payment`, or return the existing one.
 
-    Idempotent through the one-to-one on `listing`: a second call (a retried close, a
-    duplicate task) returns the first row and creates nothing. Call it inside the transaction
-    that marks the listing sold, so the sale and its transaction commit together.
+    Idempotent through the unique (listing, buyer): a second call (a retried close, a
+    duplicate task, a repeated second-chance accept) returns the first row and creates
+    nothing. A listing has at most one transaction that isn't `cancelled` (a second buyer
+    only after the first sale was cancelled unpaid: bidding.second_chance). Call it inside
+    the transaction that marks the listing sold, so the sale and its transaction commit
+    together.
     `decided=True`: the caller's own conditional update made it the one seller of this
     listing (an auction's close), so the row is inserted without looking for one first; a row
     that exists anyway fails the insert, and the caller's transaction, on the unique key.
@@ -57,12 +60,14 @@ def transaction_create_for_sale(*, listing, amount_cents: int, source: str, buye
     }
     if decided:
         return Transaction.objects.create(listing=listing, **fields)
-    txn, _ = Transaction.objects.get_or_create(listing=listing, defaults=fields)
+    txn, _ = Transaction.objects.get_or_create(listing=listing, buyer_id=fields.pop("buyer_id"),
+                                               defaults=fields)
     return txn
 
 
 def transaction_claim(*, user, listing_id: Any) -> tuple[Transaction, bool]:
-    """The one transaction of a sale, for its winner. `(txn, created)`.
+    """The caller's transaction of a sale, for its winner (or the runner-up who accepted a
+    second-chance offer). `(txn, created)`.
 
     The sale (auction close or buy now) already created it; this returns it. Anyone but the
     buyer: 404. A listing that isn't sold: 409 `listing_not_sold`.
@@ -74,11 +79,13 @@ def transaction_claim(*, user, listing_id: Any) -> tuple[Transaction, bool]:
         listing = Listing.objects.get(pk=listing_id)
     except (Listing.DoesNotExist, ValueError, DjangoValidationError):
         raise NotFound() from None
-    txn = Transaction.objects.filter(listing=listing).first()
+    # The caller's own transaction of this listing (a listing sold again by a second-chance
+    # offer has one per buyer).
+    txn = Transaction.objects.filter(listing=listing, buyer=user).first()
     if txn is not None:
-        if txn.buyer_id != user.pk:
-            raise NotFound()
         return txn, False
+    if Transaction.objects.filter(listing=listing).exists():
+        raise NotFound()
     if listing.status in (Listing.Status.DRAFT, Listing.Status.REMOVED) \
             and listing.seller_id != user.pk:
         raise NotFound()

@@ -31,11 +31,12 @@ GOOD = {
     "TWILIO_ACCOUNT_SID": "AC" + "c" * 32,
     "TWILIO_AUTH_TOKEN": "d" * 32,
     "TWILIO_MESSAGING_SERVICE_SID": "MG" + "e" * 32,
+    "BIDDT_HANDOFF_SIGNING_KEY": "h1:" + base64.urlsafe_b64encode(b"f" * 32).decode(),
 }
 # Every variable a production check reads: removed from the inherited environment first.
 CHECKED = (*GOOD, "DEBUG", "BIDDT_PAYMENTS_BACKEND", "BIDDT_TEST_PHONE_NUMBERS",
            "BIDDT_SMS_BACKEND", "TWILIO_FROM_NUMBER", "BIDDT_PUSH_BACKEND",
-           "FIREBASE_CREDENTIALS_FILE", "BIDDT_METRICS_TOKEN")
+           "FIREBASE_CREDENTIALS_FILE", "BIDDT_METRICS_TOKEN", "BIDDT_HANDOFF_PREVIOUS_KEYS")
 
 pytestmark = pytest.mark.skipif(
     (BASE_DIR / ".env").is_file(),
@@ -92,6 +93,8 @@ def production(settings):
     settings.BIDDT_PUSH_BACKEND = "notifications.push.FCMBackend"
     settings.FIREBASE_CREDENTIALS_FILE = ""
     settings.BIDDT_METRICS_TOKEN = ""
+    settings.BIDDT_HANDOFF_SIGNING_KEY = GOOD["BIDDT_HANDOFF_SIGNING_KEY"]
+    settings.BIDDT_HANDOFF_PREVIOUS_KEYS = ""
     return settings
 
 
@@ -155,6 +158,14 @@ _DEV_PII = checks.dev_pii_keys_b64()
                  "FIREBASE_CREDENTIALS_FILE", id="missing-firebase-file"),
     pytest.param({"BIDDT_METRICS_TOKEN": "short"}, "E014", "BIDDT_METRICS_TOKEN",
                  id="short-metrics-token"),
+    pytest.param({"BIDDT_HANDOFF_SIGNING_KEY": ""}, "E015", "BIDDT_HANDOFF_SIGNING_KEY",
+                 id="no-handoff-key"),
+    pytest.param({"BIDDT_HANDOFF_SIGNING_KEY": checks.dev_handoff_key()}, "E015",
+                 "BIDDT_HANDOFF_SIGNING_KEY", id="development-handoff-key"),
+    pytest.param({"BIDDT_HANDOFF_SIGNING_KEY": "h1:c2hvcnQ"}, "E015",
+                 "BIDDT_HANDOFF_SIGNING_KEY", id="short-handoff-key"),
+    pytest.param({"BIDDT_HANDOFF_PREVIOUS_KEYS": "old:not base64!"}, "E015",
+                 "BIDDT_HANDOFF_PREVIOUS_KEYS", id="malformed-previous-handoff-key"),
 ])
 def test_each_production_requirement_refuses_and_names_its_variable(
         production, changes, check_id, variable):

@@ -119,6 +119,13 @@ def qr_code_for(world: World) -> dict:
     return {"code": code}
 
 
+def handoff_token_for(world: World) -> dict:
+    from escrow.services import handoff_issue
+
+    issued = handoff_issue(user=world.users["owner"], transaction_id=world.txn_escrow.pk)
+    return {"token": issued.token, "scanned_at": timezone.now().isoformat()}
+
+
 # --- the table ------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +170,48 @@ TXN_PENDING = kw(transaction_id=lambda w: w.txn_pending.pk)
 TXN_ESCROW = kw(transaction_id=lambda w: w.txn_escrow.pk)
 TXN_RELEASED = kw(transaction_id=lambda w: w.txn_released.pk)
 
+
+def _second_chance(w: World, *, seller_role: str, runner_up_role: str):
+    """A listing of `seller_role` whose winner (another user) didn't pay, `runner_up_role`
+    the next bidder. Built when the row's URL is (after the caller may have been suspended,
+    so the owner is active while the bids are placed)."""
+    from bidding.services import bid_place
+    from tests.bidding.second_chance_helpers import close_unpaid
+
+    key = (seller_role, runner_up_role)
+    if key not in w.extra:
+        owner = w.users["owner"]
+        status = type(owner).objects.filter(pk=owner.pk).values_list("status", flat=True)[0]
+        type(owner).objects.filter(pk=owner.pk).update(status="active")
+        listing = ListingFactory(seller=w.users[seller_role])
+        bid_place(listing_id=listing.pk, bidder=UserFactory(), amount_cents=1000,
+                  max_amount_cents=5000)
+        bid_place(listing_id=listing.pk, bidder=w.users[runner_up_role], amount_cents=1100,
+                  max_amount_cents=3000)
+        w.extra[key], _ = close_unpaid(listing)
+        type(owner).objects.filter(pk=owner.pk).update(status=status)
+    return w.extra[key]
+
+
+def _second_chance_offer(w: World):
+    """An open offer to the owner on the counterparty's listing."""
+    from bidding.second_chance import second_chance_offer_create
+
+    if "offer" not in w.extra:
+        listing = _second_chance(w, seller_role="counterparty", runner_up_role="owner")
+        owner = w.users["owner"]
+        status = type(owner).objects.filter(pk=owner.pk).values_list("status", flat=True)[0]
+        type(owner).objects.filter(pk=owner.pk).update(status="active")
+        w.extra["offer"] = second_chance_offer_create(user=w.users["counterparty"],
+                                                      listing_id=listing.pk)
+        type(owner).objects.filter(pk=owner.pk).update(status=status)
+    return w.extra["offer"]
+
+
+SECOND_CHANCE_LISTING = kw(listing_id=lambda w: _second_chance(
+    w, seller_role="owner", runner_up_role="counterparty").pk)
+SECOND_CHANCE_OFFER = kw(offer_id=lambda w: _second_chance_offer(w).pk)
+
 MATRIX: list[Row] = [
     # listings: owner = seller, counterparty = the leading bidder
     Row("listings", "GET", NONE, PUBLIC),
@@ -188,6 +237,13 @@ MATRIX: list[Row] = [
     Row("listing-report", "POST", kw(**LISTING), expect(409, 201, 201, 401, 403, 201, 201),
         body=lambda w: {"reason": "scam", "details": "Too good to be true."}),
     # bids: owner = bidder, counterparty = the listing's seller
+    # second chance: the owner sells (offer) / is the runner-up (accept, decline)
+    Row("listing-second-chance", "POST", SECOND_CHANCE_LISTING,
+        expect(201, 403, 403, 401, 403, 403, 403)),
+    Row("second-chance-accept", "POST", SECOND_CHANCE_OFFER,
+        expect(201, 404, 404, 401, 403, 404, 404)),
+    Row("second-chance-decline", "POST", SECOND_CHANCE_OFFER,
+        expect(204, 404, 404, 401, 403, 404, 404)),
     Row("bid-detail", "DELETE", kw(bid_id=lambda w: w.owner_bid.pk),
         expect(204, 404, 404, 401, 403, 404, 404)),
     Row("bids-me", "GET", NONE, me_read()),
@@ -200,6 +256,10 @@ MATRIX: list[Row] = [
     # the seller scans the buyer's code
     Row("transaction-verify", "POST", TXN_ESCROW, expect(404, 200, 404, 401, 403, 404, 404),
         body=qr_code_for),
+    # the token and scan time instead of the code (the seller's phone was offline)
+    Row("transaction-verify", "POST", TXN_ESCROW, expect(404, 200, 404, 401, 403, 404, 404),
+        body=handoff_token_for),
+    Row("handoff-keys", "GET", NONE, PUBLIC),
     Row("transaction-dispute", "POST", TXN_ESCROW, PARTY_WRITE["buyer_and_seller"],
         body=lambda w: {"reason": "Not as described."}),
     Row("transaction-meetup", "PATCH", TXN_ESCROW, expect(200, 200, 404, 401, 403, 404, 404),

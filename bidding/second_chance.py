@@ -1,0 +1,246 @@
+"""Second-chance offers: when the winner didn't pay (the sale's transaction ended
+`cancelled`), the seller offers the item to the runner-up.
+
+- The runner-up is chosen by the rules engine's replay (`rules.runner_up`): the highest
+  maximum among the bidders whose bids still stand (retracted and voided bids are not
+  replayed), leaving out the buyers of earlier transactions, every bidder already offered
+  (declined, expired or accepted) and accounts that aren't active. The amount is that
+  bidder's maximum capped at the winning price.
+- One open offer per listing (a partial unique constraint); it lives
+  BIDDT_SECOND_CHANCE_HOURS (48); the sweep `second_chance_expire_due` (beat and the embedded
+  scheduler) closes overdue ones, and an overdue offer counts as expired at once for a new
+  offer and an accept, whenever the sweep runs.
+- Accepting creates the new transaction in `pending_payment` through escrow's sale service
+  (the one the close uses: fees, payment window, idempotent per listing and buyer), and the
+  listing goes `unsold → sold` by a conditional UPDATE in the same database transaction.
+
+Lock order: the listing row, then the offer row (accept, expiry), like the rest of bidding.
+A late payment of the first sale locks only that (cancelled) transaction and is refunded by
+escrow as for any cancelled sale; it touches neither the listing nor the offers.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.policies import ensure_active
+from bidding import rules
+from bidding.models import Bid, SecondChanceOffer
+from biddt.errors import Conflict, NotFound, PermissionDenied
+from biddt.events import send_to_group_on_commit
+from escrow.models import Transaction
+from escrow.services import transaction_announce, transaction_create_for_sale
+from listings.models import Listing, ListingStatus
+from notifications.models import NotificationType
+from notifications.services import notify
+
+Offer = SecondChanceOffer
+OfferStatus = SecondChanceOffer.Status
+
+
+def _unavailable(detail: str) -> Conflict:
+    return Conflict(detail, code="second_chance_unavailable")
+
+
+def _lock_listing(listing_id: Any) -> Listing:
+    return Listing.objects.select_for_update(of=("self",), no_key=True).get(pk=listing_id)
+
+
+def _money(cents: int) -> str:
+    return f"${cents // 100:,}.{cents % 100:02d}"
+
+
+def _expire_overdue(*, listing_id: Any, now) -> list[Offer]:
+    """Mark the listing's open offers past `expires_at` expired (conditional UPDATE, so the
+    sweep and this never both do it); returns the ones this call expired."""
+    due = list(Offer.objects.filter(listing_id=listing_id, status=OfferStatus.OFFERED,
+                                    expires_at__lte=now))
+    expired = []
+    for offer in due:
+        if Offer.objects.filter(pk=offer.pk, status=OfferStatus.OFFERED,
+                                expires_at__lte=now).update(status=OfferStatus.EXPIRED,
+                                                            decided_at=now):
+            offer.status = OfferStatus.EXPIRED
+            expired.append(offer)
+    return expired
+
+
+def _tell_seller(offer: Offer, listing: Listing, *, title: str, body: str) -> None:
+    notify(user_id=listing.seller_id, type=NotificationType.SECOND_CHANCE_OFFER, title=title,
+           body=body, data={"offer_id": str(offer.pk), "listing_id": str(listing.pk),
+                            "status": offer.status},
+           dedupe_key=f"second_chance_{offer.status}:{offer.pk}")
+
+
+def _candidate_bids(listing: Listing) -> list[rules.BidInput]:
+    """The listing's standing user bids, as the retraction replay reads them."""
+    rows = (Bid.objects.filter(listing=listing, status=Bid.Status.ACTIVE, is_auto_bid=False)
+            .order_by("seq")
+            .values_list("bidder_id", "requested_amount_cents", "amount_cents",
+                         "max_amount_cents"))
+    return [rules.BidInput(bidder, requested or amount, maximum)
+            for bidder, requested, amount, maximum in rows]
+
+
+def second_chance_offer_create(*, user, listing_id: Any) -> Offer:
+    """The seller offers the unpaid item to the runner-up (see the module docstring).
+
+    404 for a listing the caller may not know; 403 `permission_denied` for anyone but the
+    seller; 409 `second_chance_unavailable` unless the listing is `unsold` after a sale whose
+    every transaction ended `cancelled` and no offer is open; 409 `no_runner_up` when no
+    bidder is left. Locks the listing row, so two concurrent calls make one offer.
+    """
+    ensure_active(user)
+    try:
+        listing = Listing.objects.filter(pk=listing_id).first()
+    except (ValueError, DjangoValidationError):
+        listing = None
+    if listing is None or (listing.status == ListingStatus.DRAFT
+                           and listing.seller_id != user.pk):
+        raise NotFound("Listing not found.")
+    if listing.seller_id != user.pk:
+        raise PermissionDenied("Only the seller can make a second-chance offer.")
+    with transaction.atomic():
+        listing = _lock_listing(listing.pk)
+        now = timezone.now()
+        for offer in _expire_overdue(listing_id=listing.pk, now=now):
+            _tell_seller(offer, listing, title="Second-chance offer expired",
+                         body=f"The offer for “{listing.title}” expired.")
+        sales = list(Transaction.objects.filter(listing=listing).order_by("created_at")
+                     .values_list("buyer_id", "status", "amount_cents"))
+        if (listing.status != ListingStatus.UNSOLD or not sales
+                or any(status != Transaction.Status.CANCELLED for _b, status, _a in sales)):
+            raise _unavailable("A second-chance offer needs a sale whose buyer didn't pay.")
+        offered = set(Offer.objects.filter(listing=listing).values_list("bidder_id", flat=True))
+        if Offer.objects.filter(listing=listing, status=OfferStatus.OFFERED).exists():
+            raise _unavailable("An offer for this listing is already open.")
+        bids = _candidate_bids(listing)
+        inactive = set(User.objects.filter(pk__in={b.bidder_id for b in bids})
+                       .exclude(status=User.Status.ACTIVE).values_list("pk", flat=True))
+        excluded = {buyer for buyer, _s, _a in sales} | offered | inactive | {listing.seller_id}
+        pick = rules.runner_up(
+            rules.AuctionState.initial(starting_price_cents=listing.starting_price_cents,
+                                       reserve_price_cents=listing.reserve_price_cents),
+            bids, exclude=excluded)
+        if pick is None:
+            raise Conflict("No other bidder is left to make an offer to.", code="no_runner_up")
+        bidder_id, maximum = pick
+        winning_price = sales[0][2]
+        offer = Offer.objects.create(
+            listing=listing, bidder_id=bidder_id, amount_cents=min(maximum, winning_price),
+            expires_at=now + timedelta(hours=settings.BIDDT_SECOND_CHANCE_HOURS))
+        notify(user_id=bidder_id, type=NotificationType.SECOND_CHANCE_OFFER,
+               title="A second chance to buy",
+               body=f"“{listing.title}” is yours for {_money(offer.amount_cents)} if you "
+                    f"accept within {settings.BIDDT_SECOND_CHANCE_HOURS} hours.",
+               data={"offer_id": str(offer.pk), "listing_id": str(listing.pk),
+                     "amount_cents": offer.amount_cents,
+                     "expires_at": offer.expires_at.isoformat()},
+               dedupe_key=f"second_chance_offer:{offer.pk}")
+    return offer
+
+
+def _own_offer(*, user, offer_id: Any) -> Offer:
+    try:
+        return Offer.objects.get(pk=offer_id, bidder=user)
+    except (Offer.DoesNotExist, ValueError, DjangoValidationError):
+        raise NotFound("Offer not found.") from None
+
+
+def second_chance_accept(*, user, offer_id: Any) -> Transaction:
+    """The offered bidder accepts: the new transaction (`pending_payment`), created through
+    escrow's sale service, and the listing `unsold → sold`.
+
+    Locks the listing row, then the offer row: of two accepts the second finds the offer
+    accepted and gets the same transaction; an accept racing the expiry either wins before
+    `expires_at` or finds the offer expired (409 `second_chance_unavailable`). Anyone but
+    the offered bidder: 404.
+    """
+    ensure_active(user)
+    offer = _own_offer(user=user, offer_id=offer_id)
+    with transaction.atomic():
+        listing = _lock_listing(offer.listing_id)
+        offer = Offer.objects.select_for_update(of=("self",), no_key=True).get(pk=offer.pk)
+        now = timezone.now()
+        if offer.status == OfferStatus.ACCEPTED:  # a repeated accept: the same sale
+            return Transaction.objects.get(pk=offer.transaction_id)
+        if offer.status != OfferStatus.OFFERED or offer.expires_at <= now:
+            raise _unavailable("This offer is no longer open.")
+        if not Listing.objects.filter(pk=listing.pk, status=ListingStatus.UNSOLD).update(
+                status=ListingStatus.SOLD, closed_at=now, updated_at=now, seq=F("seq") + 1):
+            raise _unavailable("This listing can't be sold any more.")
+        listing.refresh_from_db()
+        winning_bid_id = (Bid.objects.filter(listing=listing, bidder=user,
+                                             status=Bid.Status.ACTIVE)
+                          .order_by("-max_amount_cents", "seq").values_list("pk", flat=True)
+                          .first())
+        txn = transaction_create_for_sale(
+            listing=listing, buyer=user, amount_cents=offer.amount_cents,
+            source=Transaction.Source.SECOND_CHANCE, winning_bid_id=winning_bid_id)
+        Offer.objects.filter(pk=offer.pk, status=OfferStatus.OFFERED).update(
+            status=OfferStatus.ACCEPTED, decided_at=now, transaction=txn)
+        offer.status = OfferStatus.ACCEPTED
+        notify(user_id=user.pk, type=NotificationType.TRANSACTION_UPDATE,
+               title="Offer accepted: pay to complete",
+               body=f"“{listing.title}” is yours for {_money(txn.amount_cents)}. Pay within "
+                    f"{settings.BIDDT_PAYMENT_WINDOW_HOURS} hours.",
+               data={"transaction_id": str(txn.pk), "status": txn.status},
+               dedupe_key=f"second_chance_accepted:{txn.pk}:{user.pk}")
+        _tell_seller(offer, listing, title="Second-chance offer accepted",
+                     body=f"“{listing.title}” sold for {_money(txn.amount_cents)}.")
+        transaction_announce(txn)
+        send_to_group_on_commit(f"listing.{listing.pk}", {"type": "ws.event", "payload": {
+            "type": "auction_ended", "listingId": str(listing.pk), "status": listing.status,
+            "finalPrice": txn.amount_cents,
+        }})
+    return txn
+
+
+def second_chance_decline(*, user, offer_id: Any) -> None:
+    """The offered bidder declines (again: nothing more); the seller may offer the next
+    bidder. An offer no longer open: 409 `second_chance_unavailable`."""
+    ensure_active(user)
+    offer = _own_offer(user=user, offer_id=offer_id)
+    with transaction.atomic():
+        now = timezone.now()
+        if not Offer.objects.filter(pk=offer.pk, status=OfferStatus.OFFERED).update(
+                status=OfferStatus.DECLINED, decided_at=now):
+            offer.refresh_from_db()
+            if offer.status == OfferStatus.DECLINED:
+                return
+            raise _unavailable("This offer is no longer open.")
+        offer.status = OfferStatus.DECLINED
+        _tell_seller(offer, offer.listing, title="Second-chance offer declined",
+                     body=f"The offer for “{offer.listing.title}” was declined; you may "
+                          f"offer it to the next bidder.")
+
+
+def second_chance_expire(*, offer_id: Any) -> bool:
+    """An open offer past `expires_at` → `expired`, once (conditional UPDATE; an accept
+    holding the row lock makes it wait and then find the offer accepted)."""
+    with transaction.atomic():
+        now = timezone.now()
+        if not Offer.objects.filter(pk=offer_id, status=OfferStatus.OFFERED,
+                                    expires_at__lte=now).update(status=OfferStatus.EXPIRED,
+                                                                decided_at=now):
+            return False
+        offer = Offer.objects.select_related("listing").get(pk=offer_id)
+        _tell_seller(offer, offer.listing, title="Second-chance offer expired",
+                     body=f"The offer for “{offer.listing.title}” expired; you may offer it "
+                          f"to the next bidder.")
+    return True
+
+
+def second_chance_expire_due(*, limit: int = 500) -> int:
+    """The sweep: expire every open offer past its time; returns how many this run did."""
+    due = list(Offer.objects.filter(status=OfferStatus.OFFERED, expires_at__lte=timezone.now())
+               .values_list("pk", flat=True)[:limit])
+    return sum(second_chance_expire(offer_id=pk) for pk in due)
