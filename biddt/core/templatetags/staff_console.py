@@ -39,8 +39,13 @@ def staff_queues(context):
             "admin:escrow_transaction_changelist", "status__exact=pending_payment",
             lambda: Transaction.objects.filter(status="pending_payment").count()),
         row("Failed payouts", "escrow.view_transaction", Transaction,
-            "admin:escrow_transaction_changelist", "payout_status__exact=failed",
-            lambda: Transaction.objects.filter(payout_status="failed").count()),
+            "admin:escrow_transaction_changelist", "payout_queue=failed",
+            lambda: Transaction.objects.filter(status="released",
+                                               payout_status="failed").count()),
+        row("Payouts waiting for the seller's wallet", "escrow.view_transaction", Transaction,
+            "admin:escrow_transaction_changelist", "payout_queue=waiting_wallet",
+            lambda: Transaction.objects.filter(status="released",
+                                               payout_status="waiting_wallet").count()),
     ]
     recent = []
     if user.has_perm("core.view_auditentry"):
