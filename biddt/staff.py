@@ -87,7 +87,10 @@ class ReadOnlyAdminMixin:
 def money_display(field: str, *, description: str | None = None, currency_field="currency"):
     """A list/readonly column showing an integer-cents field as money (`$100.00 CAD`)."""
     def show(self, obj):
-        return money_text(getattr(obj, field), getattr(obj, currency_field, None) or "CAD")
+        currency = obj
+        for part in currency_field.split("__"):  # `listing__currency` follows the relation
+            currency = getattr(currency, part, None)
+        return money_text(getattr(obj, field), currency or "CAD")
 
     show.short_description = description or field.removesuffix("_cents").replace("_", " ")
     show.admin_order_field = field

@@ -52,3 +52,13 @@ def staff_queues(context):
         recent = list(AuditEntry.objects.select_related("actor")[:10])
     return {"queues": [r for r in rows if r], "recent": recent,
             "audit_url": reverse("admin:core_auditentry_changelist")}
+
+
+@register.inclusion_tag("admin/console_charts.html", takes_context=True)
+def console_charts(context):
+    """The dashboard's charts of the last 30 days (for staff who may see sales)."""
+    from escrow.dashboard import dashboard_series
+
+    if not context["request"].user.has_perm("escrow.view_transaction"):
+        return {"series": None}
+    return {"series": dashboard_series()}
