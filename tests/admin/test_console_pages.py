@@ -213,3 +213,12 @@ def test_dashboard_series_from_the_database(support_client, settings):
     assert "cdn" not in html.lower()
 
 
+
+
+def test_bulk_resolve_without_a_note_does_nothing(support_client, settings):
+    dispute = disputed_transaction(settings, with_messages=False)
+    response = support_client.post(reverse("admin:escrow_dispute_changelist"), {
+        "action": "resolve_refund", "_selected_action": [str(dispute.pk)], "reason": "",
+        "index": 0}, follow=True)
+    assert "Type a reason" in response.content.decode()
+    assert Dispute.objects.get(pk=dispute.pk).status == "open"
