@@ -53,8 +53,9 @@ def log_in(page, base: str) -> None:
     page.wait_for_url(f"{base}/admin/")
 
 
-def test_support_splits_a_dispute_30_70_from_its_page(support_and_dispute, provider_refunds,
-                                                      browser, live_server):  # noqa: F811
+def test_support_splits_a_dispute_30_70_from_its_page(
+        support_and_dispute, provider_refunds, live_server,
+        browser):  # noqa: F811 (the fixture imported from test_browser)
     staff, dispute = support_and_dispute
     txn = dispute.transaction
     base = live_server.url
@@ -126,8 +127,9 @@ def test_support_splits_a_dispute_30_70_from_its_page(support_and_dispute, provi
     page.screenshot(path=str(ARTIFACTS / "console_transactions.png"), full_page=True)
 
 
-def test_support_sees_no_delete_on_users(support_and_dispute, browser,
-                                         live_server):  # noqa: F811
+def test_support_sees_no_delete_on_users(
+        support_and_dispute, live_server,
+        browser):  # noqa: F811 (the fixture imported from test_browser)
     _, dispute = support_and_dispute
     other = UserFactory(display_name="Plain Paul")
     page = browser.new_page(viewport={"width": WIDTH, "height": 900})
