@@ -2,11 +2,32 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import password_validation
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from rest_framework_simplejwt.token_blacklist.admin import BlacklistedTokenAdmin
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 from simple_history.admin import SimpleHistoryAdmin
 
-from accounts.models import Device, PhoneOTP, Rating, User, Wallet, format_e164, phone_index
+from accounts.models import (
+    Device,
+    PhoneOTP,
+    Rating,
+    User,
+    Wallet,
+    format_e164,
+    phone_index,
+    phone_last4_index,
+)
+from accounts.services import user_reinstate, user_suspend
 from biddt.audit import audit_record
-from biddt.staff import ReasonActionForm, action_reason, is_admin_role, require_reason
+from biddt.staff import (
+    Decision,
+    DecisionAdminMixin,
+    DecisionFailed,
+    ReadOnlyAdminMixin,
+    ReasonActionForm,
+    action_reason,
+    is_admin_role,
+    require_reason,
+)
 
 # Role fields: only the `admin` role changes them (support sees them read-only).
 ROLE_FIELDS = ["is_staff", "is_superuser", "groups"]
@@ -51,8 +72,52 @@ class StaffUserCreationForm(forms.ModelForm):
         return user
 
 
+def _restate_suspend(user, data) -> list[str]:
+    listings = user.listings.filter(status="active").count()
+    return [f"Suspend {user}: they can't log in, bid, list or write again until reinstated; "
+            "their open sockets are closed.",
+            f"Their {listings} active listing(s) are paused (hidden, no bids) — not removed.",
+            "No money moves: sales already in escrow go on as usual."]
+
+
+def _run_suspend(request, user, data) -> str:
+    if user.pk == request.user.pk or (user.is_staff and not is_admin_role(request.user)):
+        raise DecisionFailed("Staff accounts are suspended by an admin (and not by "
+                             "themselves).")
+    done = user_suspend(user_id=user.pk, staff_user=request.user, reason=data["note"])
+    return f"{user} suspended." if done else f"{user} was already suspended."
+
+
+def _restate_reinstate(user, data) -> list[str]:
+    return [f"Reinstate {user}: they can log in and act again.",
+            "Their paused listings show and take bids again (one whose end passed closes at "
+            "the next sweep)."]
+
+
+def _run_reinstate(request, user, data) -> str:
+    done = user_reinstate(user_id=user.pk, staff_user=request.user, reason=data["note"])
+    return f"{user} reinstated." if done else f"{user} was not suspended."
+
+
+USER_DECISIONS = (
+    Decision(key="suspend", label="Suspend", restate=_restate_suspend, run=_run_suspend,
+             danger=True, available=lambda u: u.status == User.Status.ACTIVE),
+    Decision(key="reinstate", label="Reinstate", restate=_restate_reinstate,
+             run=_run_reinstate, available=lambda u: u.status == User.Status.SUSPENDED),
+)
+
+
+def has_money_records(user) -> bool:
+    """Sales, purchases, ledger rows or a wallet: such a user is never deleted from the
+    console (the books and the provider's records point at them)."""
+    # Through the reverse relations (ledger rows always belong to a sale): no import of
+    # the escrow app, which sits above accounts.
+    return (user.purchases.exists() or user.sales.exists()
+            or Wallet.objects.filter(user=user).exists())
+
+
 @admin.register(User)
-class UserAdmin(SimpleHistoryAdmin, DjangoUserAdmin):
+class UserAdmin(DecisionAdminMixin, SimpleHistoryAdmin, DjangoUserAdmin):
     list_display = ["display_name", "short_id", "masked_phone", "status", "is_staff",
                     "rating_count", "completed_sales", "created_at"]
     list_filter = ["status", "is_staff", "is_superuser", "groups", "created_at"]
@@ -73,6 +138,15 @@ class UserAdmin(SimpleHistoryAdmin, DjangoUserAdmin):
     filter_horizontal = ["groups"]
     action_form = ReasonActionForm
     actions = ["suspend_users", "reinstate_users", "unlock_staff_login"]
+    decisions = USER_DECISIONS
+
+    def has_delete_permission(self, request, obj=None):
+        """Only the admin role deletes, and never a user with money records."""
+        if not is_admin_role(request.user):
+            return False
+        if obj is not None and has_money_records(obj):
+            return False
+        return super().has_delete_permission(request, obj)
 
     # --- permissions: support moderates through actions; only admin edits accounts/roles ---
 
@@ -158,8 +232,13 @@ class UserAdmin(SimpleHistoryAdmin, DjangoUserAdmin):
         return f"…{obj.phone_number[-4:]}" if obj.phone_number else ""
 
     def get_search_results(self, request, queryset, search_term):
-        """Phone numbers are encrypted: an exact number is found through its blind index."""
+        """Phone numbers are encrypted: an exact number is found through its blind index,
+        the last four digits (`0142`, `…0142`) through their own keyed index."""
         results, may_dup = super().get_search_results(request, queryset, search_term)
+        last4 = search_term.strip().lstrip("…*. ")
+        if len(last4) == 4 and last4.isdigit():
+            return results | queryset.filter(phone_last4_index=phone_last4_index(last4)), \
+                may_dup
         try:
             index = phone_index(format_e164(search_term))
         except ValueError:
@@ -169,13 +248,19 @@ class UserAdmin(SimpleHistoryAdmin, DjangoUserAdmin):
 
 
 @admin.register(PhoneOTP)
-class PhoneOTPAdmin(admin.ModelAdmin):
+class PhoneOTPAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "attempts", "expires_at", "consumed_at", "created_at"]
     list_filter = ["created_at"]
     readonly_fields = [f.name for f in PhoneOTP._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
+
+# simplejwt's own admin offers Add (and Delete, which would un-revoke a token): read-only.
+admin.site.unregister(BlacklistedToken)
+
+
+@admin.register(BlacklistedToken)
+class ReadOnlyBlacklistedTokenAdmin(ReadOnlyAdminMixin, BlacklistedTokenAdmin):
+    pass
 
 
 @admin.register(Wallet)

@@ -50,6 +50,13 @@ def phone_index(e164: str) -> str:
     return crypto.blind_index(e164, purpose="phone")
 
 
+def phone_last4_index(e164: str) -> str | None:
+    """Keyed blind index of a number's last four digits, for staff search (`…0142`). Only
+    10,000 values exist, so what protects them is the HMAC key, as for the full index."""
+    digits = "".join(ch for ch in (e164 or "") if ch.isdigit())
+    return crypto.blind_index(digits[-4:], purpose="phone_last4") if len(digits) >= 4 else None
+
+
 def normalize_email(raw: str) -> str:
     return raw.strip().lower()
 
@@ -107,6 +114,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     phone_number = EncryptedTextField(editable=False)
     phone_index = models.CharField("phone number", max_length=64, unique=True, editable=False)
+    # Staff search by the last four digits (see phone_last4_index); set on save.
+    phone_last4_index = models.CharField(max_length=64, null=True, blank=True, editable=False,
+                                         db_index=True)
     email = EncryptedTextField(blank=True, default="", editable=False)
     email_index = models.CharField(max_length=64, null=True, blank=True, editable=False)
     display_name = models.CharField(max_length=50, blank=True, default="")
@@ -141,6 +151,13 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.display_name or f"user {str(self.id)[:8]}"
+
+    def save(self, *args, **kwargs):
+        self.phone_last4_index = phone_last4_index(self.phone_number)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "phone_number" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "phone_last4_index"}
+        super().save(*args, **kwargs)
 
     def get_short_name(self) -> str:
         """What the staff console greets with (the username field is a blind index)."""
@@ -183,6 +200,8 @@ class PhoneOTP(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = "phone OTP"
+        verbose_name_plural = "phone OTPs"
         indexes = [models.Index(fields=["phone_index", "-created_at"], name="otp_phone_recent")]
         constraints = [
             models.CheckConstraint(

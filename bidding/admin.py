@@ -1,18 +1,28 @@
 from django.contrib import admin
 
 from bidding.models import Bid
+from biddt.staff import money_display
 
 
 @admin.register(Bid)
 class BidAdmin(admin.ModelAdmin):
-    list_display = ["listing", "bidder", "amount_cents", "is_auto_bid", "status", "seq",
+    list_display = ["listing", "bidder", "amount", "is_auto_bid", "status", "seq",
                     "created_at"]
     list_filter = ["status", "is_auto_bid", "created_at"]
     search_fields = ["listing__title", "bidder__display_name", "id"]
     raw_id_fields = ["listing", "bidder"]
     # Bids are money promises: changed only by the engine (retract) or a takedown (void).
-    readonly_fields = ["listing", "bidder", "amount_cents", "max_amount_cents",
-                       "requested_amount_cents", "is_auto_bid", "status", "seq", "created_at"]
+    readonly_fields = ["listing", "bidder", "amount", "max_amount", "requested_amount",
+                       "is_auto_bid", "status", "seq", "created_at"]
+    exclude = ["amount_cents", "max_amount_cents", "requested_amount_cents"]
+    list_select_related = ["listing", "bidder"]
+
+    amount = money_display("amount_cents", description="amount",
+                           currency_field="listing__currency")
+    max_amount = money_display("max_amount_cents", description="max",
+                               currency_field="listing__currency")
+    requested_amount = money_display("requested_amount_cents", description="requested",
+                                     currency_field="listing__currency")
 
     def has_add_permission(self, request):
         return False  # bids are placed through the engine only

@@ -11,6 +11,7 @@ from biddt.metrics import metrics_view
 
 admin.site.site_header = "Biddt staff console"
 admin.site.site_title = "Biddt staff"
+admin.site.site_url = "/v1/docs/"  # the admin's "View site": the API docs
 
 v1 = [
     path("", include("accounts.api.urls")),

@@ -1,10 +1,13 @@
 from django.contrib import admin
 
+from biddt.staff import ReadOnlyAdminMixin
 from chat.models import Message
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Messages are the parties' record (and a dispute's evidence): read-only."""
+
     list_display = ["transaction", "sender", "message_type", "created_at", "read_at"]
     list_filter = ["message_type", "created_at"]
     search_fields = ["transaction__id", "content"]

@@ -10,6 +10,10 @@ Journals (amounts of the transaction):
               commission −fee, escrow_fee −escrow fee
 - payout:     seller_payable +payout (seller)  / payouts −payout (seller)
 - refund:     escrow +total (seller)           / refunds −total (buyer)
+- split:      escrow +total (seller)           / refunds −refunded (buyer),
+              seller_payable −payout (seller), commission −fee, escrow_fee −escrow fee
+  (a dispute resolved with a partial refund; payout = total − refunded − fees, and the
+  payout journal then pays that out as usual)
 
 So `-sum(escrow)` is the money held, `-sum(seller_payable)` a seller's available balance and
 `-sum(payouts)` what they were paid.
@@ -79,6 +83,24 @@ def journal_refund(txn: Transaction) -> bool:
     return journal_post(txn=txn, kind=LedgerEntry.Kind.REFUND, lines=[
         (LedgerAccount.ESCROW, txn.seller_id, txn.total_charged_cents),
         (LedgerAccount.REFUNDS, txn.buyer_id, -txn.total_charged_cents),
+    ])
+
+
+def journal_split(txn: Transaction) -> bool:
+    """A partial refund and the release of the rest, as one journal (a dispute split).
+
+    Call after `txn.refunded_cents` and `txn.seller_payout_cents` were set by the split:
+    the escrow gives up the whole amount held, the buyer gets `refunded_cents`, the platform
+    its fees and the seller owes-to line the remainder."""
+    if not 0 < txn.refunded_cents < txn.total_charged_cents:
+        raise UnbalancedJournal(f"split journal of {txn.pk}: refunded_cents must be between "
+                                "0 and the amount held")
+    return journal_post(txn=txn, kind=LedgerEntry.Kind.SPLIT, lines=[
+        (LedgerAccount.ESCROW, txn.seller_id, txn.total_charged_cents),
+        (LedgerAccount.REFUNDS, txn.buyer_id, -txn.refunded_cents),
+        (LedgerAccount.SELLER_PAYABLE, txn.seller_id, -txn.seller_payout_cents),
+        (LedgerAccount.COMMISSION, None, -txn.fee_cents),
+        (LedgerAccount.ESCROW_FEE, None, -txn.escrow_fee_cents),
     ])
 
 

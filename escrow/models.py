@@ -89,6 +89,11 @@ class Transaction(models.Model):
                                      default=PayoutStatus.NONE)
     payout_transfer_id = models.CharField(max_length=255, blank=True, default="")
     refund_id = models.CharField(max_length=255, blank=True, default="")
+    # A dispute split refunds part of the payment and releases the rest: what went back to
+    # the buyer (0 unless split); `seller_payout_cents` is then the rest less the fees.
+    refunded_cents = models.PositiveBigIntegerField(default=0)
+    # The provider's reason for the last failed payout (cleared when a payout succeeds).
+    payout_failure_reason = models.CharField(max_length=500, blank=True, default="")
     reminders_sent = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -99,8 +104,8 @@ class Transaction(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(amount_cents__gt=0), name="txn_amount_positive"),
             models.CheckConstraint(
-                condition=Q(seller_payout_cents=F("amount_cents") - F("fee_cents")
-                            - F("escrow_fee_cents")),
+                condition=Q(seller_payout_cents=F("amount_cents") - F("refunded_cents")
+                            - F("fee_cents") - F("escrow_fee_cents")),
                 name="txn_payout_is_amount_less_fees"),
             models.CheckConstraint(condition=Q(seller_payout_cents__gt=0),
                                    name="txn_payout_positive"),
@@ -129,6 +134,7 @@ class Dispute(models.Model):
         OPEN = "open", "Open"
         REFUNDED = "refunded", "Resolved: refunded"
         RELEASED = "released", "Resolved: released"
+        SPLIT = "split", "Resolved: split"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     transaction = models.ForeignKey(Transaction, on_delete=models.CASCADE, related_name="disputes")
@@ -175,6 +181,7 @@ class LedgerEntry(models.Model):
         RELEASE = "release", "Release to seller"
         PAYOUT = "payout", "Payout"
         REFUND = "refund", "Refund"
+        SPLIT = "split", "Partial refund, rest released"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     journal_id = models.UUIDField(db_index=True)
@@ -189,6 +196,7 @@ class LedgerEntry(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name_plural = "ledger entries"
         constraints = [
             models.CheckConstraint(condition=~Q(amount_cents=0), name="ledger_amount_nonzero"),
             # One journal of each kind per transaction: a retried release writes nothing new.

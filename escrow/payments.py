@@ -80,6 +80,7 @@ class PaymentGateway(Protocol):
     def retrieve_account(self, account_id: str) -> AccountInfo: ...
     def create_transfer(self, txn, *, destination: str) -> str: ...
     def create_refund(self, txn) -> str: ...
+    def create_partial_refund(self, txn, *, amount_cents: int) -> str: ...
     def verify_webhook(self, payload: bytes, sig_header: str | None) -> dict[str, Any]: ...
 
 
@@ -137,6 +138,9 @@ class SimulatedGateway:
 
     def create_refund(self, txn) -> str:
         return self._sim_id("re", txn.pk)
+
+    def create_partial_refund(self, txn, *, amount_cents: int) -> str:
+        return self._sim_id("re_part", txn.pk)
 
     def verify_webhook(self, payload: bytes, sig_header: str | None) -> dict[str, Any]:
         return _verify_signed(payload, sig_header, settings.STRIPE_WEBHOOK_SECRET)
@@ -234,6 +238,17 @@ class StripeGateway:
             {"payment_intent": txn.payment_intent_id,
              "metadata": {"transaction_id": str(txn.pk)}},
             options={"idempotency_key": idempotency_key("refund", txn.pk)})
+        return obj["id"]
+
+    def create_partial_refund(self, txn, *, amount_cents: int) -> str:
+        """Refund part of the payment (a dispute split). One per transaction: a retry with
+        the same key returns the same Refund; a retry with another amount is refused by the
+        provider (idempotency keys are tied to their parameters), so it can't refund twice."""
+        obj = self._call(
+            self.client.v1.refunds.create,
+            {"payment_intent": txn.payment_intent_id, "amount": amount_cents,
+             "metadata": {"transaction_id": str(txn.pk), "kind": "dispute_split"}},
+            options={"idempotency_key": idempotency_key("refund-split", txn.pk)})
         return obj["id"]
 
     def verify_webhook(self, payload: bytes, sig_header: str | None) -> dict[str, Any]:

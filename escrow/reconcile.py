@@ -33,7 +33,7 @@ from escrow.payments import ACCOUNT_EVENTS, PAYMENT_INTENT_EVENTS
 CHARGE, REFUND, TRANSFER = "charge", "refund", "transfer"
 _LEDGER = {  # movement -> (journal kind, account whose row carries the amount)
     CHARGE: (LedgerEntry.Kind.FUNDS_HELD, LedgerAccount.PROVIDER_CASH),
-    REFUND: (LedgerEntry.Kind.REFUND, LedgerAccount.REFUNDS),
+    REFUND: ((LedgerEntry.Kind.REFUND, LedgerEntry.Kind.SPLIT), LedgerAccount.REFUNDS),
     TRANSFER: (LedgerEntry.Kind.PAYOUT, LedgerAccount.PAYOUTS),
 }
 Key = tuple[str, str]  # (transaction id, movement)
@@ -87,7 +87,8 @@ def ledger_movements(*, since: datetime | None = None) -> dict[Key, int]:
     """Positive cents per (transaction, movement) as the ledger has them."""
     out: dict[Key, int] = {}
     for movement, (kind, account) in _LEDGER.items():
-        qs = LedgerEntry.objects.filter(kind=kind, account=account)
+        kinds = kind if isinstance(kind, tuple) else (kind,)  # a split refunds part
+        qs = LedgerEntry.objects.filter(kind__in=kinds, account=account)
         if since is not None:
             qs = qs.filter(created_at__gte=since)
         for txn_id, total in (qs.values("transaction_id").annotate(total=Sum("amount_cents"))
@@ -107,8 +108,8 @@ def _transactions(since: datetime | None):
 def simulated_movements(*, since: datetime | None = None) -> Iterator[tuple[Key, int]]:
     """What a provider would show for the `simulated` backend, derived from the rows."""
     fields = ("pk", "status", "paid_at", "total_charged_cents", "seller_payout_cents",
-              "payout_status")
-    for pk, status, paid_at, total, payout, payout_status in (
+              "payout_status", "refunded_cents")
+    for pk, status, paid_at, total, payout, payout_status, refunded in (
             _transactions(since).filter(payment_backend="simulated").values_list(*fields)
             .iterator(chunk_size=2000)):
         if paid_at is None:
@@ -116,6 +117,8 @@ def simulated_movements(*, since: datetime | None = None) -> Iterator[tuple[Key,
         yield (str(pk), CHARGE), total
         if status == Transaction.Status.REFUNDED:
             yield (str(pk), REFUND), total
+        elif refunded:
+            yield (str(pk), REFUND), refunded
         if payout_status == Transaction.PayoutStatus.PAID:
             yield (str(pk), TRANSFER), payout
 

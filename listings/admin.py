@@ -3,14 +3,19 @@ from django.db.models import Exists, OuterRef
 from django.utils.html import format_html
 
 from bidding.models import Bid
+from biddt.money import money_text
 from biddt.staff import (
+    Decision,
+    DecisionAdminMixin,
     ReadOnlyAdminMixin,
     ReadOnlyInline,
     ReasonActionForm,
     action_reason,
+    money_display,
     require_reason,
 )
 from listings.models import Listing, ListingImage, ListingReport, ListingVideo, Watch
+from listings.services import listing_remove
 
 # Prices are what bidders relied on; the auction state belongs to the bidding engine.
 MONEY_FIELDS = ["starting_price_cents", "reserve_price_cents", "buy_now_price_cents",
@@ -49,9 +54,13 @@ class BidInline(ReadOnlyInline):
 
     model = Bid
     ordering = ["-seq", "-is_auto_bid"]
-    fields = ["created_at", "bidder", "amount_cents", "max_amount_cents", "is_auto_bid",
-              "status", "seq"]
+    fields = ["created_at", "bidder", "amount", "max_amount", "is_auto_bid", "status", "seq"]
     show_change_link = True
+
+    amount = money_display("amount_cents", description="amount",
+                           currency_field="listing__currency")
+    max_amount = money_display("max_amount_cents", description="max",
+                               currency_field="listing__currency")
 
 
 class ReportInline(ReadOnlyInline):
@@ -75,10 +84,33 @@ class OpenReportsFilter(admin.SimpleListFilter):
         return queryset
 
 
+def _restate_remove(listing, data) -> list[str]:
+    lines = [f"Remove “{listing.title}” by {listing.seller} ({listing.get_status_display()})."]
+    if listing.status == Listing.Status.ACTIVE:
+        lines.append(f"The auction is voided: its {listing.bid_count} bid(s) (current price "
+                     f"{money_text(listing.current_price_cents, listing.currency)}) are "
+                     "void and the bidders are told.")
+    lines.append("The listing disappears from browse and search; the note is kept on it and "
+                 "in the audit log.")
+    return lines
+
+
+def _run_remove(request, listing, data) -> str:
+    listing_remove(listing_id=listing.pk, staff_user=request.user, reason=data["note"])
+    return f"“{listing.title}” removed."
+
+
+LISTING_DECISIONS = (
+    Decision(key="remove", label="Remove the listing", restate=_restate_remove,
+             run=_run_remove, danger=True,
+             available=lambda listing: listing.status != Listing.Status.REMOVED),
+)
+
+
 @admin.register(Listing)
-class ListingAdmin(admin.ModelAdmin):
+class ListingAdmin(DecisionAdminMixin, admin.ModelAdmin):
     list_display = ["title", "seller", "status", "category", "auction_type",
-                    "current_price_cents", "bid_count", "ends_at", "created_at"]
+                    "current_price", "bid_count", "ends_at", "created_at"]
     list_filter = ["status", OpenReportsFilter, "category", "condition", "auction_type",
                    "seller__status", "created_at"]
     search_fields = ["title", "description", "id", "seller__display_name"]
@@ -88,8 +120,17 @@ class ListingAdmin(admin.ModelAdmin):
     action_form = ReasonActionForm
     actions = ["remove_listings"]
     # Money and auction state are never edited by hand; status moves through services.
-    readonly_fields = [*MONEY_FIELDS, "seller", "status", "status_reason", "bid_count",
+    readonly_fields = ["starting_price", "reserve_price", "buy_now_price", "current_price",
+                       "leader_max", "seller", "status", "status_reason", "bid_count",
                        "leader", "seq", "view_count", "closed_at", "created_at", "updated_at"]
+    exclude = MONEY_FIELDS
+    decisions = LISTING_DECISIONS
+
+    starting_price = money_display("starting_price_cents")
+    reserve_price = money_display("reserve_price_cents")
+    buy_now_price = money_display("buy_now_price_cents")
+    current_price = money_display("current_price_cents")
+    leader_max = money_display("leader_max_cents", description="leader's max")
 
     def has_add_permission(self, request):
         return False  # listings are created by sellers through the API
@@ -97,8 +138,6 @@ class ListingAdmin(admin.ModelAdmin):
     @admin.action(description="Remove (void the auction, notify bidders)",
                   permissions=["change"])
     def remove_listings(self, request, queryset):
-        from listings.services import listing_remove
-
         reason = require_reason(self, request)
         if reason is None:
             return
@@ -154,8 +193,6 @@ class ListingReportAdmin(admin.ModelAdmin):
 
     @admin.action(description="Remove the reported listing(s)", permissions=["change"])
     def remove_reported_listings(self, request, queryset):
-        from listings.services import listing_remove
-
         reason = require_reason(self, request)
         if reason is None:
             return

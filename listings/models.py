@@ -186,6 +186,7 @@ class Watch(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name_plural = "watches"
         constraints = [models.UniqueConstraint(fields=["user", "listing"], name="uniq_watch")]
         indexes = [models.Index(fields=["listing"], name="watch_listing")]
 

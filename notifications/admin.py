@@ -1,10 +1,13 @@
 from django.contrib import admin
 
+from biddt.staff import ReadOnlyAdminMixin
 from notifications.models import Notification, NotificationPreference
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """What was sent to whom: read-only (notifications are made by notifications.notify)."""
+
     list_display = ["user", "type", "title", "read_at", "created_at"]
     list_filter = ["type", "created_at"]
     search_fields = ["title", "body", "user__display_name"]

@@ -8,7 +8,9 @@ from biddt.staff import ReadOnlyAdminMixin
 
 
 @admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(admin.ModelAdmin):
+class IdempotencyRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Stored responses of retried requests: written by the API only."""
+
     list_display = ["scope", "key", "user", "response_status", "created_at"]
     list_filter = ["scope"]
     readonly_fields = [f.name for f in IdempotencyRecord._meta.fields]

@@ -15,7 +15,12 @@ write `escrow.services.<name>`; the code lives in the modules above.
 """
 
 from escrow.services.common import InvalidState, transaction_announce
-from escrow.services.dispute import dispute_open, dispute_resolve_refund, dispute_resolve_release
+from escrow.services.dispute import (
+    dispute_open,
+    dispute_resolve_refund,
+    dispute_resolve_release,
+    dispute_resolve_split,
+)
 from escrow.services.expiry import (
     transaction_cancel_unpaid,
     transaction_expire_unpaid,
@@ -37,15 +42,15 @@ from escrow.services.payment import (
     transaction_refund,
     webhook_receive,
 )
-from escrow.services.payout import payout_resend, payout_send, payouts_retry
+from escrow.services.payout import ResendOutcome, payout_resend, payout_send, payouts_retry
 from escrow.services.rating import rating_create
 from escrow.services.sale import fee_cents_for, transaction_claim, transaction_create_for_sale
 from escrow.services.wallet import wallet_apply_account, wallet_create
 
 __all__ = [
-    "InvalidState", "dispute_open", "dispute_resolve_refund", "dispute_resolve_release",
-    "fee_cents_for", "handoff_issue", "meetup_set", "payment_failed_apply",
-    "payment_succeeded_apply",
+    "InvalidState", "ResendOutcome", "dispute_open", "dispute_resolve_refund",
+    "dispute_resolve_release", "dispute_resolve_split", "fee_cents_for", "handoff_issue",
+    "meetup_set", "payment_failed_apply", "payment_succeeded_apply",
     "payout_resend", "payout_send", "payouts_retry", "qr_issue", "rating_create",
     "transaction_announce", "transaction_cancel_unpaid", "transaction_claim",
     "transaction_create_for_sale", "transaction_expire_unpaid", "transaction_meetup_check",

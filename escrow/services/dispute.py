@@ -9,7 +9,10 @@ from django.utils import timezone
 
 from accounts.policies import ensure_active
 from biddt.errors import invalid
+from biddt.money import money_text
+from escrow import ledger
 from escrow.models import Dispute, Transaction
+from escrow.payments import gateway_get
 from escrow.services.common import (
     _invalid_state,
     _lock,
@@ -47,7 +50,8 @@ def dispute_open(*, user, transaction_id: Any, reason: str) -> Dispute:
     return dispute
 
 
-def _dispute_close(dispute: Dispute, *, status: str, staff_user, note: str) -> None:
+def _dispute_close(dispute: Dispute, *, status: str, staff_user, note: str,
+                   details: dict[str, Any] | None = None) -> None:
     from biddt.audit import audit_record
 
     with transaction.atomic():
@@ -60,7 +64,8 @@ def _dispute_close(dispute: Dispute, *, status: str, staff_user, note: str) -> N
                          before={"status": Dispute.Status.OPEN,
                                  "transaction_status": Status.DISPUTED},
                          after={"status": status, "transaction_status": txn_status,
-                                "transaction_id": str(dispute.transaction_id)},
+                                "transaction_id": str(dispute.transaction_id),
+                                **(details or {})},
                          reason=note)
 
 
@@ -96,3 +101,70 @@ def dispute_resolve_release(*, dispute_id: Any, staff_user, note: str = "") -> D
     dispute.refresh_from_db()
     return dispute
 
+
+
+def dispute_split_amounts(txn: Transaction, refund_cents: int) -> dict[str, int]:
+    """The money movement of a split: what the buyer gets back, what is released, the fees
+    the platform keeps (the same as on a release) and the seller's payout. Raises
+    `invalid` (400) for a refund that isn't strictly between 0 and the amount held, or that
+    leaves less than the fees to release."""
+    total = txn.total_charged_cents
+    fees = txn.fee_cents + txn.escrow_fee_cents
+    if isinstance(refund_cents, bool) or not isinstance(refund_cents, int):
+        raise invalid("invalid", "The refund is a whole number of cents.", attr="refund_cents")
+    if not 0 < refund_cents < total:
+        raise invalid("out_of_range", f"A split refunds more than 0 and less than the "
+                      f"{total} cents held; use refund or release for all of it.",
+                      attr="refund_cents")
+    if total - refund_cents <= fees:
+        raise invalid("out_of_range", f"The rest ({total - refund_cents} cents) must be more "
+                      f"than the fees ({fees} cents); refund the buyer in full instead.",
+                      attr="refund_cents")
+    return {"refund_cents": refund_cents, "released_cents": total - refund_cents,
+            "fee_cents": txn.fee_cents, "escrow_fee_cents": txn.escrow_fee_cents,
+            "seller_payout_cents": total - refund_cents - fees}
+
+
+def dispute_resolve_split(*, dispute_id: Any, staff_user, refund_cents: int,
+                          note: str) -> Dispute:
+    """Staff: refund part of the payment to the buyer and release the rest to the seller
+    (`disputed → released`, dispute `split`). The platform keeps its usual fees out of the
+    released part; the seller's payout (`seller_payout_cents`) becomes the rest less fees.
+
+    Order, so a crash or a retry at any point pays nobody twice: the provider's partial
+    refund first, outside any lock, with an idempotency key per transaction (a retry gets
+    the same Refund back); then one database transaction that locks the transaction row,
+    moves it with a conditional UPDATE, writes the split journal (escrow/ledger.py), closes
+    the dispute with its audit entry and queues the payout after commit. A dispute that is
+    no longer open changes nothing. The note is required (it goes to the audit log).
+    """
+    note = (note or "").strip()
+    if not note:
+        raise invalid("blank", "Write a note: it goes to the audit log.", attr="note")
+    dispute = Dispute.objects.select_related("transaction").get(pk=dispute_id)
+    txn = dispute.transaction
+    if dispute.status != Dispute.Status.OPEN or txn.status != Status.DISPUTED:
+        return dispute
+    amounts = dispute_split_amounts(txn, refund_cents)
+    refund_id = gateway_get(txn.payment_backend).create_partial_refund(
+        txn, amount_cents=refund_cents)
+    with transaction.atomic():
+        txn = _lock(txn.pk)
+        dispute.refresh_from_db()
+        if dispute.status == Dispute.Status.OPEN and _move(
+                txn, to=Status.RELEASED, frm=(Status.DISPUTED,), released_at=timezone.now(),
+                refund_id=refund_id, refunded_cents=refund_cents,
+                seller_payout_cents=amounts["seller_payout_cents"]):
+            _dispute_close(dispute, status=Dispute.Status.SPLIT, staff_user=staff_user,
+                           note=note, details={**amounts, "refund_id": refund_id})
+            _notify(txn, user_ids=[txn.buyer_id, txn.seller_id], type="dispute_update",
+                    title="Dispute resolved",
+                    body=f"Part of the money ({money_text(refund_cents, txn.currency)}) was "
+                         f"refunded to the buyer and the rest released to the seller.",
+                    key="dispute_split")
+            _release_effects(txn, journal=ledger.journal_split, reason=(
+                f"The dispute was resolved with a split: "
+                f"{money_text(refund_cents, txn.currency)} refunded to the buyer, the rest "
+                f"released to the seller."))
+    dispute.refresh_from_db()
+    return dispute

@@ -88,10 +88,10 @@ def _qr_issue(*, user, transaction_id: Any) -> tuple[Transaction, str, datetime]
     return txn, code, expires_at
 
 
-def _release_effects(txn: Transaction, *, reason: str) -> None:
-    """Inside the transaction that moved `txn` to `released`: books, counters, messages, the
-    payout task after commit."""
-    ledger.journal_release(txn)
+def _release_effects(txn: Transaction, *, reason: str, journal=ledger.journal_release) -> None:
+    """Inside the transaction that moved `txn` to `released`: books (`journal`: the release,
+    or a dispute split's), counters, messages, the payout task after commit."""
+    journal(txn)
     User.objects.filter(pk=txn.seller_id).update(completed_sales=F("completed_sales") + 1)
     _notify(txn, user_ids=[txn.seller_id, txn.buyer_id], type="escrow_released",
             title="Escrow released",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from django.db import transaction
@@ -20,6 +21,15 @@ from escrow.payments import (
 from escrow.services.common import _lock
 
 Status = Transaction.Status
+
+
+def _failure_reason(exc: BaseException) -> str:
+    return (str(exc) or type(exc).__name__)[:500]
+
+
+def _has_payout_wallet(seller_id: Any) -> bool:
+    return Wallet.objects.filter(user_id=seller_id, status=Wallet.Status.ACTIVE,
+                                 stripe_account_id__isnull=False).exists()
 
 
 def payout_send(*, transaction_id: Any) -> str:
@@ -52,16 +62,18 @@ def payout_send(*, transaction_id: Any) -> str:
     try:
         transfer_id = gateway_get(txn.payment_backend).create_transfer(
             txn, destination=wallet.stripe_account_id)
-    except Exception:
+    except Exception as exc:
+        # The provider's reason, for the staff console's failed-payouts queue.
         Transaction.objects.filter(pk=txn.pk, payout_status=P.PENDING).update(
-            payout_status=P.FAILED, updated_at=timezone.now())
+            payout_status=P.FAILED, payout_failure_reason=_failure_reason(exc),
+            updated_at=timezone.now())
         PAYOUTS.labels(result="failed").inc()
         raise
     with transaction.atomic():
         txn = _lock(txn.pk)
         if Transaction.objects.filter(pk=txn.pk, payout_status=P.PENDING).update(
                 payout_status=P.PAID, payout_transfer_id=transfer_id,
-                updated_at=timezone.now()):
+                payout_failure_reason="", updated_at=timezone.now()):
             ledger.journal_payout(txn)
             on_commit(PAYOUTS.labels(result="paid").inc)
     return P.PAID
@@ -84,23 +96,39 @@ def payouts_retry() -> int:
     return len(pks)
 
 
-def payout_resend(*, transaction_id: Any, staff_user, reason: str = "") -> bool:
+class ResendOutcome(StrEnum):
+    """What `payout_resend` did with one transaction."""
+
+    QUEUED = "queued"                  # the payout task was queued
+    WAITING_WALLET = "waiting_wallet"  # nothing queued: the seller has no active wallet yet
+    ALREADY_PAID = "already_paid"      # nothing to do
+    NOT_RELEASED = "not_released"      # no money released to pay out (yet, or ever)
+
+
+def payout_resend(*, transaction_id: Any, staff_user, reason: str = "") -> ResendOutcome:
     """Staff: queue the payout task again for a released transaction not yet paid out
-    (`failed`, `waiting_wallet`, or `pending` left by a killed run). The task is the normal,
-    idempotent `payout_send` (same provider idempotency key), so a resend never pays twice.
-    True when queued."""
+    (`failed`, or `pending`/`none` left by a killed run). The task is the normal, idempotent
+    `payout_send` (same provider idempotency key), so a resend never pays twice. A seller
+    without an active wallet gets nothing queued (the payout starts by itself when
+    `account.updated` activates the wallet): the outcome says so. Audited when queued."""
     from biddt.audit import audit_record
     from escrow.tasks import payout_send as payout_task
 
     P = Transaction.PayoutStatus
     with transaction.atomic():
         txn = _lock(transaction_id)
-        if txn.status != Status.RELEASED or txn.payout_status == P.PAID:
-            return False
+        if txn.status != Status.RELEASED:
+            return ResendOutcome.NOT_RELEASED
+        if txn.payout_status == P.PAID:
+            return ResendOutcome.ALREADY_PAID
+        if not _has_payout_wallet(txn.seller_id):
+            if txn.payout_status in (P.NONE, P.FAILED):
+                Transaction.objects.filter(pk=txn.pk).update(
+                    payout_status=P.WAITING_WALLET, updated_at=timezone.now())
+            return ResendOutcome.WAITING_WALLET
         audit_record(actor=staff_user, action="transaction.payout_resend", obj=txn,
                      before={"payout_status": txn.payout_status},
                      after={"payout_status": txn.payout_status, "queued": True},
                      reason=reason)
         task_on_commit(payout_task, str(txn.pk))
-    return True
-
+    return ResendOutcome.QUEUED

@@ -149,3 +149,35 @@ def test_a_collision_under_the_new_key_is_reported_not_a_crash(settings, people)
     assert User.objects.get(phone_index=phone_index(people[2].phone_number)) == duplicate
     for user in people[:2] + people[3:]:
         assert User.objects.get(phone_index=phone_index(user.phone_number)) == user
+
+
+def test_reindex_rebuilds_the_last_four_digits_index(settings, people):
+    from accounts.models import phone_last4_index
+
+    # given a new HMAC key: staff search by the last four digits finds nobody
+    settings.BIDDT_PII_HMAC_KEY = new_key()
+    last4 = people[0].phone_number[-4:]
+    assert not User.objects.filter(phone_last4_index=phone_last4_index(last4)).exists()
+    # when the indexes are rebuilt
+    run("--reindex")
+    # then it finds them again (under the new key)
+    for user in people:
+        assert User.objects.get(pk=user.pk).phone_last4_index == \
+            phone_last4_index(user.phone_number)
+    assert people[0].pk in set(User.objects.filter(
+        phone_last4_index=phone_last4_index(last4)).values_list("pk", flat=True))
+
+
+def test_the_migration_backfills_the_last_four_digits_index(people):
+    import importlib
+
+    from django.apps import apps
+
+    from accounts.models import phone_last4_index
+
+    migration = importlib.import_module("accounts.migrations.0003_phone_last4_console")
+    User.objects.update(phone_last4_index=None)
+    migration.backfill_last4(apps, None)
+    for user in people:
+        assert User.objects.get(pk=user.pk).phone_last4_index == \
+            phone_last4_index(user.phone_number)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from accounts.models import User
+from accounts.models import User, Wallet
 from bidding.models import Bid
 from biddt.core.models import AuditEntry
 from escrow.models import Dispute, LedgerEntry, Transaction
@@ -296,6 +296,8 @@ def test_support_resends_a_failed_payout(support_client, settings, monkeypatch,
     from escrow import tasks
 
     txn = released_transaction(settings)
+    Wallet.objects.create(user=txn.seller, status=Wallet.Status.ACTIVE,
+                          stripe_account_id="acct_sim_seller")
     Transaction.objects.filter(pk=txn.pk).update(payout_status="failed")
     queued = []
     monkeypatch.setattr(tasks.payout_send, "apply_async",

@@ -278,7 +278,8 @@ def test_admin_actions_resolve_disputes(client):
     client_for(t.buyer).post(f"/v1/transactions/{t.pk}/dispute", {"reason": "broken"})
     dispute = Dispute.objects.get(transaction=t)
     r = client.post("/admin/escrow/dispute/", {"action": "resolve_refund",
-                                                      "_selected_action": [str(dispute.pk)]})
+                                                      "_selected_action": [str(dispute.pk)],
+                                                      "reason": "photos show it broken"})
     assert r.status_code == 302
     t.refresh_from_db()
     dispute.refresh_from_db()

@@ -7,7 +7,8 @@ BIDDT_PII_HMAC_KEY, then run it with --reindex (until it finishes, a user whose 
 still the old one can't log in by phone).
 
 What it covers: `accounts.User.phone_number` and `.email` (the only EncryptedTextFields) and
-their indexes `phone_index` / `email_index`, and `accounts.Device.token_index`. Login codes
+their indexes `phone_index` / `email_index` / `phone_last4_index` (staff search by the last
+four digits), and `accounts.Device.token_index`. Login codes
 and handoff QR codes are stored as hashes keyed with the HMAC key and live minutes; they
 can't be recomputed (only their hash is kept), so --reindex ends the open login codes and
 their owners ask for a new one.
@@ -31,7 +32,14 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from tqdm import tqdm
 
-from accounts.models import Device, PhoneOTP, User, email_index, phone_index
+from accounts.models import (
+    Device,
+    PhoneOTP,
+    User,
+    email_index,
+    phone_index,
+    phone_last4_index,
+)
 from biddt import crypto
 
 
@@ -143,13 +151,14 @@ class Command(BaseCommand):
         for ids in self._batches(User, batch_size=batch_size, unit="user"):
             rows = _raw(User.objects.select_for_update(of=("self",), no_key=True)
                         .filter(pk__in=ids).order_by("pk")).values_list(
-                "pk", "raw_phone", "raw_email", "phone_index", "email_index")
+                "pk", "raw_phone", "raw_email", "phone_index", "email_index",
+                "phone_last4_index")
             for row in rows:
                 self._user(row, active=active, reindex=reindex, dry_run=dry_run, tally=tally)
         return tally
 
     def _user(self, row, *, active: str, reindex: bool, dry_run: bool, tally: Tally) -> None:
-        pk, raw_phone, raw_email, old_phone_index, old_email_index = row
+        pk, raw_phone, raw_email, old_phone_index, old_email_index, old_last4 = row
         try:
             phone = crypto.decrypt(raw_phone) if raw_phone else ""
             email = crypto.decrypt(raw_email) if raw_email else ""
@@ -167,9 +176,12 @@ class Command(BaseCommand):
                 changes["phone_index"] = new_phone_index
             if new_email_index != old_email_index:
                 changes["email_index"] = new_email_index
+            if phone_last4_index(phone) != old_last4:
+                changes["phone_last4_index"] = phone_last4_index(phone)
         if not changes:
             return
-        reindexed = "phone_index" in changes or "email_index" in changes
+        reindexed = any(name in changes
+                        for name in ("phone_index", "email_index", "phone_last4_index"))
         taken = self._taken(pk, changes)
         if taken:
             tally.problems.append(f"user {pk}: its new {taken} is already another user's "

@@ -39,11 +39,26 @@ def staff_queues(context):
             "admin:escrow_transaction_changelist", "status__exact=pending_payment",
             lambda: Transaction.objects.filter(status="pending_payment").count()),
         row("Failed payouts", "escrow.view_transaction", Transaction,
-            "admin:escrow_transaction_changelist", "payout_status__exact=failed",
-            lambda: Transaction.objects.filter(payout_status="failed").count()),
+            "admin:escrow_transaction_changelist", "payout_queue=failed",
+            lambda: Transaction.objects.filter(status="released",
+                                               payout_status="failed").count()),
+        row("Payouts waiting for the seller's wallet", "escrow.view_transaction", Transaction,
+            "admin:escrow_transaction_changelist", "payout_queue=waiting_wallet",
+            lambda: Transaction.objects.filter(status="released",
+                                               payout_status="waiting_wallet").count()),
     ]
     recent = []
     if user.has_perm("core.view_auditentry"):
         recent = list(AuditEntry.objects.select_related("actor")[:10])
     return {"queues": [r for r in rows if r], "recent": recent,
             "audit_url": reverse("admin:core_auditentry_changelist")}
+
+
+@register.inclusion_tag("admin/console_charts.html", takes_context=True)
+def console_charts(context):
+    """The dashboard's charts of the last 30 days (for staff who may see sales)."""
+    from escrow.dashboard import dashboard_series
+
+    if not context["request"].user.has_perm("escrow.view_transaction"):
+        return {"series": None}
+    return {"series": dashboard_series()}
