@@ -11,6 +11,7 @@ from biddt.staff import (
     require_reason,
 )
 from chat.models import Message
+from escrow.admin_stripe import StripeViewAdminMixin
 from escrow.models import Dispute, LedgerEntry, PaymentEvent, Transaction
 
 MONEY_FIELDS = ["amount_cents", "fee_cents", "escrow_fee_cents", "total_charged_cents",
@@ -54,7 +55,7 @@ def _has_open_dispute(txn) -> bool:
 
 
 @admin.register(Transaction)
-class TransactionAdmin(ReadOnlyPageMixin, SimpleHistoryAdmin):
+class TransactionAdmin(StripeViewAdminMixin, ReadOnlyPageMixin, SimpleHistoryAdmin):
     list_display = ["id", "listing", "buyer", "seller", "amount_cents", "status",
                     "payout_status", "created_at"]
     list_filter = ["status", "payout_status", "source", "payment_backend", "created_at"]
