@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "listings",
     "bidding",
     "escrow",
+    "djstripe",
     "chat",
     "safezones",
     "notifications",
@@ -464,6 +465,11 @@ STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")  # e.g. a localstripe server in tests
 # Seconds a Stripe API call may take before it is retried (twice, same idempotency key).
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
+# dj-stripe: the webhook Event store and the mirror of the Stripe objects we create
+# (escrow/stripe_mirror.py); it reads STRIPE_SECRET_KEY and STRIPE_LIVE_MODE.
+STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 
 FIREBASE_CREDENTIALS_FILE = env.str("FIREBASE_CREDENTIALS_FILE", default="")
 BIDDT_PUSH_BACKEND = env.str(

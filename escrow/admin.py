@@ -28,6 +28,7 @@ from biddt.staff import (
     require_reason,
 )
 from chat.models import Message
+from escrow.admin_stripe import StripeViewAdminMixin
 from escrow.console import console_context_for
 from escrow.models import Dispute, LedgerEntry, PaymentEvent, Transaction
 from escrow.payments import GatewayError
@@ -280,7 +281,8 @@ class PayoutQueueFilter(admin.SimpleListFilter):
 
 
 @admin.register(Transaction)
-class TransactionAdmin(DecisionAdminMixin, ReadOnlyPageMixin, SimpleHistoryAdmin):
+class TransactionAdmin(StripeViewAdminMixin, DecisionAdminMixin, ReadOnlyPageMixin,
+                       SimpleHistoryAdmin):
     list_display = ["short_id", "listing_title", "buyer", "seller", "amount", "status",
                     "payout", "created_at"]
     list_display_links = ["short_id", "listing_title"]

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 import stripe
 from django.conf import settings
 
+from escrow.stripe_mirror import mirror_record
+
 # The webhook events acted on (escrow.services.webhook_receive), by the object they name.
 PAYMENT_INTENT_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed")
 ACCOUNT_EVENTS = ("account.updated",)
@@ -147,7 +149,8 @@ class SimulatedGateway:
 
 
 class StripeGateway:
-    """stripe-python's `StripeClient`; `STRIPE_API_BASE` points it at localstripe in tests."""
+    """stripe-python's `StripeClient`; `STRIPE_API_BASE` points it at localstripe in tests.
+    Every object created or retrieved is mirrored into dj-stripe's tables (stripe_mirror)."""
 
     name = "stripe"
 
@@ -199,10 +202,13 @@ class StripeGateway:
              "transfer_group": str(txn.pk),
              "metadata": {"transaction_id": str(txn.pk), "listing_id": str(txn.listing_id)}},
             options={"idempotency_key": idempotency_key("pi", txn.pk)})
+        mirror_record(obj)
         return self._pi(obj)
 
     def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentInfo:
-        return self._pi(self._call(self.client.v1.payment_intents.retrieve, payment_intent_id))
+        obj = self._call(self.client.v1.payment_intents.retrieve, payment_intent_id)
+        mirror_record(obj)
+        return self._pi(obj)
 
     def create_connected_account(self, user) -> AccountInfo:
         obj = self._call(
@@ -211,6 +217,7 @@ class StripeGateway:
              "capabilities": {"transfers": {"requested": True}},
              "metadata": {"user_id": str(user.pk)}},
             options={"idempotency_key": idempotency_key("account", user.pk)})
+        mirror_record(obj)
         return self._account(obj)
 
     def create_onboarding_link(self, account_id: str) -> str:
@@ -221,7 +228,9 @@ class StripeGateway:
         return obj["url"]
 
     def retrieve_account(self, account_id: str) -> AccountInfo:
-        return self._account(self._call(self.client.v1.accounts.retrieve, account_id))
+        obj = self._call(self.client.v1.accounts.retrieve, account_id)
+        mirror_record(obj)
+        return self._account(obj)
 
     def create_transfer(self, txn, *, destination: str) -> str:
         obj = self._call(
@@ -230,6 +239,7 @@ class StripeGateway:
              "destination": destination, "transfer_group": str(txn.pk),
              "metadata": {"transaction_id": str(txn.pk)}},
             options={"idempotency_key": idempotency_key("transfer", txn.pk)})
+        mirror_record(obj)
         return obj["id"]
 
     def create_refund(self, txn) -> str:
@@ -238,6 +248,7 @@ class StripeGateway:
             {"payment_intent": txn.payment_intent_id,
              "metadata": {"transaction_id": str(txn.pk)}},
             options={"idempotency_key": idempotency_key("refund", txn.pk)})
+        mirror_record(obj)
         return obj["id"]
 
     def create_partial_refund(self, txn, *, amount_cents: int) -> str:

@@ -3,8 +3,10 @@
 Three movements per transaction can reach the provider: the buyer's charge, a refund and the
 seller's transfer (payout). The ledger records each as a journal (`funds_held` debits
 `provider_cash`, `refund` credits `refunds`, `payout` credits `payouts`). The provider side:
-- `stripe`: Stripe's balance transactions (charges, refunds, transfers), matched to our
-  transactions through the PaymentIntent, refund and transfer ids we store;
+- `stripe`: by default dj-stripe's mirror of the PaymentIntents, Refunds and Transfers we
+  created (escrow.stripe_mirror; `source="mirror"`), or Stripe's balance transactions read
+  from the API (`source="api"`), matched to our transactions through the PaymentIntent,
+  refund and transfer ids we store;
 - `simulated`: there is no provider, so the transactions' own states stand in for it (a
   paid transaction was charged, a refunded one refunded, a paid-out one transferred):
   the check then finds ledger rows missing, doubled or wrong in amount.
@@ -163,15 +165,58 @@ def stripe_movements(balance_transactions: Iterable[dict[str, Any]], *,
         yield (str(pk), movement), amount
 
 
+def mirror_movements(*, since: datetime | None = None,
+                     unmatched: list[str]) -> Iterator[tuple[Key, int]]:
+    """Stripe's side as dj-stripe's mirror holds it (escrow.stripe_mirror): succeeded
+    PaymentIntents (amount received), succeeded Refunds, Transfers net of reversals; matched
+    to our transactions by the ids we stored. No network."""
+    from djstripe import models as djstripe_models
+
+    by_pi = dict(Transaction.objects.filter(payment_intent_id__isnull=False)
+                 .values_list("payment_intent_id", "pk"))
+    by_refund = dict(Transaction.objects.exclude(refund_id="").values_list("refund_id", "pk"))
+    by_transfer = dict(Transaction.objects.exclude(payout_transfer_id="")
+                       .values_list("payout_transfer_id", "pk"))
+    sources = (
+        (CHARGE, djstripe_models.PaymentIntent, by_pi,
+         lambda d: d.get("status") == "succeeded",
+         lambda d: d.get("amount_received") or d.get("amount")),
+        (REFUND, djstripe_models.Refund, by_refund,
+         lambda d: d.get("status") in ("succeeded", "pending"), lambda d: d.get("amount")),
+        (TRANSFER, djstripe_models.Transfer, by_transfer, lambda d: True,
+         lambda d: int(d.get("amount") or 0) - int(d.get("amount_reversed") or 0)),
+    )
+    for movement, model, by_id, counts, amount_of in sources:
+        rows = model.objects.all()
+        if since is not None:
+            rows = rows.filter(Q(created__gte=since) | Q(created__isnull=True))
+        for object_id, data in rows.values_list("id", "stripe_data").iterator(chunk_size=2000):
+            if not counts(data):
+                continue
+            amount = abs(int(amount_of(data) or 0))
+            pk = by_id.get(object_id)
+            if pk is None:
+                unmatched.append(f"{movement} {object_id} ({amount} cents) matches no "
+                                 f"transaction")
+                continue
+            yield (str(pk), movement), amount
+
+
 def reconcile(*, backend: str, since: datetime | None = None,
               progress: Callable[[int], None] | None = None,
-              balance_transactions: Iterable[dict[str, Any]] | None = None) -> ReconcileReport:
-    """Compare ledger and provider; `progress(n)` is called as provider rows are read."""
+              balance_transactions: Iterable[dict[str, Any]] | None = None,
+              source: str = "mirror") -> ReconcileReport:
+    """Compare ledger and provider; `progress(n)` is called as provider rows are read.
+
+    For `stripe`, `source` is `mirror` (dj-stripe's tables, kept by the gateway; no network)
+    or `api` (Stripe's balance transactions, read now)."""
     report = ReconcileReport(backend=backend)
-    if backend == "stripe":
-        source = balance_transactions if balance_transactions is not None \
+    if backend == "stripe" and source == "mirror" and balance_transactions is None:
+        provider_rows = mirror_movements(since=since, unmatched=report.unmatched_provider)
+    elif backend == "stripe":
+        rows = balance_transactions if balance_transactions is not None \
             else stripe_balance_transactions(since=since)
-        provider_rows = stripe_movements(source, unmatched=report.unmatched_provider)
+        provider_rows = stripe_movements(rows, unmatched=report.unmatched_provider)
     elif backend == "simulated":
         provider_rows = simulated_movements(since=since)
     else:

@@ -141,7 +141,7 @@ def sent_events(monkeypatch):
 class StripeTestServer:
     """localstripe (+ Connect stubs) on 127.0.0.1: see tests/escrow/stripe_server.py."""
 
-    secret_key = "sk_test_biddt"
+    secret_key = "sk_test_biddtlocalstripe0000000000"
     webhook_secret = "whsec_biddt_test"
 
     def __init__(self, port: int, process) -> None:

@@ -29,6 +29,7 @@ from escrow.services.common import (
     transaction_announce,
 )
 from escrow.services.wallet import wallet_apply_account
+from escrow.stripe_mirror import event_store
 
 logger = logging.getLogger(__name__)
 Status = Transaction.Status
@@ -192,6 +193,9 @@ def _event_object(event: dict[str, Any]) -> dict[str, Any]:
 def webhook_receive(*, payload: bytes, sig_header: str | None) -> PaymentEvent | None:
     """Verify, store once by event id, and handle a provider event; None for a duplicate.
 
+    The verified event is stored in dj-stripe's `Event` table (once per id) and in our
+    `PaymentEvent` (whose `processed_at` marks it handled; reconciliation reads it).
+
     The event body is only a trigger: the PaymentIntent or Account is re-read from the
     provider and a state-guarded transition applied, so duplicated, replayed and out-of-order
     deliveries change the state once. Raises WebhookSignatureInvalid and MalformedEvent
@@ -204,6 +208,7 @@ def webhook_receive(*, payload: bytes, sig_header: str | None) -> PaymentEvent |
     event = gateway.verify_webhook(payload, sig_header)
     obj = _event_object(event)
     with transaction.atomic():
+        event_store(event)  # dj-stripe's Event store: once per Stripe event id
         stored, created = PaymentEvent.objects.get_or_create(
             provider="stripe", event_id=event["id"][:255],
             defaults={"type": event["type"][:128], "payload": event})

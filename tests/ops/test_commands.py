@@ -82,11 +82,11 @@ def test_reconcile_stripe_matches_balance_transactions_by_stored_ids(settings, m
              "source": {"id": "ch_1", "payment_intent": "pi_123"}},
             {"type": "stripe_fee", "amount": -30, "source": None}]
     monkeypatch.setattr(rec, "stripe_balance_transactions", lambda since=None: iter(good))
-    code, out, _ = run("reconcile_payments", "--backend", "stripe")
+    code, out, _ = run("reconcile_payments", "--backend", "stripe", "--source", "api")
     assert code == 0, out
     bad = [*good, {"type": "refund", "amount": -500, "source": {"id": "re_unknown"}}]
     monkeypatch.setattr(rec, "stripe_balance_transactions", lambda since=None: iter(bad))
-    code, out, _ = run("reconcile_payments", "--backend", "stripe")
+    code, out, _ = run("reconcile_payments", "--backend", "stripe", "--source", "api")
     assert code == 1
     assert "provider only: refund re_unknown (500 cents)" in out
 
@@ -100,7 +100,7 @@ def test_reconcile_exits_2_when_the_provider_fails(settings, monkeypatch):
         yield  # pragma: no cover
 
     monkeypatch.setattr(rec, "stripe_balance_transactions", boom)
-    code, _, err = run("reconcile_payments", "--backend", "stripe")
+    code, _, err = run("reconcile_payments", "--backend", "stripe", "--source", "api")
     assert code == 2
     assert "no network" in err
 

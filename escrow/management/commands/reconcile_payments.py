@@ -1,6 +1,9 @@
-"""`manage.py reconcile_payments [--backend stripe|simulated] [--since 2026-01-01]`.
+"""`manage.py reconcile_payments [--backend stripe|simulated] [--source mirror|api]
+[--since 2026-01-01]`.
 
-Compares our ledger with the payment provider's balance transactions (see escrow.reconcile)
+Compares our ledger with the payment provider's side (see escrow.reconcile): for `stripe`,
+dj-stripe's mirror of the objects we created (`--source mirror`, the default) or Stripe's
+balance transactions read from the API (`--source api`)
 and prints every difference, and every acknowledged webhook event about an object we don't
 have. Exit codes: 0 everything matches, 1 differences found,
 2 the provider could not be read (network, credentials).
@@ -42,15 +45,18 @@ class Command(BaseCommand):
         parser.add_argument("--backend", choices=["stripe", "simulated"],
                             help="default: BIDDT_PAYMENTS_BACKEND")
         parser.add_argument("--since", help="only movements from this date/time (ISO 8601)")
+        parser.add_argument("--source", choices=["mirror", "api"], default="mirror",
+                            help="stripe only: dj-stripe's mirror (default) or the API")
 
-    def handle(self, *args, backend: str | None, since: str | None, **options):
+    def handle(self, *args, backend: str | None, since: str | None, source: str, **options):
         import stripe
 
         backend = backend or settings.BIDDT_PAYMENTS_BACKEND
         with tqdm(unit="movement", desc=f"{backend} movements", file=self.stderr,
                   disable=options["verbosity"] == 0) as bar:
             try:
-                report = reconcile(backend=backend, since=_since(since), progress=bar.update)
+                report = reconcile(backend=backend, since=_since(since), progress=bar.update,
+                                   source=source)
             except (GatewayError, stripe.StripeError) as exc:
                 raise CommandError(f"could not read the provider: {exc}", returncode=2) from None
         for line in report.unmatched_provider:
