@@ -227,9 +227,13 @@ def token_logout(*, refresh: str) -> None:
 # --- Profile and devices ------------------------------------------------------------------------
 
 def user_update_profile(*, user: User, display_name: str | None = None,
-                        email: str | None = None, avatar=None, email_given: bool = False) -> User:
+                        email: str | None = None, avatar=None, email_given: bool = False,
+                        language: str | None = None) -> User:
     ensure_active(user)
     fields = ["updated_at"]
+    if language is not None:
+        user.language = language
+        fields.append("language")
     if display_name is not None:
         user.display_name = display_name.strip()
         fields.append("display_name")
