@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "chat",
     "safezones",
     "notifications",
+    "privacy",
     "axes",
 ]
 

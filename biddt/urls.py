@@ -13,6 +13,7 @@ admin.site.site_header = "Biddt staff console"
 admin.site.site_title = "Biddt staff"
 
 v1 = [
+    path("", include("privacy.api.urls")),  # before accounts: adds DELETE to users/me
     path("", include("accounts.api.urls")),
     path("", include("bidding.api.urls")),
     path("", include("listings.api.urls")),
