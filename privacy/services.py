@@ -29,10 +29,10 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from accounts.services import user_erase, user_lock_for_closure
+from bidding.models import Bid
 from biddt.audit import audit_record
 from biddt.errors import Conflict, NotFound, PermissionDenied
 from biddt.events import on_commit, send_to_group_on_commit
-from bidding.models import Bid
 from escrow.models import Transaction, TransactionStatus
 from listings.models import Listing, ListingStatus
 from listings.services import listings_cancel_for_closed_account, listings_lock_open_of_seller
