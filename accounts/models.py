@@ -65,8 +65,15 @@ def email_index(email: str) -> str:
     return crypto.blind_index(normalize_email(email), purpose="email")
 
 
+# What a closed account is shown as, everywhere its rows still appear (bid history,
+# transactions, chat, admin); written over the name when the account is deleted.
+DELETED_USER_NAME = "Deleted user"
+
+
 def mask_name(display_name: str | None) -> str:
-    """A display name as bid histories show it: 'j***n'."""
+    """A display name as bid histories show it: 'j***n' ("Deleted user" stays whole)."""
+    if display_name == DELETED_USER_NAME:
+        return DELETED_USER_NAME
     name = (display_name or "user").strip()
     if len(name) <= 2:
         return name[0] + "***"
@@ -105,6 +112,13 @@ class UserManager(BaseUserManager):
         return self.create_user(phone_number, password, **extra)
 
 
+class Language(models.TextChoices):
+    """The languages pushes, e-mails, notifications and system chat lines are written in."""
+
+    EN = "en", "English"
+    FR = "fr", "Français"
+
+
 class User(AbstractBaseUser, PermissionsMixin):
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
@@ -126,6 +140,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     status_reason = models.CharField(max_length=255, blank=True, default="")
     is_staff = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
+    language = models.CharField(max_length=8, choices=Language.choices, default=Language.EN)
+    # Set when the account was closed (`DELETE /v1/users/me` or staff): personal data erased,
+    # the row kept for the money records and shown as "Deleted user".
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Denormalised counters, updated in the same transaction as the rating or sale, so
     # listing pages show seller ratings without an aggregate per row.
     rating_count = models.PositiveIntegerField(default=0)
@@ -170,6 +188,10 @@ class User(AbstractBaseUser, PermissionsMixin):
         else:
             self.email = ""
             self.email_index = None
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
 
     @property
     def is_suspended(self) -> bool:

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from accounts.models import User
 
 
 def user_public_queryset() -> QuerySet[User]:
-    """Users whose public profile can be shown (banned accounts disappear)."""
-    return User.objects.filter(is_active=True).exclude(status=User.Status.BANNED)
+    """Users whose public profile can be shown (banned accounts disappear; closed ones show
+    as "Deleted user": their sales and ratings still point at them)."""
+    return (User.objects.filter(Q(is_active=True) | Q(deleted_at__isnull=False))
+            .exclude(status=User.Status.BANNED))

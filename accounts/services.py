@@ -19,6 +19,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import (
+    DELETED_USER_NAME,
     Device,
     InvalidPhoneNumber,
     PhoneOTP,
@@ -28,7 +29,7 @@ from accounts.models import (
     normalize_phone,
     phone_index,
 )
-from accounts.policies import ensure_active
+from accounts.policies import AccountSuspended, ensure_active
 from accounts.tokens import UserRefreshToken
 from biddt import crypto
 from biddt.errors import invalid
@@ -227,9 +228,13 @@ def token_logout(*, refresh: str) -> None:
 # --- Profile and devices ------------------------------------------------------------------------
 
 def user_update_profile(*, user: User, display_name: str | None = None,
-                        email: str | None = None, avatar=None, email_given: bool = False) -> User:
+                        email: str | None = None, avatar=None, email_given: bool = False,
+                        language: str | None = None) -> User:
     ensure_active(user)
     fields = ["updated_at"]
+    if language is not None:
+        user.language = language
+        fields.append("language")
     if display_name is not None:
         user.display_name = display_name.strip()
         fields.append("display_name")
@@ -373,3 +378,66 @@ def staff_login_unlock(*, user_id: uuid.UUID | str, staff_user, reason: str = ""
                      after={"attempts_cleared": cleared}, reason=reason)
     logger.info("staff login of user %s unlocked by %s", user_id, staff_user.pk)
     return cleared
+
+
+# --- Account closure (the accounts side; `privacy.services.account_delete` orchestrates) ----
+
+def user_lock_acting(user) -> None:
+    """Lock the acting user's row and re-check that the account may act.
+
+    Lock order (documented in `privacy.services.account_delete`): a user row before any
+    listing row. `bid_place` and `listing_buy_now` call this before they lock the listing, so a
+    deletion (which holds this row `FOR NO KEY UPDATE` while it checks the user's bids) and the
+    user's own bid serialise: either the bid commits first and the deletion sees it (409), or
+    the deletion commits first and the bid is refused here (403 `account_suspended`: a closed
+    account is inactive). Must run inside `transaction.atomic`.
+    """
+    row = (User.objects.select_for_update(of=("self",), no_key=True).filter(pk=user.pk)
+           .values_list("status", "is_active").first())
+    if row is None:
+        raise AccountSuspended()
+    user.status, user.is_active = row
+    ensure_active(user)
+
+
+def user_lock_for_closure(*, user_id) -> User | None:
+    """The user row, locked `FOR NO KEY UPDATE` (the first lock of an account closure)."""
+    return (User.objects.select_for_update(of=("self",), no_key=True)
+            .filter(pk=user_id).first())
+
+
+def user_erase(*, user: User) -> str | None:
+    """Erase the personal data of a closed account; the row stays for the money records.
+
+    Caller holds the user row lock (`user_lock_for_closure`) in its transaction. Phone and
+    e-mail ciphertexts and blind indexes, name and avatar go (the phone index is replaced by
+    a value no number hashes to, so the same number signs up again as a new user); every
+    refresh token is blacklisted, every device and stored idempotent answer deleted; the
+    history rows of the user lose the name and avatar too. Returns the avatar file name
+    for the caller to delete after commit.
+    """
+    from biddt.core.models import IdempotencyRecord
+
+    avatar = user.avatar.name or None
+    now = timezone.now()
+    user.phone_number = ""
+    user.phone_index = f"deleted:{user.pk.hex}"
+    user.set_email(None)
+    user.display_name = DELETED_USER_NAME
+    user.avatar = ""
+    user.is_active = False
+    user.deleted_at = now
+    user.set_unusable_password()
+    user.save(update_fields=["phone_number", "phone_index", "email", "email_index",
+                             "display_name", "avatar", "is_active", "deleted_at", "password",
+                             "updated_at"])
+    User.history.filter(id=user.pk).update(display_name=DELETED_USER_NAME, avatar="",
+                                           phone_index=user.phone_index, email_index=None)
+    outstanding = OutstandingToken.objects.filter(user_id=user.pk)
+    BlacklistedToken.objects.bulk_create(
+        [BlacklistedToken(token_id=pk) for pk in outstanding.exclude(
+            blacklistedtoken__isnull=False).values_list("pk", flat=True)],
+        ignore_conflicts=True)
+    Device.objects.filter(user_id=user.pk).delete()
+    IdempotencyRecord.objects.filter(user_id=user.pk).delete()
+    return avatar

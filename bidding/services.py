@@ -23,6 +23,7 @@ from rest_framework import serializers
 
 from accounts.models import User, mask_name
 from accounts.policies import ensure_active
+from accounts.services import user_lock_acting
 from bidding import rules, selectors
 from bidding.models import Bid
 from biddt.errors import Conflict, NotFound, invalid
@@ -165,6 +166,7 @@ def bid_place(*, listing_id: Any, bidder, amount_cents: int,
         raise invalid(rules.INVALID_MAX, "The maximum must not be below the bid amount.",
                       attr="max_amount_cents")
     with transaction.atomic():
+        user_lock_acting(bidder)  # user row before listing row: see privacy.account_delete
         listing = _lock_listing(listing_id)
         now = timezone.now()  # read after the lock: the end is judged at the moment we own it
         _check_biddable(listing, bidder, now)
@@ -436,6 +438,7 @@ def listing_buy_now(*, listing_id: Any, buyer) -> Transaction:
     unavailable = Conflict("Buy now is not available for this listing.",
                            code="buy_now_unavailable")
     with transaction.atomic():
+        user_lock_acting(buyer)  # user row before listing row: see privacy.account_delete
         listing = _lock_listing(listing_id)
         now = timezone.now()
         _hide_drafts(listing, buyer)

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "safezones",
     "notifications",
     "discovery",
+    "privacy",
     "axes",
 ]
 

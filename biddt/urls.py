@@ -14,6 +14,7 @@ admin.site.site_title = "Biddt staff"
 admin.site.site_url = "/v1/docs/"  # the admin's "View site": the API docs
 
 v1 = [
+    path("", include("privacy.api.urls")),  # before accounts: adds DELETE to users/me
     path("", include("accounts.api.urls")),
     path("", include("bidding.api.urls")),
     path("", include("listings.api.urls")),

@@ -260,6 +260,36 @@ def listing_cancel(*, listing_id: Any, user) -> Listing:
     return listing
 
 
+def listings_lock_open_of_seller(*, seller_id: Any) -> list[Listing]:
+    """Lock the seller's draft/active listings (ordered by id), for an account closure.
+
+    Caller holds the seller's user row lock (a user row before listing rows) in its
+    transaction; a bid on one of these listings waits for this lock, or holds it first and
+    the closure sees its `bid_count`."""
+    return list(Listing.objects.select_for_update(of=("self",), no_key=True)
+                .filter(seller_id=seller_id, status__in=EDITABLE_STATUSES).order_by("pk"))
+
+
+def listings_cancel_for_closed_account(*, listings: list[Listing]) -> int:
+    """Cancel the closing account's listings that have no bids (`privacy.account_delete`).
+
+    The listings come locked from `listings_lock_open_of_seller`; the closure refused the
+    deletion already if an active one has bids. The same transition as `listing_cancel`
+    (whose `ensure_active` would refuse a suspended seller that staff close). Returns how
+    many were cancelled."""
+    from bidding.services import announce_ended_unsold
+
+    cancelled = 0
+    for listing in listings:
+        won = (Listing.objects.filter(pk=listing.pk, status__in=EDITABLE_STATUSES, bid_count=0)
+               .update(status=ListingStatus.CANCELLED, closed_at=timezone.now(),
+                       updated_at=timezone.now(), seq=F("seq") + 1))
+        cancelled += won
+        if won and listing.status == ListingStatus.ACTIVE:
+            announce_ended_unsold(listing.pk, ListingStatus.CANCELLED)
+    return cancelled
+
+
 def listing_remove(*, listing_id: Any, staff_user, reason: str) -> Listing:
     """Staff takedown: any status → `removed`, with the reason kept on the row and audited.
 

@@ -4,7 +4,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.models import Device, User
+from accounts.models import DELETED_USER_NAME, Device, Language, User
 
 
 def absolute_media_url(request, field) -> str | None:
@@ -45,7 +45,7 @@ class MeSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
         fields = ["id", "phone_number", "email", "display_name", "avatar_url", "status",
-                  "created_at", "rating_avg", "rating_count"]
+                  "created_at", "rating_avg", "rating_count", "language"]
         read_only_fields = fields
 
     @extend_schema_field(serializers.EmailField(allow_null=True))
@@ -66,6 +66,9 @@ class MeUpdateSerializer(serializers.Serializer):
     display_name = serializers.CharField(max_length=50, min_length=1, required=False)
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True,
                                    allow_null=True)
+    language = serializers.ChoiceField(
+        choices=Language.choices, required=False,
+        help_text="The language of pushes, e-mails, notifications and system chat lines.")
     avatar = serializers.FileField(
         required=False,
         help_text=f"JPEG, PNG or WebP, at most {settings.BIDDT_MAX_AVATAR_BYTES // 2**20} MB "
@@ -76,6 +79,9 @@ class MeUpdateSerializer(serializers.Serializer):
         value = "".join(ch for ch in value if ch.isprintable()).strip()
         if not value:
             raise serializers.ValidationError("Display name can't be blank.", code="blank")
+        if value.casefold() == DELETED_USER_NAME.casefold():
+            # Reserved: it is what closed accounts are shown as.
+            raise serializers.ValidationError("This display name is reserved.", code="reserved")
         return value
 
 

@@ -117,8 +117,9 @@ class MeView(APIView):
         request={"application/json": s.MeUpdateSerializer,
                  "multipart/form-data": s.MeUpdateSerializer},
         responses={200: s.MeSerializer},
-        summary="Update display name, e-mail or avatar",
-        description="400 `email_taken`, `invalid_image`; 403 `account_suspended`.",
+        summary="Update display name, e-mail, avatar or language",
+        description="400 `email_taken`, `invalid_image`, `invalid_choice` (a `language` other "
+                    "than `en` or `fr`); 403 `account_suspended`.",
     )
     def patch(self, request):
         data = s.MeUpdateSerializer(data=request.data, partial=True)
@@ -126,7 +127,7 @@ class MeView(APIView):
         v = data.validated_data
         user = services.user_update_profile(
             user=request.user, display_name=v.get("display_name"), email=v.get("email"),
-            email_given="email" in v, avatar=v.get("avatar"),
+            email_given="email" in v, avatar=v.get("avatar"), language=v.get("language"),
         )
         return Response(s.MeSerializer(user, context={"request": request}).data)
 

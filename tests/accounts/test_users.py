@@ -31,6 +31,7 @@ def test_me_returns_the_contract_fields(auth_api, user):
         "id": str(user.id), "phone_number": user.phone_number, "email": None,
         "display_name": user.display_name, "avatar_url": None, "status": "active",
         "created_at": body["created_at"], "rating_avg": None, "rating_count": 0,
+        "language": "en",
     }
 
 
