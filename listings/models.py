@@ -101,7 +101,11 @@ class Listing(models.Model):
     leader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
                                blank=True, related_name="leading_listings")
     leader_max_cents = models.PositiveBigIntegerField(null=True, blank=True)
+    # Counts the changes others can see (API.md "Live state you can trust"); every room event
+    # that moves it carries it.
     seq = models.PositiveBigIntegerField(default=0)
+    # Orders the listing's bid rows (`Bid.seq`): every bid moves it, a silent raise included.
+    bids_seq = models.PositiveBigIntegerField(default=0, db_default=0)
 
     # Full-text search vector (PostgreSQL), kept current by a trigger (migration 0003).
     search_vector = SearchVectorField(null=True, blank=True, editable=False)
