@@ -45,6 +45,8 @@ class AuctionType(models.TextChoices):
 
 class ListingStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
+    # Published, `starts_at` in the future: visible, no bids until the opening sweep.
+    SCHEDULED = "scheduled", "Scheduled"
     ACTIVE = "active", "Active"
     SOLD = "sold", "Sold"
     UNSOLD = "unsold", "Unsold"
@@ -57,8 +59,10 @@ class Listing(models.Model):
 
     # Allowed status transitions, in one place (STYLE.md rule 5).
     TRANSITIONS: dict[str, frozenset[str]] = {
-        ListingStatus.DRAFT: frozenset({ListingStatus.ACTIVE, ListingStatus.CANCELLED,
-                                        ListingStatus.REMOVED}),
+        ListingStatus.DRAFT: frozenset({ListingStatus.SCHEDULED, ListingStatus.ACTIVE,
+                                        ListingStatus.CANCELLED, ListingStatus.REMOVED}),
+        ListingStatus.SCHEDULED: frozenset({ListingStatus.ACTIVE, ListingStatus.CANCELLED,
+                                            ListingStatus.REMOVED}),
         ListingStatus.ACTIVE: frozenset({ListingStatus.SOLD, ListingStatus.UNSOLD,
                                          ListingStatus.CANCELLED, ListingStatus.REMOVED}),
         ListingStatus.SOLD: frozenset({ListingStatus.UNSOLD, ListingStatus.REMOVED}),
@@ -147,6 +151,9 @@ class Listing(models.Model):
         indexes = [
             # The close sweep: active listings whose end has passed.
             models.Index(fields=["status", "ends_at"], name="listing_status_ends"),
+            # The opening sweep: scheduled listings whose start has come.
+            models.Index(fields=["starts_at"], name="listing_scheduled_starts",
+                         condition=Q(status="scheduled")),
             models.Index(fields=["status", "category", "ends_at"], name="listing_status_cat"),
             models.Index(fields=["status", "-created_at"], name="listing_status_newest"),
             models.Index(fields=["status", "current_price_cents"], name="listing_status_price"),

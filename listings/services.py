@@ -23,9 +23,11 @@ from django.utils import timezone
 
 from accounts.policies import ensure_active
 from biddt.errors import Conflict, NotFound, PermissionDenied, invalid
+from biddt.events import on_commit
 from biddt.images import InvalidImage, image_variants
 from listings.messages import Reason, auction_ended_on_commit, listing_updated_on_commit
 from listings.models import AuctionType, Listing, ListingImage, ListingStatus, Watch
+from listings.signals import listing_activated
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ FROZEN_AFTER_BID = ("starting_price_cents", "reserve_price_cents", "buy_now_pric
                     "ends_at", "starts_at", "auction_type")
 EDITABLE_FIELDS = ("title", "description", "category", "condition", "location_lat",
                    "location_lng", "location_name", *FROZEN_AFTER_BID)
-EDITABLE_STATUSES = (ListingStatus.DRAFT, ListingStatus.ACTIVE)
+EDITABLE_STATUSES = (ListingStatus.DRAFT, ListingStatus.SCHEDULED, ListingStatus.ACTIVE)
 
 
 def _max_price_cents() -> int:
@@ -155,7 +157,9 @@ def _own_listing_for_update(*, listing_id: Any, user) -> Listing:
 
 
 def listing_publish(*, listing_id: Any, user) -> Listing:
-    """`draft` → `active`; `starts_at` = now if unset. Terms are re-checked against now."""
+    """`draft` → `active`, or `scheduled` while `starts_at` is in the future (the opening
+    sweep opens it then); `starts_at` = now if unset. Terms are re-checked against now.
+    An `active` one sends `listing_activated` after commit."""
     ensure_active(user)
     now = timezone.now()
     with transaction.atomic():
@@ -172,11 +176,47 @@ def listing_publish(*, listing_id: Any, user) -> Listing:
             reserve_price_cents=listing.reserve_price_cents,
             buy_now_price_cents=listing.buy_now_price_cents, starts_at=starts_at,
             ends_at=ends_at, now=now, check_start=False)
-        listing.status = ListingStatus.ACTIVE
+        listing.status = (ListingStatus.SCHEDULED if starts_at > now else ListingStatus.ACTIVE)
         listing.starts_at = starts_at
         listing.ends_at = ends_at
         listing.save(update_fields=["status", "starts_at", "ends_at", "updated_at"])
+        if listing.status == ListingStatus.ACTIVE:
+            _activated_on_commit(listing.pk)
     return listing
+
+
+def _activated_on_commit(listing_id: Any) -> None:
+    on_commit(lambda: listing_activated.send(sender=Listing, listing_id=listing_id))
+
+
+# Opening due scheduled listings, one conditional UPDATE each: any number of sweepers (beat
+# and the embedded scheduler, duplicate deliveries) open a listing once.
+OPEN_BATCH = 500
+
+
+def listing_open(*, listing_id: Any) -> bool:
+    """`scheduled` → `active` once its `starts_at` has come; True only for the one caller
+    that opened it. `seq` moves; after commit the room hears `listing_updated` (`opened`)
+    and `listing_activated` is sent. A paused listing (suspended seller) waits."""
+    now = timezone.now()
+    with transaction.atomic():
+        won = (Listing.objects.filter(pk=listing_id, status=ListingStatus.SCHEDULED,
+                                      starts_at__lte=now, seller_active=True)
+               .update(status=ListingStatus.ACTIVE, updated_at=now, seq=F("seq") + 1))
+        if not won:
+            return False
+        seq = Listing.objects.values_list("seq", flat=True).get(pk=listing_id)
+        listing_updated_on_commit(listing_id=listing_id, seq=seq, reason=Reason.OPENED)
+        _activated_on_commit(listing_id)
+    return True
+
+
+def listing_open_sweep(*, limit: int = OPEN_BATCH) -> int:
+    """Open every due scheduled listing (up to `limit`); returns how many this call opened."""
+    due = list(Listing.objects.filter(status=ListingStatus.SCHEDULED,
+                                      starts_at__lte=timezone.now(), seller_active=True)
+               .order_by("starts_at").values_list("pk", flat=True)[:limit])
+    return sum(listing_open(listing_id=pk) for pk in due)
 
 
 def listing_update(*, listing_id: Any, user, data: dict[str, Any]) -> Listing:
@@ -199,7 +239,7 @@ def listing_update(*, listing_id: Any, user, data: dict[str, Any]) -> Listing:
             return listing
         if listing.bid_count > 0 and any(k in FROZEN_AFTER_BID for k in changed):
             raise _listing_has_bids()
-        if listing.status == ListingStatus.ACTIVE and "starts_at" in changed:
+        if listing.status != ListingStatus.DRAFT and "starts_at" in changed:
             raise invalid("invalid_duration", "A published listing's start can't change.",
                           attr="starts_at")
         for key, value in changed.items():
@@ -404,7 +444,7 @@ def _image_target(*, listing_id: Any, user, lock: bool) -> tuple[Listing, int]:
 
 # --- a seller's suspension pauses their open listings -----------------------------------
 
-OPEN_STATUSES = (ListingStatus.ACTIVE,)
+OPEN_STATUSES = (ListingStatus.SCHEDULED, ListingStatus.ACTIVE)
 
 
 def listing_seller_active_set(*, seller_id: Any, active: bool) -> int:
