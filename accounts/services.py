@@ -296,10 +296,9 @@ def _listings_set_seller_active(user_id, active: bool) -> None:
 
     The flag lives on the listings so browse filters on one table's indexes (issue 22); it
     changes only with the user's status, here."""
-    from listings.models import Listing
+    from listings.services import listing_seller_active_set
 
-    Listing.objects.filter(seller_id=user_id).exclude(seller_active=active).update(
-        seller_active=active)
+    listing_seller_active_set(seller_id=user_id, active=active)
 
 
 def user_suspend(*, user_id: uuid.UUID | str, staff_user, reason: str) -> bool:

@@ -33,7 +33,7 @@ class Bid(models.Model):
     # previous release during a deploy, raw SQL) store False.
     is_max_raise = models.BooleanField(default=False, db_default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    # The listing's seq after this bid: orders bids within a listing without clock ties.
+    # The listing's `bids_seq` after this bid: orders bids within a listing without clock ties.
     seq = models.PositiveBigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -24,13 +24,20 @@ from rest_framework import serializers
 from accounts.models import User, mask_name
 from accounts.policies import ensure_active
 from accounts.services import user_lock_acting
-from bidding import rules, selectors
+from bidding import messages, rules, selectors
 from bidding.models import Bid
 from biddt.errors import Conflict, NotFound, invalid
 from biddt.events import batched, on_commit, send_to_group_on_commit, task_on_commit
 from biddt.metrics import AUCTIONS_CLOSED, BIDS_PLACED
 from escrow.models import Transaction
 from escrow.services import transaction_create_for_sale
+from listings.messages import (
+    Reason,
+    auction_ended_on_commit,
+    listing_room,
+    listing_updated_on_commit,
+    room_event,
+)
 from listings.models import AuctionType, Listing, ListingStatus
 from notifications.models import NotificationType
 from notifications.services import Note, notify, notify_many
@@ -65,12 +72,8 @@ class BidPlaced:
     auto_bidder_name: str | None = None
 
 
-def room(listing_id: Any) -> str:
-    return f"listing.{listing_id}"
-
-
-def _ws_event(payload: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "ws.event", "payload": payload}
+room = listing_room
+_ws_event = room_event
 
 
 def _lock_listing(listing_id: Any) -> Listing:
@@ -151,9 +154,10 @@ def bid_place(*, listing_id: Any, bidder, amount_cents: int,
     """Place a bid (REST and socket). Opens its own transaction (a savepoint when nested, e.g.
     under `biddt.idempotency.run_once`): locks the listing row, applies `rules.apply_bid` to the
     state on the row, inserts the bid rows (the proxy's automatic answer included), writes the
-    new state with `seq + 1`, extends `ends_at` under soft close. After commit: `bid_placed` to
-    the room (not for the leader's silent raise of their own maximum, which nobody else sees),
-    `outbid` to the previous leader's sockets, `auction_extended` when the end moved, and the
+    new state, extends `ends_at` under soft close. `seq` counts what others see: a bid moves it
+    by one (`bid_placed`), a soft-close extension by one more (`auction_extended`), and the
+    leader's silent raise of their own maximum not at all (no room event: nobody else sees
+    it). After commit: those room events, `outbid` to the previous leader's sockets, and the
     `outbid` notification task.
     """
     ensure_active(bidder)
@@ -179,14 +183,19 @@ def bid_place(*, listing_id: Any, bidder, amount_cents: int,
                 raise BidTooLow(err.minimum_next_bid_cents or 0, str(err)) from None
             raise invalid(err.code, str(err), attr="max_amount_cents") from None
 
-        listing.seq += 1
+        # Bid rows are ordered by their own counter (`bids_seq`), which every bid moves; the
+        # listing's `seq` moves only when others can see a change (not on a silent raise).
+        listing.bids_seq += 1
+        silent = all(r.is_max_raise for r in outcome.records)
+        if not silent:
+            listing.seq += 1
         # The leader's automatic bid carries only the leader's id: the event that shows the
         # leader's name is rendered after commit, outside the lock.
         rows = tuple(
             Bid(listing=listing, bidder_id=r.bidder_id, amount_cents=r.amount_cents,
                 max_amount_cents=r.max_amount_cents,
                 requested_amount_cents=r.requested_amount_cents, is_auto_bid=r.is_auto_bid,
-                is_max_raise=r.is_max_raise, seq=listing.seq)
+                is_max_raise=r.is_max_raise, seq=listing.bids_seq)
             for r in outcome.records
         )
         for row in rows:
@@ -203,8 +212,10 @@ def bid_place(*, listing_id: Any, bidder, amount_cents: int,
         window = timedelta(seconds=settings.BIDDT_SOFT_CLOSE_SECONDS)
         extended = ((outcome.price_changed or outcome.leader_changed)
                     and listing.ends_at - now < window)
+        ends_before = listing.ends_at
         if extended:
             listing.ends_at = now + window
+            listing.seq += 1  # the extension is a change of its own: `auction_extended`
         _write_bid(listing, rows)
         auto_name = None
         if (len(rows) > 1 and rows[-1].bidder_id == before.leader_id
@@ -214,13 +225,14 @@ def bid_place(*, listing_id: Any, bidder, amount_cents: int,
         placed = BidPlaced(bid=rows[0], records=rows, listing=listing,
                            is_leading=outcome.is_leading, outbid_id=outcome.outbid_id,
                            extended=extended, auto_bidder_name=auto_name)
-        _announce_bid(placed, previous_leader_max=before.leader_max_cents)
+        _announce_bid(placed, previous_leader_max=before.leader_max_cents,
+                      ends_before=ends_before)
     return placed
 
 
 _BID_FIELDS = list(Bid._meta.concrete_fields)
 _LISTING_BID_FIELDS = [Listing._meta.get_field(name) for name in (
-    "seq", "current_price_cents", "bid_count", "leader", "leader_max_cents", "ends_at",
+    "seq", "bids_seq", "current_price_cents", "bid_count", "leader", "leader_max_cents", "ends_at",
     "updated_at")]
 
 
@@ -257,7 +269,8 @@ def _write_bid(listing: Listing, rows: tuple[Bid, ...]) -> None:
         row._state.db = connection.alias
 
 
-def _announce_bid(placed: BidPlaced, *, previous_leader_max: int | None) -> None:
+def _announce_bid(placed: BidPlaced, *, previous_leader_max: int | None,
+                  ends_before: datetime | None) -> None:
     """Register the bid's after-commit events. The payloads are rendered after the commit
     too: serializers don't belong inside the row lock every bid on the listing waits for."""
     from bidding import tasks
@@ -265,41 +278,44 @@ def _announce_bid(placed: BidPlaced, *, previous_leader_max: int | None) -> None
     listing = placed.listing
     listing_id = str(listing.pk)
     if not placed.bid.is_max_raise:
-        send_to_group_on_commit(room(listing_id), lambda: _ws_event(_bid_placed_payload(placed)))
-    # else the leader raised their own maximum and nothing the room sees moved: no event (it
-    # would tell everyone the leader raised). `seq` still moved, so a client re-reads at the gap.
+        # With an extension the bid is `seq - 1` (the state before the end moved) and the
+        # extension `seq`: one room event per `seq`, each a state a client can hold.
+        bid_seq = listing.seq - 1 if placed.extended else listing.seq
+        send_to_group_on_commit(room(listing_id), lambda: _ws_event(
+            _bid_placed_payload(placed, seq=bid_seq, ends_at=ends_before)))
+    # else the leader raised their own maximum and nothing the room sees moved: no `seq`, no
+    # event (it would tell everyone the leader raised).
     on_commit(BIDS_PLACED.inc)
     if placed.outbid_id is not None:
-        send_to_group_on_commit(f"user.{placed.outbid_id}", _ws_event({
-            "type": "outbid", "listingId": listing_id, "yourMaxBid": previous_leader_max,
-            "currentBid": listing.current_price_cents,
-        }))
+        send_to_group_on_commit(f"user.{placed.outbid_id}", _ws_event(messages.OUTBID.build(
+            listingId=listing_id, yourMaxBid=previous_leader_max,
+            currentBid=listing.current_price_cents)))
         task_on_commit(tasks.bid_outbid_notify, listing_id=listing_id,
                        user_id=str(placed.outbid_id), seq=listing.seq)
     if placed.extended:
-        ends_at = listing.ends_at
-        send_to_group_on_commit(room(listing_id), lambda: _ws_event({
-            "type": "auction_extended", "listingId": listing_id,
-            "endsAt": serializers.DateTimeField().to_representation(ends_at),
-        }))
+        ends_at, seq = listing.ends_at, listing.seq
+        send_to_group_on_commit(room(listing_id), lambda: _ws_event(
+            messages.AUCTION_EXTENDED.build(
+                listingId=listing_id, seq=seq,
+                endsAt=serializers.DateTimeField().to_representation(ends_at))))
 
 
-def _bid_placed_payload(placed: BidPlaced) -> dict[str, Any]:
+def _bid_placed_payload(placed: BidPlaced, *, seq: int,
+                        ends_at: datetime | None) -> dict[str, Any]:
     from bidding.api.serializers import bid_history_data, listing_live_data
 
     listing = placed.listing
-    payload: dict[str, Any] = {
-        "type": "bid_placed",
-        "listingId": str(listing.pk),
-        "seq": listing.seq,
-        "bid": bid_history_data(placed.bid),
-        "listing": listing_live_data(listing),
-    }
+    live = listing_live_data(listing)
+    if placed.extended:  # the state at the bid's own `seq`: the end before it moved
+        live["ends_at"] = serializers.DateTimeField().to_representation(ends_at)
+        live["seq"] = seq
+    extra: dict[str, Any] = {}
     if len(placed.records) > 1:
         # The leader's proxy answered: the history row that now stands at the price.
-        payload["autoBid"] = bid_history_data(placed.records[-1],
-                                              bidder_name=placed.auto_bidder_name)
-    return payload
+        extra["autoBid"] = bid_history_data(placed.records[-1],
+                                            bidder_name=placed.auto_bidder_name)
+    return messages.BID_PLACED.build(listingId=str(listing.pk), seq=seq,
+                                     bid=bid_history_data(placed.bid), listing=live, **extra)
 
 
 def bid_outbid_notify(*, listing_id: Any, user_id: Any, seq: int) -> None:
@@ -321,8 +337,9 @@ def bid_retract(*, bid_id: Any, user) -> list[uuid.UUID]:
     ≥ 12 h left: all the caller's bids on the listing; < 12 h: only the caller's latest bid,
     within 1 h of placing it; else 409 `retraction_not_allowed`. Another user's bid is 404.
     Locks the listing row, then rebuilds price, leader, maximum, bid count and the automatic
-    bids by replaying the remaining bids (`rules.replay` semantics), and bumps `seq` so that
-    subscribers see a gap at the next event and re-read the listing over REST.
+    bids by replaying the remaining bids (`rules.replay` semantics). When what others see
+    changed, `seq` moves and the room hears `listing_updated` (reason `retraction`) with the
+    replayed listing, after commit.
     """
     ensure_active(user)
     listing_id = (Bid.objects.filter(pk=bid_id, bidder=user)
@@ -348,14 +365,17 @@ def bid_retract(*, bid_id: Any, user) -> list[uuid.UUID]:
                 raise not_allowed
             retracted = [latest.pk]
         Bid.objects.filter(pk__in=retracted).update(status=Bid.Status.RETRACTED)
-        _rebuild_from_bids(listing)
+        if _rebuild_from_bids(listing):
+            listing_updated_on_commit(listing_id=listing.pk, seq=listing.seq,
+                                      reason=Reason.RETRACTION)
     return retracted
 
 
-def _rebuild_from_bids(listing: Listing) -> None:
+def _rebuild_from_bids(listing: Listing) -> bool:
     """Replay the listing's active user bids: rewrite their visible amounts, re-insert the
-    automatic bids the replay implies, store the replayed state with `seq + 1`. Needs the
-    listing row locked by the caller."""
+    automatic bids the replay implies, store the replayed state, with `seq + 1` when what
+    others see changed (then True). Needs the listing row locked by the caller."""
+    visible_before = _visible_state(listing)
     Bid.objects.filter(listing=listing, is_auto_bid=True, status=Bid.Status.ACTIVE).delete()
     survivors = list(Bid.objects.filter(listing=listing, status=Bid.Status.ACTIVE,
                                         is_auto_bid=False).order_by("seq"))
@@ -386,9 +406,19 @@ def _rebuild_from_bids(listing: Listing) -> None:
     listing.bid_count = state.bid_count
     listing.leader_id = state.leader_id
     listing.leader_max_cents = state.leader_max_cents
-    listing.seq += 1
+    visible = _visible_state(listing) != visible_before
+    if visible:
+        listing.seq += 1
     listing.save(update_fields=["current_price_cents", "bid_count", "leader",
                                 "leader_max_cents", "seq", "updated_at"])
+    return visible
+
+
+def _visible_state(listing: Listing) -> tuple:
+    """What others see of the auction state (the leader's maximum is not part of it)."""
+    live = selectors.listing_live(listing)
+    return (live["current_price_cents"], live["bid_count"], live["minimum_next_bid_cents"],
+            live["reserve_met"], listing.leader_id)
 
 
 # --- Staff takedown ------------------------------------------------------------------------
@@ -405,6 +435,7 @@ def listing_bids_void(*, listing_id: Any, reason: str) -> int:
     voided = Bid.objects.filter(listing_id=listing_id, status=Bid.Status.ACTIVE).update(
         status=Bid.Status.VOIDED)
     Listing.objects.filter(pk=listing_id).update(seq=F("seq") + 1)
+    seq = Listing.objects.filter(pk=listing_id).values_list("seq", flat=True).get()
     data = {"listing_id": str(listing_id), "status": ListingStatus.REMOVED}
     for bidder_id in bidder_ids:
         notify(user_id=bidder_id, type=NotificationType.AUCTION_ENDED,
@@ -414,17 +445,9 @@ def listing_bids_void(*, listing_id: Any, reason: str) -> int:
     notify(user_id=listing.seller_id, type=NotificationType.AUCTION_ENDED,
            title="Your listing was removed", body=f"“{listing.title}”: {reason}",
            data=data, dedupe_key=f"removed:{listing_id}")
-    announce_ended_unsold(listing_id, ListingStatus.REMOVED)
+    auction_ended_on_commit(listing_id=listing_id, seq=seq, status=ListingStatus.REMOVED,
+                            final_price=None)
     return voided
-
-
-def announce_ended_unsold(listing_id: Any, status: str) -> None:
-    """After commit, tell the listing's room it ended without a sale (`removed` by staff,
-    `cancelled` by the seller): `auction_ended` with `finalPrice: null`."""
-    send_to_group_on_commit(room(listing_id), _ws_event({
-        "type": "auction_ended", "listingId": str(listing_id), "status": status,
-        "finalPrice": None,
-    }))
 
 
 # --- Buy now and closing ------------------------------------------------------------------
@@ -540,10 +563,8 @@ def _announce_closed(listing: Listing, *, buyer_id: Any, final_price: int | None
         title="Your item sold" if buyer_id else "Your auction ended without a sale",
         body=f"“{listing.title}”", data=data, dedupe_key=f"auction_ended:{listing.pk}"))
     notify_many(notes)
-    send_to_group_on_commit(room(listing.pk), _ws_event({
-        "type": "auction_ended", "listingId": str(listing.pk), "status": listing.status,
-        "finalPrice": final_price,
-    }))
+    auction_ended_on_commit(listing_id=listing.pk, seq=listing.seq, status=listing.status,
+                            final_price=final_price)
 
 
 def auction_sweep(*, limit: int = 500, threads: int | None = None) -> int:
@@ -585,9 +606,8 @@ def auction_ending_soon_announce() -> int:
     sent = 0
     for pk, ends_at in due:
         if cache.add(f"bidding:ending_soon:{pk}", 1, timeout=86400):
-            send_to_group_on_commit(room(pk), _ws_event({
-                "type": "ending_soon", "listingId": str(pk),
-                "secondsRemaining": max(0, int((ends_at - now).total_seconds())),
-            }))
+            send_to_group_on_commit(room(pk), _ws_event(messages.ENDING_SOON.build(
+                listingId=str(pk),
+                secondsRemaining=max(0, int((ends_at - now).total_seconds())))))
             sent += 1
     return sent

@@ -260,6 +260,8 @@ CELERY_BEAT_SCHEDULE = {
     "ending-soon-notifications": {"task": "notifications.tasks.ending_soon_notify",
                                   "schedule": 60.0},
     "auction-close-due": {"task": "bidding.tasks.auction_close_due", "schedule": 5.0},
+    # Scheduled listings open within 5 s of `starts_at` (API.md), so every 2 s.
+    "listings-open-due": {"task": "listings.tasks.listings_open_due", "schedule": 2.0},
     "auction-ending-soon": {"task": "bidding.tasks.auction_ending_soon", "schedule": 5.0},
     "idempotency-purge": {"task": "bidding.tasks.idempotency_purge_expired",
                           "schedule": 3600.0},

@@ -26,7 +26,8 @@ class ListingBrowseParams(serializers.Serializer):
                                          help_text="On the current price, in cents.")
     status = serializers.ChoiceField(choices=ListingStatus.choices, required=False,
                                      default=ListingStatus.ACTIVE,
-                                     help_text="Default `active`. Drafts are only ever the "
+                                     help_text="Default `active` (so not `scheduled`, listings "
+                                               "opening later). Drafts are only ever the "
                                                "caller's own.")
     seller = serializers.UUIDField(required=False)
     lat = serializers.FloatField(required=False, min_value=-90, max_value=90)

@@ -45,6 +45,8 @@ class AuctionType(models.TextChoices):
 
 class ListingStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
+    # Published, `starts_at` in the future: visible, no bids until the opening sweep.
+    SCHEDULED = "scheduled", "Scheduled"
     ACTIVE = "active", "Active"
     SOLD = "sold", "Sold"
     UNSOLD = "unsold", "Unsold"
@@ -57,8 +59,10 @@ class Listing(models.Model):
 
     # Allowed status transitions, in one place (STYLE.md rule 5).
     TRANSITIONS: dict[str, frozenset[str]] = {
-        ListingStatus.DRAFT: frozenset({ListingStatus.ACTIVE, ListingStatus.CANCELLED,
-                                        ListingStatus.REMOVED}),
+        ListingStatus.DRAFT: frozenset({ListingStatus.SCHEDULED, ListingStatus.ACTIVE,
+                                        ListingStatus.CANCELLED, ListingStatus.REMOVED}),
+        ListingStatus.SCHEDULED: frozenset({ListingStatus.ACTIVE, ListingStatus.CANCELLED,
+                                            ListingStatus.REMOVED}),
         ListingStatus.ACTIVE: frozenset({ListingStatus.SOLD, ListingStatus.UNSOLD,
                                          ListingStatus.CANCELLED, ListingStatus.REMOVED}),
         ListingStatus.SOLD: frozenset({ListingStatus.UNSOLD, ListingStatus.REMOVED}),
@@ -102,7 +106,11 @@ class Listing(models.Model):
     leader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
                                blank=True, related_name="leading_listings")
     leader_max_cents = models.PositiveBigIntegerField(null=True, blank=True)
+    # Counts the changes others can see (API.md "Live state you can trust"); every room event
+    # that moves it carries it.
     seq = models.PositiveBigIntegerField(default=0)
+    # Orders the listing's bid rows (`Bid.seq`): every bid moves it, a silent raise included.
+    bids_seq = models.PositiveBigIntegerField(default=0, db_default=0)
 
     # Full-text search vector (PostgreSQL), kept current by a trigger (migration 0003).
     search_vector = SearchVectorField(null=True, blank=True, editable=False)
@@ -144,6 +152,9 @@ class Listing(models.Model):
         indexes = [
             # The close sweep: active listings whose end has passed.
             models.Index(fields=["status", "ends_at"], name="listing_status_ends"),
+            # The opening sweep: scheduled listings whose start has come.
+            models.Index(fields=["starts_at"], name="listing_scheduled_starts",
+                         condition=Q(status="scheduled")),
             models.Index(fields=["status", "category", "ends_at"], name="listing_status_cat"),
             models.Index(fields=["status", "-created_at"], name="listing_status_newest"),
             models.Index(fields=["status", "current_price_cents"], name="listing_status_price"),

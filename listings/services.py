@@ -25,6 +25,7 @@ from accounts.policies import ensure_active
 from biddt.errors import Conflict, NotFound, PermissionDenied, invalid
 from biddt.events import on_commit
 from biddt.images import InvalidImage, image_variants
+from listings.messages import Reason, auction_ended_on_commit, listing_updated_on_commit
 from listings.models import AuctionType, Listing, ListingImage, ListingStatus, Watch
 from listings.signals import listing_activated
 
@@ -41,7 +42,7 @@ FROZEN_AFTER_BID = ("starting_price_cents", "reserve_price_cents", "buy_now_pric
                     "ends_at", "starts_at", "auction_type")
 EDITABLE_FIELDS = ("title", "description", "category", "condition", "location_lat",
                    "location_lng", "location_name", *FROZEN_AFTER_BID)
-EDITABLE_STATUSES = (ListingStatus.DRAFT, ListingStatus.ACTIVE)
+EDITABLE_STATUSES = (ListingStatus.DRAFT, ListingStatus.SCHEDULED, ListingStatus.ACTIVE)
 
 
 def _max_price_cents() -> int:
@@ -156,7 +157,9 @@ def _own_listing_for_update(*, listing_id: Any, user) -> Listing:
 
 
 def listing_publish(*, listing_id: Any, user) -> Listing:
-    """`draft` → `active`; `starts_at` = now if unset. Terms are re-checked against now."""
+    """`draft` → `active`, or `scheduled` while `starts_at` is in the future (the opening
+    sweep opens it then); `starts_at` = now if unset. Terms are re-checked against now.
+    An `active` one sends `listing_activated` after commit."""
     ensure_active(user)
     now = timezone.now()
     with transaction.atomic():
@@ -173,12 +176,47 @@ def listing_publish(*, listing_id: Any, user) -> Listing:
             reserve_price_cents=listing.reserve_price_cents,
             buy_now_price_cents=listing.buy_now_price_cents, starts_at=starts_at,
             ends_at=ends_at, now=now, check_start=False)
-        listing.status = ListingStatus.ACTIVE
+        listing.status = (ListingStatus.SCHEDULED if starts_at > now else ListingStatus.ACTIVE)
         listing.starts_at = starts_at
         listing.ends_at = ends_at
         listing.save(update_fields=["status", "starts_at", "ends_at", "updated_at"])
-        on_commit(lambda: listing_activated.send(sender=Listing, listing_id=listing.pk))
+        if listing.status == ListingStatus.ACTIVE:
+            _activated_on_commit(listing.pk)
     return listing
+
+
+def _activated_on_commit(listing_id: Any) -> None:
+    on_commit(lambda: listing_activated.send(sender=Listing, listing_id=listing_id))
+
+
+# Opening due scheduled listings, one conditional UPDATE each: any number of sweepers (beat
+# and the embedded scheduler, duplicate deliveries) open a listing once.
+OPEN_BATCH = 500
+
+
+def listing_open(*, listing_id: Any) -> bool:
+    """`scheduled` → `active` once its `starts_at` has come; True only for the one caller
+    that opened it. `seq` moves; after commit the room hears `listing_updated` (`opened`)
+    and `listing_activated` is sent. A paused listing (suspended seller) waits."""
+    now = timezone.now()
+    with transaction.atomic():
+        won = (Listing.objects.filter(pk=listing_id, status=ListingStatus.SCHEDULED,
+                                      starts_at__lte=now, seller_active=True)
+               .update(status=ListingStatus.ACTIVE, updated_at=now, seq=F("seq") + 1))
+        if not won:
+            return False
+        seq = Listing.objects.values_list("seq", flat=True).get(pk=listing_id)
+        listing_updated_on_commit(listing_id=listing_id, seq=seq, reason=Reason.OPENED)
+        _activated_on_commit(listing_id)
+    return True
+
+
+def listing_open_sweep(*, limit: int = OPEN_BATCH) -> int:
+    """Open every due scheduled listing (up to `limit`); returns how many this call opened."""
+    due = list(Listing.objects.filter(status=ListingStatus.SCHEDULED,
+                                      starts_at__lte=timezone.now(), seller_active=True)
+               .order_by("starts_at").values_list("pk", flat=True)[:limit])
+    return sum(listing_open(listing_id=pk) for pk in due)
 
 
 def listing_update(*, listing_id: Any, user, data: dict[str, Any]) -> Listing:
@@ -201,14 +239,14 @@ def listing_update(*, listing_id: Any, user, data: dict[str, Any]) -> Listing:
             return listing
         if listing.bid_count > 0 and any(k in FROZEN_AFTER_BID for k in changed):
             raise _listing_has_bids()
-        if listing.status == ListingStatus.ACTIVE and "starts_at" in changed:
+        if listing.status != ListingStatus.DRAFT and "starts_at" in changed:
             raise invalid("invalid_duration", "A published listing's start can't change.",
                           attr="starts_at")
         for key, value in changed.items():
             setattr(listing, key, value)
-        if listing.status == ListingStatus.ACTIVE:
-            # A state change subscribers may hold: `seq` moves, so a client re-reads the
-            # listing at the gap (there is no room event for an edit).
+        published = listing.status != ListingStatus.DRAFT
+        if published:
+            # A change others see: `seq` moves and the room hears `listing_updated` (`edit`).
             listing.seq += 1
             changed["seq"] = listing.seq
         if any(k in FROZEN_AFTER_BID for k in changed):
@@ -224,6 +262,9 @@ def listing_update(*, listing_id: Any, user, data: dict[str, Any]) -> Listing:
                 changed["current_price_cents"] = listing.current_price_cents
         _validate_location(listing.location_lat, listing.location_lng)
         listing.save(update_fields=[*changed, "updated_at"])
+        if published:
+            listing_updated_on_commit(listing_id=listing.pk, seq=listing.seq,
+                                      reason=Reason.EDIT)
     return listing
 
 
@@ -231,11 +272,10 @@ def listing_cancel(*, listing_id: Any, user) -> Listing:
     """`draft`/`active` → `cancelled` by the seller, only while no bid exists.
 
     A conditional UPDATE on `bid_count=0`: a concurrent first bid (which holds the row lock)
-    makes this UPDATE match nothing once it commits, and the caller gets 409. `seq` moves,
-    and a published listing's room hears `auction_ended` (`cancelled`) after commit.
+    makes this UPDATE match nothing once it commits, and the caller gets 409. A published
+    listing's `seq` moves and its room hears `auction_ended` (`cancelled`) after commit.
     """
     ensure_active(user)
-    from bidding.services import announce_ended_unsold
 
     with transaction.atomic():
         listing = Listing.objects.filter(pk=listing_id).first()
@@ -245,18 +285,20 @@ def listing_cancel(*, listing_id: Any, user) -> Listing:
             raise NotFound("Listing not found.")
         if listing.seller_id != user.pk:
             raise PermissionDenied("Only the seller can cancel this listing.")
-        was_active = listing.status == ListingStatus.ACTIVE
+        was_published = listing.status != ListingStatus.DRAFT
         won = (Listing.objects.filter(pk=listing_id, status__in=EDITABLE_STATUSES, bid_count=0)
                .update(status=ListingStatus.CANCELLED, closed_at=timezone.now(),
-                       updated_at=timezone.now(), seq=F("seq") + 1))
+                       updated_at=timezone.now(),
+                       seq=F("seq") + (1 if was_published else 0)))
         listing.refresh_from_db()
         if not won:
             if listing.bid_count > 0:
                 raise Conflict("A listing with bids can't be cancelled.",
                                code="listing_has_bids")
             raise _not_editable(listing)
-        if was_active:
-            announce_ended_unsold(listing.pk, ListingStatus.CANCELLED)
+        if was_published:
+            auction_ended_on_commit(listing_id=listing.pk, seq=listing.seq,
+                                    status=ListingStatus.CANCELLED, final_price=None)
     return listing
 
 
@@ -428,6 +470,30 @@ def _image_target(*, listing_id: Any, user, lock: bool) -> tuple[Listing, int]:
         raise invalid("invalid_image", f"A listing has at most {MAX_IMAGES_PER_LISTING} "
                       "images.", attr="image")
     return listing, count
+
+
+# --- a seller's suspension pauses their open listings -----------------------------------
+
+OPEN_STATUSES = (ListingStatus.SCHEDULED, ListingStatus.ACTIVE)
+
+
+def listing_seller_active_set(*, seller_id: Any, active: bool) -> int:
+    """Pause (`active=False`) or resume every listing of the seller, in the caller's
+    transaction (accounts.services.user_suspend / user_reinstate); returns how many open ones.
+
+    The flag lives on the listings so browse filters on one table's indexes (issue 22). An
+    open listing's pause is a change others see (it stops taking bids and leaves browse):
+    its `seq` moves in the same UPDATE, which takes each row's lock (so a bid is before or
+    after it), and its room hears `listing_updated` (`paused` / `reinstated`) after commit.
+    """
+    rows = Listing.objects.filter(seller_id=seller_id).exclude(seller_active=active)
+    opened = list(rows.filter(status__in=OPEN_STATUSES).values_list("pk", flat=True))
+    Listing.objects.filter(pk__in=opened).update(seq=F("seq") + 1)
+    rows.update(seller_active=active)
+    reason = Reason.REINSTATED if active else Reason.PAUSED
+    for pk, seq in Listing.objects.filter(pk__in=opened).values_list("pk", "seq"):
+        listing_updated_on_commit(listing_id=pk, seq=seq, reason=reason)
+    return len(opened)
 
 
 # --- watchlist and views -----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Listings jobs. Each takes ids, wraps one service and is safe to run twice."""
+"""Listing jobs. Each takes ids (or nothing), wraps one service and is safe to run twice."""
 
 from __future__ import annotations
 
@@ -14,3 +14,11 @@ def listing_video_process(video_id: str) -> str:
     FFmpeg runs in a child process with capped memory and CPU time (biddt/videos.py); a
     storage error (S3 unreachable) is retried, a refused file ends the video `failed`."""
     return videos.listing_video_process(video_id=video_id)
+
+
+@shared_task(acks_late=True)
+def listings_open_due() -> int:
+    """The opening sweep (beat, every 2 s): scheduled listings whose start has come open."""
+    from listings.services import listing_open_sweep
+
+    return listing_open_sweep()

@@ -29,16 +29,16 @@ class ListingLiveSerializer(serializers.Serializer):
     minimum_next_bid_cents = serializers.IntegerField()
     ends_at = serializers.DateTimeField(allow_null=True)
     reserve_met = serializers.BooleanField(allow_null=True)
+    seq = serializers.IntegerField()
 
     def to_representation(self, instance):
         return super().to_representation(selectors.listing_live(instance))
 
 
 class ListingRoomSerializer(ListingLiveSerializer):
-    """`subscribed.listing`: the live state plus status and seq."""
+    """`subscribed.listing`: the live state plus status."""
 
     status = serializers.CharField()
-    seq = serializers.IntegerField()
 
 
 class BidderPublicSerializer(serializers.Serializer):
@@ -120,6 +120,7 @@ def listing_live_data(listing) -> dict:
         "minimum_next_bid_cents": int(live["minimum_next_bid_cents"]),
         "ends_at": _DATETIME.to_representation(ends_at) if ends_at else None,
         "reserve_met": _bool_or_none(live["reserve_met"]),
+        "seq": int(live["seq"]),
     }
 
 

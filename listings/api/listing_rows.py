@@ -32,7 +32,7 @@ from listings.models import ListingImage, ListingVideo, VideoStatus
 COLUMNS = ("id", "seller_id", "title", "description", "category", "condition", "auction_type",
            "starting_price_cents", "buy_now_price_cents", "reserve_price_cents", "status",
            "starts_at", "ends_at", "location_lat", "location_lng", "location_name",
-           "current_price_cents", "bid_count", "leader_id", "leader_max_cents", "view_count",
+           "current_price_cents", "bid_count", "leader_id", "leader_max_cents", "view_count", "seq",
            "created_at", "updated_at")
 SELLER = ("_seller_name", "_seller_rating_total", "_seller_rating_count")
 
@@ -148,6 +148,7 @@ def represent_rows(rows: list[dict], request) -> list[dict[str, Any]]:
             "is_leading": user_id is not None and row["leader_id"] == user_id,
             "is_watching": bool(row.get("is_watching", False)),
             "view_count": int(row["view_count"]),
+            "seq": int(row["seq"]),
             "created_at": _datetime(row["created_at"], tz),
             "updated_at": _datetime(row["updated_at"], tz),
         })

@@ -81,6 +81,8 @@ class ListingSerializer(serializers.Serializer):
     is_leading = serializers.SerializerMethodField()
     is_watching = serializers.SerializerMethodField()
     view_count = serializers.IntegerField(read_only=True)
+    seq = serializers.IntegerField(
+        read_only=True, help_text="Counts the changes others can see; room events carry it.")
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
 

@@ -135,7 +135,8 @@ class ListingDetailView(_ReadOpenView):
         description=(
             "Seller only (403 `permission_denied` for another user's published listing). "
             "Once a bid exists, prices, `auction_type`, `starts_at` and `ends_at` are frozen: "
-            "409 `listing_has_bids`. 409 `listing_not_editable` unless `draft` or `active`. "
+            "409 `listing_has_bids`. 409 `listing_not_editable` unless `draft`, `scheduled` or "
+            "`active`. "
             "400 as on create. " + NOT_FOUND
         ),
     )
@@ -150,7 +151,8 @@ class ListingDetailView(_ReadOpenView):
         tags=TAG, summary="Cancel a listing (seller, no bids)",
         responses={204: OpenApiResponse(description="Now `cancelled`.")},
         description="409 `listing_has_bids` once a bid exists; 409 `listing_not_editable` "
-                    "unless `draft` or `active`; 403 for another user's listing. " + NOT_FOUND,
+                    "unless `draft`, `scheduled` or `active`; 403 for another user's listing. "
+                    + NOT_FOUND,
     )
     def delete(self, request, listing_id):
         services.listing_cancel(listing_id=listing_id, user=request.user)
@@ -161,7 +163,8 @@ class ListingPublishView(_ReadOpenView):
     @extend_schema(
         tags=TAG, summary="Publish a draft (seller)", request=None,
         responses={200: s.ListingSerializer},
-        description="`draft` → `active`; `starts_at` = now if unset. The terms are checked "
+        description="`draft` → `active`, or `scheduled` while `starts_at` is in the future (it "
+                    "opens at `starts_at`); `starts_at` = now if unset. The terms are checked "
                     "again against now (400 `invalid_duration` for an end too soon). 409 "
                     "`listing_not_draft`; 403 for another user's listing. " + NOT_FOUND,
     )

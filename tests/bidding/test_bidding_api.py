@@ -48,7 +48,7 @@ def test_place_bid_answers_201_with_the_live_state(auth_api, user, listing):
             body["is_leading"]) == (1000, 3000, "active", True)
     assert {k: v for k, v in body["listing"].items() if k != "ends_at"} == {
         "current_price_cents": 1000, "bid_count": 1, "minimum_next_bid_cents": 1050,
-        "reserve_met": None}
+        "reserve_met": None, "seq": 1}
 
 
 def test_leader_raising_their_maximum_over_rest_changes_only_the_maximum(auth_api, listing):
@@ -65,7 +65,7 @@ def test_leader_raising_their_maximum_over_rest_changes_only_the_maximum(auth_ap
     assert (body["is_leading"], body["max_amount_cents"]) == (True, 9000)
     assert {k: v for k, v in body["listing"].items() if k != "ends_at"} == {
         "current_price_cents": 1150, "bid_count": 3, "minimum_next_bid_cents": 1200,
-        "reserve_met": None}
+        "reserve_met": None, "seq": 2}
     assert auth_api.get(bids_url(listing)).json()["results"] == history
     # and a bid that doesn't raise it is refused with what would have been accepted
     refused = auth_api.post(bids_url(listing), {"amount_cents": 5000})

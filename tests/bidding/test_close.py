@@ -46,8 +46,8 @@ def test_sold_to_the_leader_once(sent_events, django_capture_on_commit_callbacks
     kinds = set(Notification.objects.values_list("user_id", "type"))
     assert kinds == {(winner.pk, "won"), (loser.pk, "lost"), (listing.seller_id, "auction_ended")}
     room = [p for g, p in sent_events if g == f"listing.{listing.pk}"]
-    assert room == [{"type": "auction_ended", "listingId": str(listing.pk), "status": "sold",
-                     "finalPrice": 10250}]
+    assert room == [{"type": "auction_ended", "listingId": str(listing.pk), "seq": listing.seq,
+                     "status": "sold", "finalPrice": 10250}]
 
 
 def test_unsold_without_bids_or_below_reserve():

@@ -23,7 +23,7 @@ def test_a_proxy_answer_is_rendered_without_loading_the_leaders_user_row():
     # when another bidder bids below that maximum and the room event is rendered
     with CaptureQueriesContext(connection) as queries:
         placed = bid_place(listing_id=listing.pk, bidder=bob, amount_cents=2000)
-        payload = _bid_placed_payload(placed)
+        payload = _bid_placed_payload(placed, seq=placed.listing.seq, ends_at=None)
     # then the proxy's answer carries the leader's masked name
     assert payload["bid"]["bidder"]["display_name"] == "b***b"
     assert payload["autoBid"]["bidder"]["display_name"] == "a***e"

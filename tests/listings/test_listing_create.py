@@ -33,8 +33,8 @@ def test_create_makes_a_draft_with_the_full_representation(auth_api, user):
         "auction_type", "starting_price_cents", "buy_now_price_cents", "reserve_met",
         "reserve_price_cents", "status", "starts_at", "ends_at", "location_lat",
         "location_lng", "location_name", "current_price_cents", "bid_count",
-        "minimum_next_bid_cents", "is_leading", "is_watching", "view_count", "created_at",
-        "updated_at"]
+        "minimum_next_bid_cents", "is_leading", "is_watching", "view_count", "seq",
+        "created_at", "updated_at"]
     assert data["seller"] == {"id": str(user.pk), "display_name": user.display_name,
                               "rating_avg": None}
     assert (data["status"], data["reserve_price_cents"], data["reserve_met"],

@@ -164,7 +164,7 @@ def test_seller_cancels_a_listing_without_bids(seller, sent_events,
     listing.refresh_from_db()
     assert (listing.status, listing.seq) == ("cancelled", 1)
     assert sent_events == [(f"listing.{listing.pk}", {
-        "type": "auction_ended", "listingId": str(listing.pk), "status": "cancelled",
+        "type": "auction_ended", "listingId": str(listing.pk), "seq": 1, "status": "cancelled",
         "finalPrice": None})]
 
 
