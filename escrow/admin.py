@@ -39,7 +39,7 @@ from escrow.services import (
     payout_resend,
     transaction_cancel_unpaid,
 )
-from escrow.services.dispute import dispute_split_amounts
+from escrow.services.dispute import DisputeBusy, dispute_split_amounts
 
 MONEY_FIELDS = ["amount_cents", "fee_cents", "escrow_fee_cents", "total_charged_cents",
                 "seller_payout_cents", "refunded_cents"]
@@ -183,8 +183,9 @@ def _provider_call(service, **kwargs):
 def _run_refund(request, obj, data) -> str:
     d = _provider_call(dispute_resolve_refund, dispute_id=_open_dispute(obj).pk,
                        staff_user=request.user, note=data["note"])
-    return (f"Dispute resolved: {money_text(d.transaction.total_charged_cents)} refunded to "
-            "the buyer." if d.status == Dispute.Status.REFUNDED
+    txn = d.transaction
+    return (f"Dispute resolved: {money_text(txn.total_charged_cents, txn.currency)} refunded "
+            "to the buyer." if d.status == Dispute.Status.REFUNDED
             else "The dispute was not resolved (its state changed meanwhile).")
 
 
@@ -423,6 +424,9 @@ class DisputeAdmin(DecisionAdminMixin, ReadOnlyPageMixin, SimpleHistoryAdmin):
             except GatewayError as exc:
                 self.message_user(request, f"{dispute}: provider error, try again ({exc})",
                                   messages.ERROR)
+                continue
+            except DisputeBusy as exc:
+                self.message_user(request, f"{dispute}: {exc.detail}", messages.WARNING)
                 continue
             if result.status != Dispute.Status.OPEN:
                 self.log_change(request, result, f"Dispute resolved: {verb}")
