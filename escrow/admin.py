@@ -108,12 +108,17 @@ def _open_dispute(obj) -> Dispute | None:
     return obj.disputes.filter(status=Dispute.Status.OPEN).first()
 
 
+NO_LONGER_OPEN = "The dispute is no longer open: nothing will happen."
+
+
 def _decidable(obj) -> bool:
     dispute = _open_dispute(obj)
     return dispute is not None and dispute.transaction.status == Transaction.Status.DISPUTED
 
 
 def _restate_refund(obj, data) -> list[str]:
+    if _open_dispute(obj) is None:
+        return [NO_LONGER_OPEN]
     txn = _open_dispute(obj).transaction
     c = txn.currency
     return [f"Refund {money_text(txn.total_charged_cents, c)} to the buyer, {txn.buyer} "
@@ -123,6 +128,8 @@ def _restate_refund(obj, data) -> list[str]:
 
 
 def _restate_release(obj, data) -> list[str]:
+    if _open_dispute(obj) is None:
+        return [NO_LONGER_OPEN]
     txn = _open_dispute(obj).transaction
     c = txn.currency
     return [f"Release {money_text(txn.total_charged_cents, c)} held in escrow to the seller, "
@@ -154,6 +161,8 @@ class SplitForm(DecisionForm):
 
 
 def _restate_split(obj, data) -> list[str]:
+    if _open_dispute(obj) is None:
+        return [NO_LONGER_OPEN]
     txn = _open_dispute(obj).transaction
     c = txn.currency
     if "refund" not in data:
