@@ -196,8 +196,7 @@ class DecisionAdminMixin:
             self.message_user(request, f"“{decision.label}” no longer applies to {obj}.",
                               messages.WARNING)
             return HttpResponseRedirect(change_url)
-        form = decision.form_class(request.POST or None, obj=obj) \
-            if _takes_obj(decision.form_class) else decision.form_class(request.POST or None)
+        form = decision.form_class(request.POST or None)
         confirmed = request.method == "POST" and request.POST.get("confirm") == "yes" and (
             not decision.needs_preview or request.POST.get("previewed") == "yes")
         if request.method == "POST" and form.is_valid():
@@ -228,10 +227,6 @@ class DecisionAdminMixin:
             "ready": form.is_bound and form.is_valid() and not form.non_field_errors(),
         }
         return TemplateResponse(request, "admin/console/confirm.html", context)
-
-
-def _takes_obj(form_class) -> bool:
-    return getattr(form_class, "takes_obj", False)
 
 
 def _api_error_text(exc) -> str:

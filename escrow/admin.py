@@ -40,7 +40,7 @@ from escrow.services import (
     payout_resend,
     transaction_cancel_unpaid,
 )
-from escrow.services.dispute import dispute_split_amounts
+from escrow.services.dispute import DisputeBusy, dispute_split_amounts
 
 MONEY_FIELDS = ["amount_cents", "fee_cents", "escrow_fee_cents", "total_charged_cents",
                 "seller_payout_cents", "refunded_cents"]
@@ -109,12 +109,17 @@ def _open_dispute(obj) -> Dispute | None:
     return obj.disputes.filter(status=Dispute.Status.OPEN).first()
 
 
+NO_LONGER_OPEN = "The dispute is no longer open: nothing will happen."
+
+
 def _decidable(obj) -> bool:
     dispute = _open_dispute(obj)
     return dispute is not None and dispute.transaction.status == Transaction.Status.DISPUTED
 
 
 def _restate_refund(obj, data) -> list[str]:
+    if _open_dispute(obj) is None:
+        return [NO_LONGER_OPEN]
     txn = _open_dispute(obj).transaction
     c = txn.currency
     return [f"Refund {money_text(txn.total_charged_cents, c)} to the buyer, {txn.buyer} "
@@ -124,6 +129,8 @@ def _restate_refund(obj, data) -> list[str]:
 
 
 def _restate_release(obj, data) -> list[str]:
+    if _open_dispute(obj) is None:
+        return [NO_LONGER_OPEN]
     txn = _open_dispute(obj).transaction
     c = txn.currency
     return [f"Release {money_text(txn.total_charged_cents, c)} held in escrow to the seller, "
@@ -155,6 +162,8 @@ class SplitForm(DecisionForm):
 
 
 def _restate_split(obj, data) -> list[str]:
+    if _open_dispute(obj) is None:
+        return [NO_LONGER_OPEN]
     txn = _open_dispute(obj).transaction
     c = txn.currency
     if "refund" not in data:
@@ -184,8 +193,9 @@ def _provider_call(service, **kwargs):
 def _run_refund(request, obj, data) -> str:
     d = _provider_call(dispute_resolve_refund, dispute_id=_open_dispute(obj).pk,
                        staff_user=request.user, note=data["note"])
-    return (f"Dispute resolved: {money_text(d.transaction.total_charged_cents)} refunded to "
-            "the buyer." if d.status == Dispute.Status.REFUNDED
+    txn = d.transaction
+    return (f"Dispute resolved: {money_text(txn.total_charged_cents, txn.currency)} refunded "
+            "to the buyer." if d.status == Dispute.Status.REFUNDED
             else "The dispute was not resolved (its state changed meanwhile).")
 
 
@@ -425,6 +435,9 @@ class DisputeAdmin(DecisionAdminMixin, ReadOnlyPageMixin, SimpleHistoryAdmin):
             except GatewayError as exc:
                 self.message_user(request, f"{dispute}: provider error, try again ({exc})",
                                   messages.ERROR)
+                continue
+            except DisputeBusy as exc:
+                self.message_user(request, f"{dispute}: {exc.detail}", messages.WARNING)
                 continue
             if result.status != Dispute.Status.OPEN:
                 self.log_change(request, result, f"Dispute resolved: {verb}")

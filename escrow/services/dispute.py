@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.policies import ensure_active
-from biddt.errors import invalid
+from biddt.errors import Conflict, invalid
 from biddt.money import money_text
 from escrow import ledger
 from escrow.models import Dispute, Transaction
@@ -26,6 +29,28 @@ from escrow.services.handoff import _release_effects
 from escrow.services.payment import transaction_refund
 
 Status = Transaction.Status
+
+DECIDING_SECONDS = 120
+
+
+class DisputeBusy(Conflict):
+    default_detail = "Another staff member is deciding this dispute right now; reload it."
+    default_code = "dispute_busy"
+
+
+@contextmanager
+def _deciding(dispute_id: Any) -> Iterator[None]:
+    """One staff decision at a time per dispute, across processes (a cache key, Redis in
+    production). A refund or split calls the provider before it takes the row lock (no
+    network calls under a lock), so without this a release decided in the same seconds could
+    win the row after the provider had already refunded part of the money."""
+    key = f"dispute-deciding:{dispute_id}"
+    if not cache.add(key, 1, timeout=DECIDING_SECONDS):
+        raise DisputeBusy()
+    try:
+        yield
+    finally:
+        cache.delete(key)
 
 
 def dispute_open(*, user, transaction_id: Any, reason: str) -> Dispute:
@@ -74,20 +99,26 @@ def dispute_resolve_refund(*, dispute_id: Any, staff_user, note: str = "") -> Di
     already refunded transaction changes nothing more."""
     dispute = Dispute.objects.select_related("transaction").get(pk=dispute_id)
     if dispute.status == Dispute.Status.OPEN:
-        transaction_refund(transaction_id=dispute.transaction_id, frm=(Status.DISPUTED,),
-                           reason="The dispute was resolved with a refund.")
-        if Transaction.objects.filter(pk=dispute.transaction_id,
-                                      status=Status.REFUNDED).exists():
-            _dispute_close(dispute, status=Dispute.Status.REFUNDED, staff_user=staff_user,
-                           note=note)
+        with _deciding(dispute.pk):
+            _refund_and_close(dispute, staff_user=staff_user, note=note)
     dispute.refresh_from_db()
     return dispute
+
+
+def _refund_and_close(dispute: Dispute, *, staff_user, note: str) -> None:
+    transaction_refund(transaction_id=dispute.transaction_id, frm=(Status.DISPUTED,),
+                       reason="The dispute was resolved with a refund.")
+    if Transaction.objects.filter(pk=dispute.transaction_id, status=Status.REFUNDED).exists():
+        _dispute_close(dispute, status=Dispute.Status.REFUNDED, staff_user=staff_user,
+                       note=note)
 
 
 def dispute_resolve_release(*, dispute_id: Any, staff_user, note: str = "") -> Dispute:
     """Staff: release to the seller (`disputed → released`), then the payout as usual."""
     dispute = Dispute.objects.select_related("transaction").get(pk=dispute_id)
-    with transaction.atomic():
+    if dispute.status != Dispute.Status.OPEN:
+        return dispute
+    with _deciding(dispute.pk), transaction.atomic():
         txn = _lock(dispute.transaction_id)
         if dispute.status == Dispute.Status.OPEN and _move(
                 txn, to=Status.RELEASED, frm=(Status.DISPUTED,), released_at=timezone.now()):
@@ -100,7 +131,6 @@ def dispute_resolve_release(*, dispute_id: Any, staff_user, note: str = "") -> D
                                          "to the seller.")
     dispute.refresh_from_db()
     return dispute
-
 
 
 def dispute_split_amounts(txn: Transaction, refund_cents: int) -> dict[str, int]:
@@ -146,6 +176,17 @@ def dispute_resolve_split(*, dispute_id: Any, staff_user, refund_cents: int,
     if dispute.status != Dispute.Status.OPEN or txn.status != Status.DISPUTED:
         return dispute
     amounts = dispute_split_amounts(txn, refund_cents)
+    with _deciding(dispute.pk):
+        _split_apply(dispute, txn, staff_user=staff_user, refund_cents=refund_cents,
+                     note=note, amounts=amounts)
+    dispute.refresh_from_db()
+    return dispute
+
+
+def _split_apply(dispute: Dispute, txn: Transaction, *, staff_user, refund_cents: int,
+                 note: str, amounts: dict[str, int]) -> None:
+    if not Dispute.objects.filter(pk=dispute.pk, status=Dispute.Status.OPEN).exists():
+        return  # decided by someone else between the read above and the claim
     refund_id = gateway_get(txn.payment_backend).create_partial_refund(
         txn, amount_cents=refund_cents)
     with transaction.atomic():
@@ -166,5 +207,3 @@ def dispute_resolve_split(*, dispute_id: Any, staff_user, refund_cents: int,
                 f"The dispute was resolved with a split: "
                 f"{money_text(refund_cents, txn.currency)} refunded to the buyer, the rest "
                 f"released to the seller."))
-    dispute.refresh_from_db()
-    return dispute

@@ -141,5 +141,10 @@ def test_support_sees_no_delete_on_users(
         assert page.locator("a.deletelink").count() == 0
     page.goto(f"{live_server.url}/admin/accounts/user/")
     assert "Delete selected" not in page.inner_text("select[name=action]")
+    # and the lists fit a 1366 px screen
+    for path in ("accounts/user", "escrow/dispute", "escrow/transaction", "escrow/ledgerentry",
+                 "listings/listing", "bidding/bid", "core/auditentry"):
+        page.goto(f"{live_server.url}/admin/{path}/")
+        assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH, path
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "console_users.png"), full_page=True)

@@ -222,3 +222,31 @@ def test_bulk_resolve_without_a_note_does_nothing(support_client, settings):
         "index": 0}, follow=True)
     assert "Type a reason" in response.content.decode()
     assert Dispute.objects.get(pk=dispute.pk).status == "open"
+
+
+def test_timeline_shows_listing_and_chat_images_and_provider_events(support_client, settings):
+    from escrow.models import PaymentEvent
+    from listings.models import ListingImage
+
+    dispute = disputed_transaction(settings, with_messages=False)
+    txn = dispute.transaction
+    ListingImage.objects.create(listing=txn.listing, image="listings/2026/12/bike.jpg")
+    Message.objects.create(transaction=txn, sender=txn.buyer, message_type="image",
+                           image="chat/2026/12/crack.jpg", content="")
+    PaymentEvent.objects.create(event_id="evt_console_1", type="payment_intent.succeeded",
+                                payload={"data": {"object": {"id": txn.payment_intent_id}}})
+    html = support_client.get(reverse("admin:escrow_dispute_change",
+                                      args=[dispute.pk])).content.decode()
+    assert "listings/2026/12/bike.jpg" in html and "chat/2026/12/crack.jpg" in html
+    assert "Provider event payment_intent.succeeded" in html and "evt_console_1" in html
+
+
+def test_chat_is_hidden_once_the_dispute_is_resolved(support_client, settings):
+    dispute = disputed_transaction(settings)
+    support_client.post(decide_url("escrow_dispute", dispute.pk, "release"),
+                        {"confirm": "yes", "note": "delivered as described"})
+    html = support_client.get(reverse("admin:escrow_transaction_change",
+                                      args=[dispute.transaction_id])).content.decode()
+    assert "The bike has a cracked frame." not in html
+    assert "the chat is shown while a dispute is open" in html
+    assert "Resolved: released" in html

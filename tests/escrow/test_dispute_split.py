@@ -155,3 +155,33 @@ def test_split_journal_refuses_a_refund_outside_the_amount_held(dispute):
     txn.refunded_cents = 0
     with pytest.raises(ledger.UnbalancedJournal):
         ledger.journal_split(txn)
+
+
+def test_one_decision_at_a_time_per_dispute(dispute, provider_refunds):
+    from django.core.cache import cache
+
+    from escrow.services.dispute import DisputeBusy
+
+    # given another staff member is deciding the dispute (their claim is held)
+    cache.add(f"dispute-deciding:{dispute.pk}", 1, timeout=60)
+    try:
+        # then a split, a release and a refund by someone else are refused, untouched
+        for call in (
+            lambda: services.dispute_resolve_split(dispute_id=dispute.pk,
+                                                   staff_user=UserFactory(),
+                                                   refund_cents=3000, note="n"),
+            lambda: services.dispute_resolve_release(dispute_id=dispute.pk,
+                                                     staff_user=UserFactory(), note="n"),
+            lambda: services.dispute_resolve_refund(dispute_id=dispute.pk,
+                                                    staff_user=UserFactory(), note="n"),
+        ):
+            with pytest.raises(DisputeBusy):
+                call()
+    finally:
+        cache.delete(f"dispute-deciding:{dispute.pk}")
+    assert provider_refunds == []
+    assert Dispute.objects.get(pk=dispute.pk).status == Dispute.Status.OPEN
+    # and once it is free, the decision goes through (the claim is released afterwards)
+    services.dispute_resolve_release(dispute_id=dispute.pk, staff_user=UserFactory(), note="n")
+    assert Dispute.objects.get(pk=dispute.pk).status == Dispute.Status.RELEASED
+    assert cache.get(f"dispute-deciding:{dispute.pk}") is None
