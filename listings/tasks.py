@@ -14,3 +14,9 @@ def listing_video_process(video_id: str) -> str:
     FFmpeg runs in a child process with capped memory and CPU time (biddt/videos.py); a
     storage error (S3 unreachable) is retried, a refused file ends the video `failed`."""
     return videos.listing_video_process(video_id=video_id)
+
+
+@shared_task(acks_late=True)
+def listing_videos_requeue() -> int:
+    """The sweep (beat, every 5 min): queue again the videos whose task was lost."""
+    return videos.listing_videos_requeue_stale()
