@@ -274,6 +274,8 @@ CELERY_BEAT_SCHEDULE = {
     "escrow-payout-retry": {"task": "escrow.tasks.payouts_retry", "schedule": 900.0},
     "notifications-redeliver": {"task": "notifications.tasks.notifications_redeliver",
                                 "schedule": 60.0},
+    "listing-videos-requeue": {"task": "listings.tasks.listing_videos_requeue",
+                               "schedule": 300.0},
 }
 
 # --- Auth, JWT ----------------------------------------------------------------------------

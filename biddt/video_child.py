@@ -133,7 +133,7 @@ def _poster(av, path: str, poster_path: str, limits: dict) -> None:
     with _open(av, path, limits) as container:
         stream = container.streams.video[0]
         stream.codec_context.skip_frame = "NONKEY"  # decode key frames only
-        stream.thread_count = 1
+        stream.codec_context.thread_count = 1  # one decoding thread: bounded memory
         for frame in container.decode(stream):
             image = frame.to_image()
             break

@@ -150,6 +150,14 @@ def upload_path(upload) -> Iterator[Path]:
     limit = max_bytes()
     if getattr(upload, "size", 0) and upload.size > limit:
         raise InvalidVideo(too_large_message())
+    if hasattr(upload, "temporary_file_path"):  # already on disk, whole and counted
+        path = Path(upload.temporary_file_path())
+        if path.stat().st_size > limit:
+            raise InvalidVideo(too_large_message())
+        if path.stat().st_size == 0:
+            raise InvalidVideo("The video file is empty.")
+        yield path
+        return
     with tempfile.TemporaryDirectory(prefix="biddt-video-") as tmp:
         path = Path(tmp) / "upload"
         upload.seek(0)

@@ -22,3 +22,9 @@ def listings_open_due() -> int:
     from listings.services import listing_open_sweep
 
     return listing_open_sweep()
+
+
+@shared_task(acks_late=True)
+def listing_videos_requeue() -> int:
+    """The sweep (beat, every 5 min): queue again the videos whose task was lost."""
+    return videos.listing_videos_requeue_stale()

@@ -19,6 +19,7 @@ import logging
 import shutil
 import tempfile
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,10 @@ from listings.models import Listing, ListingStatus, ListingVideo, VideoStatus
 logger = logging.getLogger(__name__)
 
 MAX_VIDEOS_PER_LISTING = 1
+# A video still `processing` this long after its upload lost its task (a process killed
+# between the commit and the hand-off to the broker): queued again. Past GIVE_UP it is failed.
+REQUEUE_AFTER = timedelta(minutes=10)
+GIVE_UP_AFTER = timedelta(hours=2)
 EDITABLE_STATUSES = (ListingStatus.DRAFT, ListingStatus.ACTIVE)
 
 
@@ -222,3 +227,21 @@ def listing_video_delete(*, listing_id: Any, video_id: Any, user) -> None:
         names = [video.source.name, video.file.name, video.poster.name]
         video.delete()
         on_commit(lambda: _delete_files(names))
+
+
+def listing_videos_requeue_stale() -> int:
+    """Queue again every video left `processing` past REQUEUE_AFTER (the task is safe to run
+    twice); fail those past GIVE_UP_AFTER, deleting their source. Returns how many were
+    queued."""
+    now = timezone.now()
+    stale = ListingVideo.objects.filter(status=VideoStatus.PROCESSING)
+    for video in stale.filter(created_at__lt=now - GIVE_UP_AFTER).only("id", "source"):
+        if ListingVideo.objects.filter(pk=video.pk, status=VideoStatus.PROCESSING).update(
+                status=VideoStatus.FAILED, error="The video could not be processed.",
+                source=""):
+            _delete_files([video.source.name])
+    ids = [str(pk) for pk in stale.filter(created_at__lt=now - REQUEUE_AFTER)
+           .values_list("pk", flat=True)]
+    for video_id in ids:
+        task_on_commit(tasks.listing_video_process, video_id)
+    return len(ids)

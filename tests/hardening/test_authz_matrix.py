@@ -112,6 +112,25 @@ def png_upload():
     return out
 
 
+def video_upload():
+    from tests.listings.videos import make_video
+
+    out = io.BytesIO(make_video())
+    out.name = "clip.mp4"
+    return out
+
+
+def video_of(world: World):
+    """A ready video on the owner's listing (created on first use)."""
+    from listings.models import ListingVideo
+
+    if "video" not in world.extra:
+        world.extra["video"] = ListingVideo.objects.create(
+            listing=world.listing, status="ready", file="listings/v.mp4",
+            poster="listings/v.jpg", duration_seconds=3.0)
+    return world.extra["video"].pk
+
+
 def qr_code_for(world: World) -> dict:
     from escrow.services import qr_issue
 
@@ -227,6 +246,13 @@ MATRIX: list[Row] = [
     Row("listing-publish", "POST", kw(**DRAFT), expect(200, 404, 404, 401, 403, 404, 404)),
     Row("listing-images", "POST", kw(**LISTING), expect(201, 403, 403, 401, 403, 403, 403),
         body=lambda w: {"image": png_upload()}, fmt="multipart"),
+    Row("listing-videos", "POST", kw(**LISTING), expect(201, 403, 403, 401, 403, 403, 403),
+        body=lambda w: {"video": video_upload()}, fmt="multipart"),
+    Row("listing-video", "GET", kw(**LISTING, video_id=lambda w: video_of(w)),
+        expect(200, 404, 404, 401, 200, 404, 404)),
+    # owner: 409 `listing_has_bids` (the counterparty's bid)
+    Row("listing-video", "DELETE", kw(**LISTING, video_id=lambda w: video_of(w)),
+        expect(409, 403, 403, 401, 403, 403, 403)),
     Row("listing-watch", "POST", kw(**LISTING), me_write(201)),
     Row("listing-watch", "DELETE", kw(**LISTING), me_write(204)),
     Row("listing-bids", "GET", kw(**LISTING), PUBLIC),

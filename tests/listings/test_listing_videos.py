@@ -288,6 +288,36 @@ def test_a_video_deleted_before_the_worker_runs_leaves_no_file(media_root, listi
     assert media_files(media_root) == []
 
 
+def test_a_video_whose_task_was_lost_is_queued_again_then_given_up(
+        media_root, listing, post_video, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    # given two uploads whose tasks never ran: one 11 minutes old, one 3 hours old
+    lost = post_video(listing, make_video(), process=False).json()
+    ancient = post_video(ListingFactory(), make_video(), process=False).json()
+    now = timezone.now()
+    ListingVideo.objects.filter(pk=lost["id"]).update(created_at=now - timedelta(minutes=11))
+    ListingVideo.objects.filter(pk=ancient["id"]).update(created_at=now - timedelta(hours=3))
+    recent = post_video(ListingFactory(), make_video(), process=False).json()
+    # when the sweep runs
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.listing_videos_requeue() == 1
+    # then the lost one is processed, the ancient one failed, the recent one left alone
+    statuses = dict(ListingVideo.objects.values_list("id", "status"))
+    assert {str(k): v for k, v in statuses.items()} == {
+        lost["id"]: "ready", ancient["id"]: "failed", recent["id"]: "processing"}
+    assert len(media_files(media_root)) == 3  # lost's file and poster, recent's source
+
+
+def test_a_large_upload_is_read_from_its_temporary_file(media_root, listing, post_video):
+    media_root.FILE_UPLOAD_MAX_MEMORY_SIZE = 0  # every upload goes to a temporary file
+    body = polled(listing, post_video(listing, make_video(metadata=PHONE_METADATA)))
+    assert body["status"] == "ready"
+    assert "location" not in read_metadata(stored(ListingVideo.objects.get().file))["container"]
+
+
 def test_only_the_seller_polls_a_video(media_root, listing, post_video):
     body = post_video(listing, make_video()).json()
     response = client_for(UserFactory()).get(f"{url(listing)}/{body['id']}")

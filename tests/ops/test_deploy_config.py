@@ -80,7 +80,7 @@ def test_nginx_overwrites_the_client_address_in_every_proxied_location():
     # a location's proxy_set_header replaces the server-level ones, so each sets its own
     conf = (ROOT / "deploy" / "nginx.conf").read_text()
     assert "$proxy_add_x_forwarded_for" not in conf  # appending keeps the client's forgery
-    for start in ("location /ws/", "location / {"):
+    for start in ("location /ws/", "location / {", "location ~ ^/v1/listings/[^/]+/videos$"):
         block = _block(conf, start)
         assert "proxy_set_header X-Forwarded-For $remote_addr;" in block, start
         assert "proxy_set_header X-Real-IP $remote_addr;" in block, start

@@ -142,6 +142,13 @@ def test_the_ingress_routes_sockets_to_the_socket_pods(production):
     paths = {p["path"]: p["backend"]["service"]["name"]
              for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]}
     assert paths == {"/ws/": "biddt-ws", "/": "biddt-web"}
+    # only the video upload path takes bodies past the photo limit
+    videos = production[("Ingress", "biddt-videos")]
+    assert [p["path"] for rule in videos["spec"]["rules"] for p in rule["http"]["paths"]] == [
+        "/v1/listings/[^/]+/videos$"]
+    assert videos["metadata"]["annotations"][
+        "nginx.ingress.kubernetes.io/proxy-body-size"] == "101m"
+    assert videos["spec"]["rules"][0]["host"] == ingress["spec"]["rules"][0]["host"]
     assert production[("ConfigMap", "biddt-config")]["data"]["BIDDT_NUM_PROXIES"] == "1"
     assert production[("Namespace", "biddt")]["metadata"]["labels"][
         "pod-security.kubernetes.io/enforce"] == "restricted"

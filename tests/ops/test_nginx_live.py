@@ -144,6 +144,18 @@ def test_metrics_is_not_reachable_through_nginx(nginx):
     assert httpx.get(f"{url}/healthz", timeout=30).status_code == 200
 
 
+def test_only_the_video_upload_path_takes_a_body_past_the_photo_limit(nginx):
+    url, _servers = nginx
+    body = {"files": {"video": ("clip.mp4", b"\0" * (13 * 1024 * 1024), "video/mp4")}}
+    listing = "00000000-0000-0000-0000-000000000000"
+    with httpx.Client(base_url=url, timeout=60) as http:
+        # a 13 MB body reaches the app on the video path (401: no token), not elsewhere
+        video = http.post(f"/v1/listings/{listing}/videos", **body)
+        image = http.post(f"/v1/listings/{listing}/images", **body)
+    assert video.status_code == 401, video.text[:200]
+    assert image.status_code == 413
+
+
 def test_websocket_upgrades_through_nginx(nginx):
     url, _servers = nginx
 
