@@ -105,15 +105,18 @@ def saved_search_matches_notify(*, listing_id: Any) -> int:
     if not matches:
         return 0
     languages = _languages({user_id for _id, user_id, _name in matches})
-    notes = []
-    for search_id, user_id, name in matches:
-        with translation.override(languages.get(user_id) or settings.LANGUAGE_CODE):
-            title = _("New listing for “%(name)s”") % {"name": name}
-        notes.append(Note(
-            user_id=user_id, type=NotificationType.SAVED_SEARCH_MATCH, title=title,
-            body=listing.title,
-            data={"saved_search_id": str(search_id), "listing_id": str(listing.pk)},
-            dedupe_key=f"saved_search_match:{search_id}:{listing.pk}"))
+    # One translation per language (activating one costs more than formatting a title).
+    templates: dict[str, str] = {}
+    for language in {*languages.values(), settings.LANGUAGE_CODE}:
+        with translation.override(language):
+            templates[language] = _("New listing for “%(name)s”")
+    notes = [Note(
+        user_id=user_id, type=NotificationType.SAVED_SEARCH_MATCH,
+        title=templates[languages.get(user_id) or settings.LANGUAGE_CODE] % {"name": name},
+        body=listing.title,
+        data={"saved_search_id": str(search_id), "listing_id": str(listing.pk)},
+        dedupe_key=f"saved_search_match:{search_id}:{listing.pk}")
+        for search_id, user_id, name in matches]
     with transaction.atomic():
         created = notify_many_once(notes)
     logger.info("listing %s matched %d saved searches, %d new notifications",
