@@ -268,6 +268,8 @@ CELERY_BEAT_SCHEDULE = {
     "escrow-payout-retry": {"task": "escrow.tasks.payouts_retry", "schedule": 900.0},
     "notifications-redeliver": {"task": "notifications.tasks.notifications_redeliver",
                                 "schedule": 60.0},
+    "saved-searches-match-missed": {"task": "discovery.tasks.saved_searches_match_missed",
+                                    "schedule": 60.0},
 }
 
 # --- Auth, JWT ----------------------------------------------------------------------------

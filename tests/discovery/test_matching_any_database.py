@@ -38,3 +38,29 @@ def test_each_filter_narrows_and_the_job_notifies_once():
     assert saved_search_matches_notify(listing_id=listing.pk) == 0
     notified = {n.data["saved_search_id"] for n in Notification.objects.all()}
     assert notified == {str(s.pk) for s in hits}
+
+
+@pytest.mark.django_db
+def test_the_sweep_matches_a_listing_whose_task_was_lost():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from discovery.models import MatchedListing
+    from discovery.tasks import saved_searches_match_missed
+
+    now = timezone.now()
+    # given a listing published 2 minutes ago whose task never ran, one published just now
+    # (its own task is still coming) and one matched already
+    lost = ListingFactory(title="Red kayak", starts_at=now - timedelta(minutes=2))
+    ListingFactory(title="Red kayak too", starts_at=now)
+    done = ListingFactory(title="Red kayak three", starts_at=now - timedelta(minutes=3))
+    MatchedListing.objects.create(listing=done)
+    watcher = search(q="kayak")
+    # when the sweep runs (tasks are eager in tests), twice
+    assert saved_searches_match_missed() == 1
+    assert saved_searches_match_missed() == 0
+    # then only the lost one was matched, once
+    assert [n.data["listing_id"] for n in Notification.objects.filter(user=watcher.user)] == [
+        str(lost.pk)]
+    assert MatchedListing.objects.filter(listing=lost).exists()
