@@ -276,6 +276,8 @@ CELERY_BEAT_SCHEDULE = {
                                 "schedule": 60.0},
     "listing-videos-requeue": {"task": "listings.tasks.listing_videos_requeue",
                                "schedule": 300.0},
+    "saved-searches-match-missed": {"task": "discovery.tasks.saved_searches_match_missed",
+                                    "schedule": 60.0},
 }
 
 # --- Auth, JWT ----------------------------------------------------------------------------

@@ -98,3 +98,15 @@ class SavedSearch(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class MatchedListing(models.Model):
+    """A listing whose saved-search matching has run: what the sweep for lost hand-offs
+    (`saved_searches_match_missed`) leaves alone."""
+
+    listing = models.OneToOneField("listings.Listing", primary_key=True,
+                                   on_delete=models.CASCADE, related_name="+")
+    matched_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"matched {self.listing_id}"

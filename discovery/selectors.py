@@ -18,14 +18,16 @@ place and words in Python, the way browse does there (LIKE on title and descript
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db import connection
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from biddt.errors import NotFound
 from biddt.geo import MAX_RADIUS_KM, haversine_km
-from discovery.models import SavedSearch
+from discovery.models import MatchedListing, SavedSearch
 from listings.models import Listing, ListingStatus
 from listings.selectors import Browse, listing_browse
 
@@ -174,3 +176,19 @@ def saved_searches_matching(*, listing: Listing) -> list[tuple[Any, Any, str]]:
     if connection.vendor == "postgresql":
         return _postgres_matching(listing)
     return _sqlite_matching(listing)
+
+
+MISSED_WINDOW = timedelta(minutes=15)
+MISSED_GRACE = timedelta(seconds=30)
+
+
+def listings_never_matched(*, limit: int = 500) -> list[Any]:
+    """Listings that became active in the last 15 minutes and whose matching never ran:
+    their hand-off (queued after the publish's commit) was lost with a killed process.
+    Those younger than 30 s still have their own task coming."""
+    now = timezone.now()
+    return list(Listing.objects.filter(status=ListingStatus.ACTIVE, seller_active=True,
+                                       starts_at__gte=now - MISSED_WINDOW,
+                                       starts_at__lte=now - MISSED_GRACE)
+                .exclude(pk__in=MatchedListing.objects.values("listing_id"))
+                .values_list("pk", flat=True)[:limit])

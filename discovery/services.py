@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from accounts.policies import ensure_active
 from biddt.errors import Conflict
-from discovery.models import SavedSearch
+from discovery.models import MatchedListing, SavedSearch
 from discovery.selectors import FILTERS, saved_search_get, saved_searches_matching
 from listings.models import Listing, ListingStatus
 from listings.selectors import search_text
@@ -102,20 +102,28 @@ def saved_search_matches_notify(*, listing_id: Any) -> int:
     if listing is None:
         return 0
     matches = saved_searches_matching(listing=listing)
-    if not matches:
-        return 0
-    languages = _languages({user_id for _id, user_id, _name in matches})
-    notes = []
-    for search_id, user_id, name in matches:
-        with translation.override(languages.get(user_id) or settings.LANGUAGE_CODE):
-            title = _("New listing for “%(name)s”") % {"name": name}
-        notes.append(Note(
-            user_id=user_id, type=NotificationType.SAVED_SEARCH_MATCH, title=title,
-            body=listing.title,
-            data={"saved_search_id": str(search_id), "listing_id": str(listing.pk)},
-            dedupe_key=f"saved_search_match:{search_id}:{listing.pk}"))
+    notes = _notes(listing, matches)
     with transaction.atomic():
         created = notify_many_once(notes)
+        MatchedListing.objects.get_or_create(listing_id=listing.pk)
     logger.info("listing %s matched %d saved searches, %d new notifications",
                 listing.pk, len(matches), len(created))
     return len(created)
+
+
+def _notes(listing: Listing, matches: list[tuple[Any, Any, str]]) -> list[Note]:
+    if not matches:
+        return []
+    languages = _languages({user_id for _id, user_id, _name in matches})
+    # One translation per language (activating one costs more than formatting a title).
+    templates: dict[str, str] = {}
+    for language in {*languages.values(), settings.LANGUAGE_CODE}:
+        with translation.override(language):
+            templates[language] = _("New listing for “%(name)s”")
+    return [Note(
+        user_id=user_id, type=NotificationType.SAVED_SEARCH_MATCH,
+        title=templates[languages.get(user_id) or settings.LANGUAGE_CODE] % {"name": name},
+        body=listing.title,
+        data={"saved_search_id": str(search_id), "listing_id": str(listing.pk)},
+        dedupe_key=f"saved_search_match:{search_id}:{listing.pk}")
+        for search_id, user_id, name in matches]
