@@ -284,3 +284,11 @@ def test_handoff_keygen_prints_a_usable_key(settings):
     assert keys.signing_kid == "2027-01"
     assert handoff_tokens.public_key_b64(keys.public_keys["2027-01"]) == public.split(":")[1]
     assert signing != checks.dev_handoff_key()
+
+
+def test_a_code_used_after_a_token_release_is_already_used():
+    txn = _paid()
+    body = _qr(txn)
+    assert _verify(txn, body["token"], timezone.now()).status_code == 200
+    r = client_for(txn.seller).post(f"/v1/transactions/{txn.pk}/verify", {"code": body["code"]})
+    assert r.status_code == 409 and error_code(r) == "code_already_used"
