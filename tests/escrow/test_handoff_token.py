@@ -91,6 +91,10 @@ def test_the_token_verifies_with_the_public_jwks_alone(api):
     assert claims["amount_cents"] == 10000 and claims["currency"] == "CAD"
     assert claims["exp"] == int(timezone.datetime.fromisoformat(body["expires_at"]).timestamp())
     assert claims["jti"] and claims["iss"] == "biddt"
+    assert handoff_tokens.token_claims(body["token"], jwk_set=jwk_set) == claims
+    with pytest.raises(handoff_tokens.HandoffTokenInvalid):  # a key set without its kid
+        handoff_tokens.token_claims(body["token"], jwk_set={"keys": [
+            {**jwk_set["keys"][0], "kid": "other"}]})
     # and a forged signature fails the same offline check
     head, payload, _sig = body["token"].split(".")
     other = jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA",
