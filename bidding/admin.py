@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from bidding.models import Bid
+from bidding.models import Bid, SecondChanceOffer
 from biddt.staff import money_display
 
 
@@ -26,6 +26,23 @@ class BidAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # bids are placed through the engine only
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SecondChanceOffer)
+class SecondChanceOfferAdmin(admin.ModelAdmin):
+    list_display = ["listing", "bidder", "amount_cents", "status", "expires_at", "created_at"]
+    list_filter = ["status", "created_at"]
+    search_fields = ["listing__title", "bidder__display_name", "id"]
+    list_select_related = ["listing", "bidder"]
+    # Offers are made, accepted, declined and expired by bidding.second_chance only.
+    readonly_fields = ["listing", "bidder", "amount_cents", "status", "expires_at",
+                       "transaction", "created_at", "decided_at"]
+
+    def has_add_permission(self, request):
+        return False
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -233,3 +233,4 @@ def test_a_suspended_bidder_is_skipped():
     type(b).objects.filter(pk=b.pk).update(status="suspended")
     offer = second_chance.second_chance_offer_create(user=listing.seller, listing_id=listing.pk)
     assert offer.bidder_id == c.pk
+

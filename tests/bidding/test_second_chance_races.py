@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from bidding import second_chance
 from bidding.models import SecondChanceOffer
+from biddt.scheduler import run_due
 from escrow import services as escrow_services
 from escrow.models import LedgerEntry, Transaction
 from listings.models import Listing
@@ -132,3 +133,21 @@ def test_a_late_payment_after_the_second_chance_sale_is_refunded():
     assert Listing.objects.get(pk=listing.pk).status == "sold"
     assert Transaction.objects.exclude(status="cancelled").filter(listing=listing).count() == 1
     assert_books_balanced()
+
+
+def test_the_embedded_scheduler_runs_the_expiry_sweep(settings):
+    # given an overdue offer and the one schedule beat and the embedded scheduler share
+    # (a transactional test: the scheduler closes the connection around each job)
+    listing, _first, _b, _c = _auction()
+    offer = second_chance.second_chance_offer_create(user=listing.seller, listing_id=listing.pk)
+    SecondChanceOffer.objects.filter(pk=offer.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1))
+    entry = settings.CELERY_BEAT_SCHEDULE["second-chance-expire"]
+    assert entry == {"task": "bidding.tasks.second_chance_expire_due", "schedule": 60.0}
+    # when only that entry is due
+    next_run = {name: float("inf") for name in settings.CELERY_BEAT_SCHEDULE}
+    next_run["second-chance-expire"] = 0.0
+    assert run_due(next_run, 1.0) == ["second-chance-expire"]
+    # then the offer expired
+    offer.refresh_from_db()
+    assert offer.status == "expired"

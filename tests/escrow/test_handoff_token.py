@@ -91,6 +91,10 @@ def test_the_token_verifies_with_the_public_jwks_alone(api):
     assert claims["amount_cents"] == 10000 and claims["currency"] == "CAD"
     assert claims["exp"] == int(timezone.datetime.fromisoformat(body["expires_at"]).timestamp())
     assert claims["jti"] and claims["iss"] == "biddt"
+    assert handoff_tokens.token_claims(body["token"], jwk_set=jwk_set) == claims
+    with pytest.raises(handoff_tokens.HandoffTokenInvalid):  # a key set without its kid
+        handoff_tokens.token_claims(body["token"], jwk_set={"keys": [
+            {**jwk_set["keys"][0], "kid": "other"}]})
     # and a forged signature fails the same offline check
     head, payload, _sig = body["token"].split(".")
     other = jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA",
@@ -284,3 +288,11 @@ def test_handoff_keygen_prints_a_usable_key(settings):
     assert keys.signing_kid == "2027-01"
     assert handoff_tokens.public_key_b64(keys.public_keys["2027-01"]) == public.split(":")[1]
     assert signing != checks.dev_handoff_key()
+
+
+def test_a_code_used_after_a_token_release_is_already_used():
+    txn = _paid()
+    body = _qr(txn)
+    assert _verify(txn, body["token"], timezone.now()).status_code == 200
+    r = client_for(txn.seller).post(f"/v1/transactions/{txn.pk}/verify", {"code": body["code"]})
+    assert r.status_code == 409 and error_code(r) == "code_already_used"
