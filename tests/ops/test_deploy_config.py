@@ -109,6 +109,22 @@ def test_worker_and_beat_have_health_checks_and_the_worker_time_to_finish():
 
 
 def test_no_line_of_the_deployment_files_is_unreadably_long():
-    for name in ("docker-compose.yml", "Dockerfile", "deploy/nginx.conf"):
+    for name in ("docker-compose.yml", "Dockerfile", "deploy/nginx.conf",
+                 "deploy/nginx-tls.conf"):
         for number, line in enumerate((ROOT / name).read_text().splitlines(), 1):
             assert len(line) <= 140, f"{name}:{number} has {len(line)} characters"
+
+
+def test_apt_packages_are_pinned_to_the_base_image_release():
+    import re
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    # the base image names its Debian release, so the pins below are of that release
+    assert re.search(r"^ARG PYTHON_IMAGE=python:[\d.]+-slim-bookworm$", dockerfile, re.M)
+    installs = re.findall(r"apt-get install ([^&]+?)(?:&&|$)", dockerfile.replace("\\\n", " "))
+    assert installs, "no apt-get install in the Dockerfile"
+    for install in installs:
+        packages = [word for word in install.split() if not word.startswith("-")]
+        assert packages
+        for package in packages:
+            assert re.fullmatch(r"[a-z0-9.+-]+=[\w.:~+-]+", package), f"unpinned: {package}"
