@@ -36,7 +36,7 @@ def test_two_rest_and_two_socket_processes_behind_nginx_with_health_checks():
         assert "test" in services[name]["healthcheck"], name
         assert services[name]["environment"]["BIDDT_NUM_PROXIES"] == "1"
     nginx = services["nginx"]
-    assert nginx["ports"] == ["${BIDDT_PORT:-8000}:80"]
+    assert nginx["ports"] == ["${BIDDT_PORT:-8000}:80", "${BIDDT_TLS_PORT:-8443}:443"]
     assert set(nginx["depends_on"]) == {"web1", "web2", "ws1", "ws2"}
     assert any("deploy/nginx.conf" in v for v in nginx["volumes"])
     for name in ("postgres", "redis", "nginx"):
@@ -128,3 +128,19 @@ def test_apt_packages_are_pinned_to_the_base_image_release():
         assert packages
         for package in packages:
             assert re.fullmatch(r"[a-z0-9.+-]+=[\w.:~+-]+", package), f"unpinned: {package}"
+
+
+def test_nginx_tls_is_one_variable_away_in_compose():
+    nginx = compose()["services"]["nginx"]
+    volumes = nginx["volumes"]
+    # plain HTTP by default; BIDDT_NGINX_CONF=./deploy/nginx-tls.conf turns TLS on
+    assert "${BIDDT_NGINX_CONF:-./deploy/nginx.conf}:/etc/nginx/conf.d/default.conf:ro" in volumes
+    assert "${BIDDT_TLS_CERTS:-./deploy/certs}:/etc/nginx/certs:ro" in volumes
+    assert "${BIDDT_TLS_PORT:-8443}:443" in nginx["ports"]
+    tls = (ROOT / "deploy" / "nginx-tls.conf").read_text()
+    assert "return 308 https://$host$request_uri;" in tls
+    for path in ("/etc/nginx/certs/fullchain.pem", "/etc/nginx/certs/privkey.pem"):
+        assert path in tls
+    assert (ROOT / "deploy" / "certs" / "README.md").exists()
+    assert "/deploy/certs/*.pem" in (ROOT / ".gitignore").read_text()
+    assert "deploy/certs/*.pem" in (ROOT / ".dockerignore").read_text()
