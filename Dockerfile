@@ -6,7 +6,8 @@
 #
 #   docker build -t biddt .
 
-ARG PYTHON_IMAGE=python:3.11-slim
+# Debian 12 (bookworm) explicitly: the apt pins below are that release's versions.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- build: a wheel for every pinned requirement ---------------------------------------------
 FROM ${PYTHON_IMAGE} AS build
@@ -16,8 +17,18 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
 # A compiler only for the rare pin without a binary wheel; it stays in this stage.
+# Exact bookworm versions (build-essential and what it pulls in), so a rebuild installs the
+# same tools; when a Debian point release or security update replaces one, the build fails
+# here and the pin is bumped to `apt-cache policy <package>` in a bookworm container
+# (README, "Docker"). libc6-dev must equal the base image's libc6.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends build-essential \
+    && apt-get install -y --no-install-recommends \
+        build-essential=12.9 \
+        gcc=4:12.2.0-3 \
+        g++=4:12.2.0-3 \
+        make=4.3-4.1 \
+        dpkg-dev=1.21.23 \
+        libc6-dev=2.36-9+deb12u14 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /wheels

@@ -474,7 +474,7 @@ STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")  # e.g. a localstripe s
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
 # dj-stripe: the webhook Event store and the mirror of the Stripe objects we create
 # (escrow/stripe_mirror.py); it reads STRIPE_SECRET_KEY and STRIPE_LIVE_MODE.
-STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
+STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=PRODUCTION)
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 

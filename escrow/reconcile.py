@@ -27,6 +27,7 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, Sum
 from django.db.models.fields.json import KT
+from djstripe import models as djstripe_models
 
 from accounts.models import Wallet
 from escrow.models import LedgerAccount, LedgerEntry, PaymentEvent, Transaction
@@ -170,8 +171,6 @@ def mirror_movements(*, since: datetime | None = None,
     """Stripe's side as dj-stripe's mirror holds it (escrow.stripe_mirror): succeeded
     PaymentIntents (amount received), succeeded Refunds, Transfers net of reversals; matched
     to our transactions by the ids we stored. No network."""
-    from djstripe import models as djstripe_models
-
     by_pi = dict(Transaction.objects.filter(payment_intent_id__isnull=False)
                  .values_list("payment_intent_id", "pk"))
     by_refund = dict(Transaction.objects.exclude(refund_id="").values_list("refund_id", "pk"))

@@ -8,8 +8,8 @@ them. Our own rows (`Transaction`, the ledger) stay the source of truth: the mir
 Stripe last told us, never read to move money.
 
 Mirroring never fails a payment: a mirror write that goes wrong is logged and skipped (the
-reconciliation then shows the object as missing on Stripe's side, for a person to look at,
-and `mirror_refresh` syncs it again).
+reconciliation then shows the object as missing on Stripe's side, for a person to look at;
+the next read through the gateway syncs it again).
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from typing import Any
 import stripe
 from django.conf import settings
 from django.db import transaction
+from djstripe import models as djstripe_models
+
+from accounts.models import Wallet
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +35,6 @@ MIRRORED = {"account": "Account", "payment_intent": "PaymentIntent", "transfer":
 
 
 def _model(object_name: str):
-    from djstripe import models as djstripe_models
-
     return getattr(djstripe_models, MIRRORED[object_name])
 
 
@@ -72,27 +73,9 @@ def mirror_record(obj: Any) -> Any | None:
         return None
 
 
-def mirror_refresh(object_name: str, object_id: str) -> Any | None:
-    """Re-read one object from Stripe and sync it (e.g. a transfer later reversed)."""
-    from escrow.payments import GatewayError, StripeGateway
-
-    client = StripeGateway().client
-    service = {"account": client.v1.accounts, "payment_intent": client.v1.payment_intents,
-               "transfer": client.v1.transfers, "refund": client.v1.refunds}[object_name]
-    try:
-        obj = service.retrieve(object_id)
-    except stripe.StripeError as exc:
-        raise GatewayError(str(exc)) from exc
-    return mirror_record(obj)
-
-
 def mirror_rows_for(txn) -> dict[str, Any]:
     """The mirror rows of one transaction: its PaymentIntent, Refund, Transfer and the
     seller's connected account (None where we have no id or no row)."""
-    from djstripe import models as djstripe_models
-
-    from accounts.models import Wallet
-
     def one(model, object_id):
         return model.objects.filter(id=object_id).first() if object_id else None
 
@@ -120,8 +103,6 @@ def event_store(event: dict[str, Any]):
     handler (escrow.services.payment.webhook_receive) already re-reads the object through
     the gateway, which mirrors it (docs/decisions/0002-dj-stripe-webhook-intake.md).
     """
-    from djstripe.models import Event
-
     created = event.get("created")
     request = event.get("request")
     request = request if isinstance(request, dict) else {}
@@ -138,4 +119,4 @@ def event_store(event: dict[str, Any]):
         "idempotency_key": _str(request.get("idempotency_key"), 10_000),
         "stripe_data": event,
     }
-    return Event.objects.get_or_create(id=event["id"][:255], defaults=defaults)
+    return djstripe_models.Event.objects.get_or_create(id=event["id"][:255], defaults=defaults)

@@ -36,7 +36,7 @@ def test_two_rest_and_two_socket_processes_behind_nginx_with_health_checks():
         assert "test" in services[name]["healthcheck"], name
         assert services[name]["environment"]["BIDDT_NUM_PROXIES"] == "1"
     nginx = services["nginx"]
-    assert nginx["ports"] == ["${BIDDT_PORT:-8000}:80"]
+    assert nginx["ports"] == ["${BIDDT_PORT:-8000}:80", "${BIDDT_TLS_PORT:-8443}:443"]
     assert set(nginx["depends_on"]) == {"web1", "web2", "ws1", "ws2"}
     assert any("deploy/nginx.conf" in v for v in nginx["volumes"])
     for name in ("postgres", "redis", "nginx"):
@@ -109,6 +109,38 @@ def test_worker_and_beat_have_health_checks_and_the_worker_time_to_finish():
 
 
 def test_no_line_of_the_deployment_files_is_unreadably_long():
-    for name in ("docker-compose.yml", "Dockerfile", "deploy/nginx.conf"):
+    for name in ("docker-compose.yml", "Dockerfile", "deploy/nginx.conf",
+                 "deploy/nginx-tls.conf"):
         for number, line in enumerate((ROOT / name).read_text().splitlines(), 1):
             assert len(line) <= 140, f"{name}:{number} has {len(line)} characters"
+
+
+def test_apt_packages_are_pinned_to_the_base_image_release():
+    import re
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    # the base image names its Debian release, so the pins below are of that release
+    assert re.search(r"^ARG PYTHON_IMAGE=python:[\d.]+-slim-bookworm$", dockerfile, re.M)
+    installs = re.findall(r"apt-get install ([^&]+?)(?:&&|$)", dockerfile.replace("\\\n", " "))
+    assert installs, "no apt-get install in the Dockerfile"
+    for install in installs:
+        packages = [word for word in install.split() if not word.startswith("-")]
+        assert packages
+        for package in packages:
+            assert re.fullmatch(r"[a-z0-9.+-]+=[\w.:~+-]+", package), f"unpinned: {package}"
+
+
+def test_nginx_tls_is_one_variable_away_in_compose():
+    nginx = compose()["services"]["nginx"]
+    volumes = nginx["volumes"]
+    # plain HTTP by default; BIDDT_NGINX_CONF=./deploy/nginx-tls.conf turns TLS on
+    assert "${BIDDT_NGINX_CONF:-./deploy/nginx.conf}:/etc/nginx/conf.d/default.conf:ro" in volumes
+    assert "${BIDDT_TLS_CERTS:-./deploy/certs}:/etc/nginx/certs:ro" in volumes
+    assert "${BIDDT_TLS_PORT:-8443}:443" in nginx["ports"]
+    tls = (ROOT / "deploy" / "nginx-tls.conf").read_text()
+    assert "return 308 https://$host$request_uri;" in tls
+    for path in ("/etc/nginx/certs/fullchain.pem", "/etc/nginx/certs/privkey.pem"):
+        assert path in tls
+    assert (ROOT / "deploy" / "certs" / "README.md").exists()
+    assert "/deploy/certs/*.pem" in (ROOT / ".gitignore").read_text()
+    assert "deploy/certs/*.pem" in (ROOT / ".dockerignore").read_text()

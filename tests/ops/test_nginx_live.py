@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -54,20 +55,12 @@ def render(conf: str, *, listen: int, rest: str, sockets: str, media: Path) -> s
     return conf.replace("alias /srv/media/;", f"alias {media}/;")
 
 
-@pytest.fixture
-def nginx(live_servers, tmp_path):
-    """(nginx URL, servers): nginx with the rendered deploy/nginx.conf in front of fresh
-    servers that trust one proxy and enforce the real per-IP send-code limit."""
-    servers = live_servers({"BIDDT_NUM_PROXIES": "1",
-                            "BIDDT_THROTTLE_AUTH_IP": f"{AUTH_IP_LIMIT}/min",
-                            "LOG_LEVEL": "INFO", "REQUEST_LOG_LEVEL": "INFO"}, fresh=True)
-    prefix = tmp_path / "nginx"
-    (prefix / "logs").mkdir(parents=True)
-    (prefix / "media").mkdir()
-    port = free_port()
-    server_block = render((ROOT / "deploy" / "nginx.conf").read_text(), listen=port,
-                          rest=f"127.0.0.1:{servers.rest_port}",
-                          sockets=f"127.0.0.1:{servers.ws_port}", media=prefix / "media")
+@contextmanager
+def nginx_running(prefix: Path, server_block: str, port: int):
+    """Debian's nginx with `server_block` inside a main configuration of its own (pid, logs
+    and temp files under `prefix`, `daemon off`), until the block exits; `port` is one it
+    listens on (waited for)."""
+    (prefix / "logs").mkdir(parents=True, exist_ok=True)
     (prefix / "biddt.conf").write_text(server_block)
     user = "user root root;\n" if os.geteuid() == 0 else ""  # workers as root read the prefix
     (prefix / "nginx.conf").write_text(
@@ -98,9 +91,28 @@ def nginx(live_servers, tmp_path):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError((prefix / "logs" / "error.log").read_text()) from None
                 time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", servers
+        yield
     finally:
         _stop(process)
+
+
+@pytest.fixture
+def nginx(live_servers, tmp_path):
+    """(nginx URL, servers): nginx with the rendered deploy/nginx.conf in front of fresh
+    servers that trust one proxy and enforce the real per-IP send-code limit."""
+    servers = live_servers({"BIDDT_NUM_PROXIES": "1",
+                            "BIDDT_THROTTLE_AUTH_IP": f"{AUTH_IP_LIMIT}/min",
+                            "LOG_LEVEL": "INFO", "REQUEST_LOG_LEVEL": "INFO"}, fresh=True)
+    prefix = tmp_path / "nginx"
+    (prefix / "media").mkdir(parents=True)
+    port = free_port()
+    server_block = render((ROOT / "deploy" / "nginx.conf").read_text(), listen=port,
+                          rest=f"127.0.0.1:{servers.rest_port}",
+                          sockets=f"127.0.0.1:{servers.ws_port}", media=prefix / "media")
+    try:
+        with nginx_running(prefix, server_block, port):
+            yield f"http://127.0.0.1:{port}", servers
+    finally:
         servers.stop()
 
 
