@@ -95,7 +95,7 @@ def otp_send(*, phone_number: str, ip: str | None = None) -> int:
         recent = PhoneOTP.objects.filter(phone_index=index,
                                          created_at__gte=now - timedelta(hours=1)).count()
         if fixed is None and recent >= settings.BIDDT_OTP_PER_PHONE_PER_HOUR:
-            raise Throttled(wait=3600, detail=_("Too many codes requested for this number."))
+            raise Throttled(wait=3600, detail=str(_("Too many codes requested for this number.")))
         PhoneOTP.objects.filter(phone_index=index, consumed_at__isnull=True).update(
             consumed_at=now
         )

@@ -56,7 +56,7 @@ def message_flood_check(*, user_id) -> None:
         return
     if count > limit:
         raise Throttled(wait=60 - int(timezone.now().timestamp()) % 60,
-                        detail=_("You are sending messages too fast."))
+                        detail=str(_("You are sending messages too fast.")))
 
 
 def message_item(message: Message) -> dict:

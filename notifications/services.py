@@ -38,7 +38,8 @@ def notify(*, user_id, type: str, title: str, body: str = "",
     Safe inside a caller's transaction: the insert runs in a savepoint, and the socket push
     waits for the outer commit, so a rolled-back change notifies no one.
     """
-    title, body = _in_language(user_languages([user_id]).get(user_id), title, body)
+    if not (isinstance(title, str) and isinstance(body, str)):  # lazy: needs the language
+        title, body = _in_language(user_languages([user_id]).get(user_id), title, body)
     fields = {"type": type, "title": title, "body": body, "data": data or {}}
     if dedupe_key is None:
         notification = Notification.objects.create(user_id=user_id, **fields)
@@ -71,7 +72,8 @@ def notify_many(notes: Sequence[Note]) -> list[Notification]:
     still holds: a row that already exists is skipped rather than failing the caller (its
     delivery task then finds it missing or already claimed, and sends nothing twice).
     """
-    languages = user_languages({n.user_id for n in notes}) if notes else {}
+    lazy = any(not isinstance(text, str) for n in notes for text in (n.title, n.body))
+    languages = user_languages({n.user_id for n in notes}) if lazy else {}
     rows = [Notification(user_id=n.user_id, type=n.type,
                          **dict(zip(("title", "body"),
                                     _in_language(languages.get(n.user_id), n.title, n.body),

@@ -93,8 +93,8 @@ def _qr_guesses_check(*, txn_id: Any) -> None:
     key, wait = _qr_guesses_key(txn_id)
     if (cache.get(key) or 0) >= settings.BIDDT_QR_MAX_WRONG_CODES:
         logger.warning("handoff code guessing blocked for transaction %s", txn_id)
-        raise Throttled(wait=wait, detail=_("Too many wrong codes; ask the buyer for a new one "
-                                          "later."))
+        raise Throttled(wait=wait, detail=str(_("Too many wrong codes; ask the buyer for a new "
+                                              "one later.")))
 
 
 def _qr_wrong_code_record(*, txn_id: Any) -> None:
