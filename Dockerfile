@@ -60,6 +60,9 @@ WORKDIR /app
 COPY . .
 RUN mkdir -p /app/media && chown biddt:biddt /app/media
 
+# The French and English messages (locale/*.po → .mo) with Babel: no GNU gettext needed.
+RUN python -m biddt.locale_build
+
 # collectstatic is the one command the production start-up checks let run without the
 # runtime secrets (biddt/core/apps.py); no database is touched.
 RUN python manage.py collectstatic --noinput -v1

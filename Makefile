@@ -34,6 +34,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 
 run: export BIDDT_TEST_PHONE_NUMBERS ?= $(DEMO_PHONE_NUMBERS)
 run: $(VENV)/.runtime-installed
+	$(BIN)/python -m biddt.locale_build
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py seed_demo
@@ -41,6 +42,7 @@ run: $(VENV)/.runtime-installed
 		--ws-max-size 1048576 biddt.asgi:application
 
 test: $(VENV)/.dev-installed
+	$(BIN)/python -m biddt.locale_build
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Fault injection (tests/chaos): Redis stopped, workers killed, PostgreSQL connections

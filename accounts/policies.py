@@ -9,11 +9,12 @@ not "on behalf of" them and don't call it.
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import PermissionDenied
 
 
 class AccountSuspended(PermissionDenied):
-    default_detail = "This account is suspended."
+    default_detail = _("This account is suspended.")
     default_code = "account_suspended"
 
 

@@ -10,3 +10,8 @@ def user_public_queryset() -> QuerySet[User]:
     as "Deleted user": their sales and ratings still point at them)."""
     return (User.objects.filter(Q(is_active=True) | Q(deleted_at__isnull=False))
             .exclude(status=User.Status.BANNED))
+
+
+def user_languages(user_ids) -> dict:
+    """{user id: language} for the given users (what is written for them later)."""
+    return dict(User.objects.filter(pk__in=list(user_ids)).values_list("pk", "language"))

@@ -13,6 +13,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import Throttled
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
@@ -47,7 +48,7 @@ def _parse_test_numbers(raw: str) -> dict[str, str]:
     for item in (p.strip() for p in raw.split(",")):
         if not item:
             continue
-        number, _, code = item.rpartition(":")
+        number, _sep, code = item.rpartition(":")
         if not (code.isdigit() and len(code) == 6):
             raise ValueError(f"BIDDT_TEST_PHONE_NUMBERS: code for {number!r} must be 6 digits")
         numbers[format_e164(number)] = code
@@ -70,7 +71,7 @@ def phone_parse(raw: str) -> str:
             e164 = None
         if e164 is not None and e164 in test_phone_numbers():
             return e164
-        raise invalid("invalid_phone_number", "Send a valid phone number in E.164 form.",
+        raise invalid("invalid_phone_number", _("Send a valid phone number in E.164 form."),
                       attr="phone_number") from None
 
 
@@ -94,7 +95,7 @@ def otp_send(*, phone_number: str, ip: str | None = None) -> int:
         recent = PhoneOTP.objects.filter(phone_index=index,
                                          created_at__gte=now - timedelta(hours=1)).count()
         if fixed is None and recent >= settings.BIDDT_OTP_PER_PHONE_PER_HOUR:
-            raise Throttled(wait=3600, detail="Too many codes requested for this number.")
+            raise Throttled(wait=3600, detail=str(_("Too many codes requested for this number.")))
         PhoneOTP.objects.filter(phone_index=index, consumed_at__isnull=True).update(
             consumed_at=now
         )
@@ -135,18 +136,18 @@ def _otp_check(*, index: str, code: str, fixed: str | None) -> None:
                 otp.save(update_fields=["consumed_at"])
             return
         if otp is None:
-            error = invalid("invalid_code", "The code is not valid. Request a new one.",
+            error = invalid("invalid_code", _("The code is not valid. Request a new one."),
                             attr="code")
         elif otp.attempts >= settings.BIDDT_OTP_MAX_ATTEMPTS:
             error = invalid("too_many_attempts",
-                            "Too many wrong codes. Request a new code.", attr="code")
+                            _("Too many wrong codes. Request a new code."), attr="code")
         elif otp.expires_at <= now:
-            error = invalid("code_expired", "The code has expired. Request a new one.",
+            error = invalid("code_expired", _("The code has expired. Request a new one."),
                             attr="code")
         elif not hmac.compare_digest(otp.code_hash, _code_hash(otp.id, index, code)):
             otp.attempts += 1
             otp.save(update_fields=["attempts"])
-            error = invalid("invalid_code", "The code is not valid.", attr="code")
+            error = invalid("invalid_code", _("The code is not valid."), attr="code")
         else:
             otp.consumed_at = now
             otp.save(update_fields=["consumed_at"])
@@ -159,7 +160,7 @@ def otp_verify(*, phone_number: str, code: str) -> LoginResult:
     index = phone_index(e164)
     code = str(code).strip()
     if not (len(code) == 6 and code.isdigit()):
-        raise invalid("invalid_code", "Codes are 6 digits.", attr="code")
+        raise invalid("invalid_code", _("Codes are 6 digits."), attr="code")
     _otp_check(index=index, code=code, fixed=test_phone_numbers().get(e164))
     user, created = _user_get_or_create(e164=e164, index=index)
     ensure_active(user)
@@ -242,7 +243,7 @@ def user_update_profile(*, user: User, display_name: str | None = None,
         taken = User.objects.filter(email_index=email_index(email)).exclude(pk=user.pk) \
             if email else User.objects.none()
         if taken.exists():
-            raise invalid("email_taken", "This e-mail address is used by another account.",
+            raise invalid("email_taken", _("This e-mail address is used by another account."),
                           attr="email")
         user.set_email(email or None)
         fields += ["email", "email_index"]
@@ -262,7 +263,7 @@ def user_update_profile(*, user: User, display_name: str | None = None,
         with transaction.atomic():
             user.save(update_fields=fields)
     except IntegrityError:
-        raise invalid("email_taken", "This e-mail address is used by another account.",
+        raise invalid("email_taken", _("This e-mail address is used by another account."),
                       attr="email") from None
     return user
 
@@ -288,7 +289,7 @@ def _staff_required(staff_user) -> None:
     from biddt.errors import PermissionDenied
 
     if not (staff_user and staff_user.is_staff):
-        raise PermissionDenied("Only staff can do this.")
+        raise PermissionDenied(_("Only staff can do this."))
 
 
 def _listings_set_seller_active(user_id, active: bool) -> None:
@@ -321,7 +322,7 @@ def user_suspend(*, user_id: uuid.UUID | str, staff_user, reason: str) -> bool:
     _staff_required(staff_user)
     reason = (reason or "").strip()[:255]
     if not reason:
-        raise invalid("required", "A reason is required.", attr="reason")
+        raise invalid("required", _("A reason is required."), attr="reason")
     with transaction.atomic():
         won = User.objects.filter(pk=user_id, status=User.Status.ACTIVE).update(
             status=User.Status.SUSPENDED, status_reason=reason, updated_at=timezone.now())
@@ -369,7 +370,7 @@ def staff_login_unlock(*, user_id: uuid.UUID | str, staff_user, reason: str = ""
     if not is_admin_role(staff_user):
         from biddt.errors import PermissionDenied
 
-        raise PermissionDenied("Only an admin can unlock a staff login.")
+        raise PermissionDenied(_("Only an admin can unlock a staff login."))
     user = User.objects.get(pk=user_id)
     with transaction.atomic():
         cleared = axes_reset(username=user.phone_index)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
 
 from bidding import rules
 from bidding.models import Bid
@@ -45,7 +46,7 @@ def listing_visible_get(*, listing_id, user=None) -> Listing:
         listing.status == ListingStatus.DRAFT
         and not (user is not None and user.is_authenticated and listing.seller_id == user.pk)
     ):
-        raise NotFound("Listing not found.")
+        raise NotFound(_("Listing not found."))
     return listing
 
 

@@ -19,6 +19,9 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 from rest_framework import serializers
 
 from accounts.models import User, mask_name
@@ -28,6 +31,7 @@ from bidding import messages, rules, selectors
 from bidding.models import Bid
 from biddt.errors import Conflict, NotFound, invalid
 from biddt.events import batched, on_commit, send_to_group_on_commit, task_on_commit
+from biddt.i18n import Money
 from biddt.metrics import AUCTIONS_CLOSED, BIDS_PLACED
 from escrow.models import Transaction
 from escrow.services import transaction_create_for_sale
@@ -88,7 +92,7 @@ def _lock_listing(listing_id: Any) -> Listing:
         listing_id = listing_id if isinstance(listing_id, uuid.UUID) else uuid.UUID(
             str(listing_id))
     except ValueError:
-        raise NotFound("Listing not found.") from None
+        raise NotFound(_("Listing not found.")) from None
     # Written as SQL: building the subquery through the ORM cost more CPU than the query
     # itself, on every bid. SQLite (development) has no row locks: its transaction locks the
     # database file instead.
@@ -97,7 +101,7 @@ def _lock_listing(listing_id: Any) -> Listing:
     pk = Listing._meta.pk.get_db_prep_value(listing_id, connection)
     listing = next(iter(Listing.objects.raw(sql, [pk])), None)
     if listing is None:
-        raise NotFound("Listing not found.")
+        raise NotFound(_("Listing not found."))
     return listing
 
 
@@ -117,7 +121,7 @@ _LOCK_SQL = f"""
 
 def _hide_drafts(listing: Listing, user) -> None:
     if listing.status == ListingStatus.DRAFT and listing.seller_id != user.pk:
-        raise NotFound("Listing not found.")
+        raise NotFound(_("Listing not found."))
 
 
 def _seller_paused(listing: Listing) -> bool:
@@ -129,9 +133,9 @@ def _seller_paused(listing: Listing) -> bool:
 def _check_biddable(listing: Listing, bidder, now: datetime) -> None:
     _hide_drafts(listing, bidder)
     if listing.seller_id == bidder.pk:
-        raise Conflict("You can't bid on your own listing.", code="own_listing")
+        raise Conflict(_("You can't bid on your own listing."), code="own_listing")
     if listing.auction_type == AuctionType.FIXED:
-        raise Conflict("This listing is sold at a fixed price; use buy now.",
+        raise Conflict(_("This listing is sold at a fixed price; use buy now."),
                        code="fixed_price_listing")
     # Past its end the auction has ended, whether or not the sweep has closed it yet: the
     # answer doesn't depend on the sweep's timing.
@@ -140,13 +144,27 @@ def _check_biddable(listing: Listing, bidder, now: datetime) -> None:
     if (listing.status != ListingStatus.ACTIVE or listing.ends_at is None
             or (listing.starts_at is not None and listing.starts_at > now)
             or _seller_paused(listing)):
-        raise Conflict("This listing is not open for bids.", code="listing_not_active")
+        raise Conflict(_("This listing is not open for bids."), code="listing_not_active")
     if listing.ends_at <= now:
         raise _auction_ended()
 
 
+def _bid_rule_detail(err: rules.BidRuleError, before: rules.AuctionState) -> str:
+    """The rules' refusal in the request's language (`bidding.rules` is plain Python: its
+    messages are English)."""
+    if err.code == rules.BID_TOO_LOW:
+        minimum = err.minimum_next_bid_cents or 0
+        if minimum != rules.minimum_next_bid(before):  # the leader's own bid, below their max
+            return _("You are already leading; a new bid must raise your maximum above "
+                     "%(max)d cents.") % {"max": minimum - 1}
+        return _("The bid must be at least %(minimum)d cents.") % {"minimum": minimum}
+    if err.code == rules.INVALID_MAX:
+        return _("The maximum must not be below the bid amount.")
+    return str(err)
+
+
 def _auction_ended() -> Conflict:
-    return Conflict("This auction has ended.", code="auction_ended")
+    return Conflict(_("This auction has ended."), code="auction_ended")
 
 
 def bid_place(*, listing_id: Any, bidder, amount_cents: int,
@@ -164,10 +182,11 @@ def bid_place(*, listing_id: Any, bidder, amount_cents: int,
     highest = settings.BIDDT_MAX_PRICE_CENTS  # no listing may be priced above it either
     for attr, value in (("amount_cents", amount_cents), ("max_amount_cents", max_amount_cents)):
         if value is not None and value > highest:
-            raise invalid("max_value", f"Ensure this value is less than or equal to {highest}.",
+            raise invalid("max_value", _("Ensure this value is less than or equal to "
+                                         "%(limit_value)s.") % {"limit_value": highest},
                           attr=attr)
     if max_amount_cents is not None and max_amount_cents < amount_cents:
-        raise invalid(rules.INVALID_MAX, "The maximum must not be below the bid amount.",
+        raise invalid(rules.INVALID_MAX, _("The maximum must not be below the bid amount."),
                       attr="max_amount_cents")
     with transaction.atomic():
         user_lock_acting(bidder)  # user row before listing row: see privacy.account_delete
@@ -180,8 +199,10 @@ def bid_place(*, listing_id: Any, bidder, amount_cents: int,
                                                              max_amount_cents))
         except rules.BidRuleError as err:
             if err.code == rules.BID_TOO_LOW:
-                raise BidTooLow(err.minimum_next_bid_cents or 0, str(err)) from None
-            raise invalid(err.code, str(err), attr="max_amount_cents") from None
+                raise BidTooLow(err.minimum_next_bid_cents or 0,
+                                _bid_rule_detail(err, before)) from None
+            raise invalid(err.code, _bid_rule_detail(err, before),
+                          attr="max_amount_cents") from None
 
         # Bid rows are ordered by their own counter (`bids_seq`), which every bid moves; the
         # listing's `seq` moves only when others can see a change (not on a silent raise).
@@ -323,8 +344,10 @@ def bid_outbid_notify(*, listing_id: Any, user_id: Any, seq: int) -> None:
     listing = Listing.objects.filter(pk=listing_id).first()
     if listing is None:
         return
-    notify(user_id=user_id, type=NotificationType.OUTBID, title="You've been outbid",
-           body=f"Someone bid more on “{listing.title}”.",
+    notify(user_id=user_id, type=NotificationType.OUTBID, title=_("You've been outbid"),
+           body=format_lazy(_("Someone bid more on “{title}”. The price is now {price}."),
+                            title=listing.title,
+                            price=Money(listing.current_price_cents, listing.currency)),
            data={"listing_id": str(listing.pk), "current_price_cents": listing.current_price_cents},
            dedupe_key=f"outbid:{listing.pk}:{seq}")
 
@@ -345,12 +368,12 @@ def bid_retract(*, bid_id: Any, user) -> list[uuid.UUID]:
     listing_id = (Bid.objects.filter(pk=bid_id, bidder=user)
                   .values_list("listing_id", flat=True).first())
     if listing_id is None:
-        raise NotFound("Bid not found.")
+        raise NotFound(_("Bid not found."))
     with transaction.atomic():
         listing = _lock_listing(listing_id)
         now = timezone.now()
         bid = Bid.objects.get(pk=bid_id)
-        not_allowed = Conflict("This bid can't be retracted now.", code="retraction_not_allowed")
+        not_allowed = Conflict(_("This bid can't be retracted now."), code="retraction_not_allowed")
         if (bid.status != Bid.Status.ACTIVE or listing.status != ListingStatus.ACTIVE
                 or listing.ends_at is None or listing.ends_at <= now):
             raise not_allowed
@@ -439,11 +462,13 @@ def listing_bids_void(*, listing_id: Any, reason: str) -> int:
     data = {"listing_id": str(listing_id), "status": ListingStatus.REMOVED}
     for bidder_id in bidder_ids:
         notify(user_id=bidder_id, type=NotificationType.AUCTION_ENDED,
-               title="Auction cancelled",
-               body=f"“{listing.title}” was removed by our team; your bids are void.",
+               title=_("Auction cancelled"),
+               body=format_lazy(_("“{title}” was removed by our team; your bids are void."),
+                                title=listing.title),
                data=data, dedupe_key=f"removed:{listing_id}")
     notify(user_id=listing.seller_id, type=NotificationType.AUCTION_ENDED,
-           title="Your listing was removed", body=f"“{listing.title}”: {reason}",
+           title=_("Your listing was removed"),
+           body=format_lazy(_("“{title}”: {reason}"), title=listing.title, reason=reason),
            data=data, dedupe_key=f"removed:{listing_id}")
     auction_ended_on_commit(listing_id=listing_id, seq=seq, status=ListingStatus.REMOVED,
                             final_price=None)
@@ -458,7 +483,7 @@ def listing_buy_now(*, listing_id: Any, buyer) -> Transaction:
     the transaction in the same transaction; notify and announce `auction_ended` after commit.
     """
     ensure_active(buyer)
-    unavailable = Conflict("Buy now is not available for this listing.",
+    unavailable = Conflict(_("Buy now is not available for this listing."),
                            code="buy_now_unavailable")
     with transaction.atomic():
         user_lock_acting(buyer)  # user row before listing row: see privacy.account_delete
@@ -466,7 +491,7 @@ def listing_buy_now(*, listing_id: Any, buyer) -> Transaction:
         now = timezone.now()
         _hide_drafts(listing, buyer)
         if listing.seller_id == buyer.pk:
-            raise Conflict("You can't buy your own listing.", code="own_listing")
+            raise Conflict(_("You can't buy your own listing."), code="own_listing")
         if (listing.auction_type == AuctionType.AUCTION
                 or listing.status != ListingStatus.ACTIVE
                 or (listing.starts_at is not None and listing.starts_at > now)
@@ -548,19 +573,24 @@ def _announce_closed(listing: Listing, *, buyer_id: Any, final_price: int | None
     notes = []
     if buyer_id is not None:
         notes.append(Note(
-            user_id=buyer_id, type=NotificationType.WON, title="You won!",
-            body=f"“{listing.title}” is yours. Pay within "
-                 f"{settings.BIDDT_PAYMENT_WINDOW_HOURS} hours.",
+            user_id=buyer_id, type=NotificationType.WON, title=_("You won!"),
+            body=format_lazy(
+                ngettext_lazy("“{title}” is yours for {price}. Pay within {hours} hour.",
+                              "“{title}” is yours for {price}. Pay within {hours} hours.",
+                              settings.BIDDT_PAYMENT_WINDOW_HOURS),
+                title=listing.title, hours=settings.BIDDT_PAYMENT_WINDOW_HOURS,
+                price=Money(final_price or listing.current_price_cents, listing.currency)),
             data=data, dedupe_key=f"won:{listing.pk}"))
-    notes += [Note(user_id=bidder_id, type=NotificationType.LOST, title="Auction ended",
-                   body=f"You didn't win “{listing.title}”.", data=data,
+    notes += [Note(user_id=bidder_id, type=NotificationType.LOST, title=_("Auction ended"),
+                   body=format_lazy(_("You didn't win “{title}”."), title=listing.title),
+                   data=data,
                    dedupe_key=f"lost:{listing.pk}")
               for bidder_id in (selectors.bidders_of(listing_id=listing.pk)
                                 if bidder_ids is None else bidder_ids)
               if bidder_id != buyer_id]
     notes.append(Note(
         user_id=listing.seller_id, type=NotificationType.AUCTION_ENDED,
-        title="Your item sold" if buyer_id else "Your auction ended without a sale",
+        title=_("Your item sold") if buyer_id else _("Your auction ended without a sale"),
         body=f"“{listing.title}”", data=data, dedupe_key=f"auction_ended:{listing.pk}"))
     notify_many(notes)
     auction_ended_on_commit(listing_id=listing.pk, seq=listing.seq, status=listing.status,

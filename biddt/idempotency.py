@@ -22,6 +22,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.renderers import JSONRenderer
@@ -38,7 +39,7 @@ MAX_KEY_LENGTH = 255
 
 class IdempotencyKeyReused(APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_detail = "This Idempotency-Key was already used with a different request."
+    default_detail = _("This Idempotency-Key was already used with a different request.")
     default_code = "idempotency_key_reused"
 
 
@@ -129,7 +130,8 @@ def idempotent_response(request: Request, *, scope: str,
     key = key.strip()
     if not key or len(key) > MAX_KEY_LENGTH:
         raise invalid("invalid_idempotency_key",
-                      f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters.")
+                      _("%(header)s must be 1 to %(max)d characters.")
+                      % {"header": HEADER, "max": MAX_KEY_LENGTH})
     answer = run_once(user=request.user, scope=scope, key=key,
                       request_fingerprint=fingerprint(request.method, request.path, request.data),
                       work=work)
@@ -141,5 +143,6 @@ def idempotent_response(request: Request, *, scope: str,
 
 def purge_expired() -> int:
     """Delete records past their 24 h (idempotent; for a periodic job)."""
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - TTL).delete()
+    deleted, _by_model = IdempotencyRecord.objects.filter(
+        created_at__lt=timezone.now() - TTL).delete()
     return deleted

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.utils.translation import gettext_lazy as _
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from biddt.errors import ServiceUnavailable
@@ -36,7 +37,7 @@ class InvalidImage(ValueError):
 
 
 class ImagesBusy(ServiceUnavailable):
-    default_detail = "Too many images are being processed; try again."
+    default_detail = _("Too many images are being processed; try again.")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import math
 from django.core.exceptions import FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from rest_framework import pagination
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
@@ -33,7 +34,7 @@ class CursorPagination(pagination.CursorPagination):
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
-    invalid_cursor_detail = "The cursor is not valid for this list (start again without it)."
+    invalid_cursor_detail = _("The cursor is not valid for this list (start again without it).")
 
     def paginate_queryset(self, queryset, request, view=None):
         # decode_cursor has no queryset argument: the position's type comes from this one.

@@ -88,6 +88,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "biddt.i18n.ApiLanguageMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -561,7 +562,13 @@ BIDDT_VIDEO_CONCURRENCY = env.int("BIDDT_VIDEO_CONCURRENCY", default=2)
 BIDDT_VIDEO_WAIT_SECONDS = env.float("BIDDT_VIDEO_WAIT_SECONDS", default=15.0)
 
 # --- I18N -----------------------------------------------------------------------------------
-LANGUAGE_CODE = "en-us"
+# English and French (issue 20): error `detail`s follow a request's Accept-Language
+# (biddt.i18n.ApiLanguageMiddleware); pushes, e-mails, notifications and system chat lines
+# the recipient's `language`. `.po` files in locale/, compiled by `make run`/`make test` and
+# the image build (docs/decisions/0001-i18n-babel.md).
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("fr", "Français")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

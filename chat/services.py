@@ -13,11 +13,14 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import Throttled
 
 from accounts.policies import ensure_active
+from accounts.selectors import user_languages
 from biddt.errors import invalid
 from biddt.events import send_to_group_on_commit
+from biddt.i18n import for_user_language
 from biddt.images import InvalidImage, image_clean
 from chat.models import Message
 from escrow.models import Transaction
@@ -53,7 +56,7 @@ def message_flood_check(*, user_id) -> None:
         return
     if count > limit:
         raise Throttled(wait=60 - int(timezone.now().timestamp()) % 60,
-                        detail="You are sending messages too fast.")
+                        detail=str(_("You are sending messages too fast.")))
 
 
 def message_item(message: Message) -> dict:
@@ -70,8 +73,9 @@ def _announce(message: Message, txn: Transaction) -> None:
     })
     if message.sender_id is not None:
         recipient = txn.seller_id if message.sender_id == txn.buyer_id else txn.buyer_id
-        preview = message.content[:120] if message.message_type == Message.Type.TEXT else "Photo"
-        notify(user_id=recipient, type="new_message", title="New message", body=preview,
+        preview = (message.content[:120] if message.message_type == Message.Type.TEXT
+                   else _("Photo"))
+        notify(user_id=recipient, type="new_message", title=_("New message"), body=preview,
                data={"transaction_id": str(txn.pk), "message_id": str(message.pk)},
                dedupe_key=f"message:{message.pk}")
 
@@ -85,10 +89,11 @@ def message_post(*, user, transaction_id, content: str = "", image=None) -> Mess
     txn = transaction_for_party(user=user, transaction_id=transaction_id)
     text = content_clean(content or "")
     if len(text) > MAX_LENGTH:
-        raise invalid("max_length", f"Messages are at most {MAX_LENGTH} characters.",
+        raise invalid("max_length", _("Messages are at most %(max)d characters.")
+                      % {"max": MAX_LENGTH},
                       attr="content")
     if image is None and not text:
-        raise invalid("blank", "Write something or attach an image.", attr="content")
+        raise invalid("blank", _("Write something or attach an image."), attr="content")
     message_flood_check(user_id=user.pk)
     message = Message(id=uuid.uuid4(), transaction=txn, sender=user, content=text,
                       message_type=Message.Type.IMAGE if image is not None else Message.Type.TEXT)
@@ -113,8 +118,17 @@ def message_post(*, user, transaction_id, content: str = "", image=None) -> Mess
 
 def message_system_post(*, transaction_id, content: str) -> Message:
     """A system line in the thread (paid, released, dispute opened); call inside the change's
-    transaction so it commits, and is announced, with it."""
+    transaction so it commits, and is announced, with it.
+
+    `content` may be a lazy text: it is written in the language of the thread's two parties,
+    or in both (the seller's first) when they differ, since both read the same line."""
     txn = Transaction.objects.get(pk=transaction_id)
+    languages = user_languages([txn.seller_id, txn.buyer_id])
+    lines = []
+    for language in dict.fromkeys([languages.get(txn.seller_id), languages.get(txn.buyer_id)]):
+        with for_user_language(language):
+            lines.append(str(content))
+    content = "\n".join(dict.fromkeys(lines))
     message = Message.objects.create(transaction=txn, sender=None, content=content[:MAX_LENGTH],
                                      message_type=Message.Type.SYSTEM)
     _announce(message, txn)

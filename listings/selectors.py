@@ -30,6 +30,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from bidding import rules
 from biddt.errors import NotFound
@@ -120,7 +121,7 @@ def listing_get_visible(*, listing_id: Any, user, lat: float | None = None,
                         .filter(listing_visible_q(user=user), pk=listing_id).order_by()[:1]),
                    None)
     if listing is None:
-        raise NotFound("Listing not found.")
+        raise NotFound(_("Listing not found."))
     return listing
 
 

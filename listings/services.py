@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.policies import ensure_active
 from biddt.errors import Conflict, NotFound, PermissionDenied, invalid
@@ -50,12 +51,13 @@ def _max_price_cents() -> int:
 
 
 def _listing_has_bids() -> Conflict:
-    return Conflict("Prices, type and end time can't change once a bid exists.",
+    return Conflict(_("Prices, type and end time can't change once a bid exists."),
                     code="listing_has_bids")
 
 
 def _not_editable(listing: Listing) -> Conflict:
-    return Conflict(f"A {listing.status} listing can't be changed.", code="listing_not_editable")
+    return Conflict(_("A %(status)s listing can't be changed.") % {"status": listing.status},
+                    code="listing_not_editable")
 
 
 # --- validation (the domain rules; serializers only check shapes) --------------------------
@@ -68,52 +70,56 @@ def listing_validate_terms(*, auction_type: str, starting_price_cents: int,
     now = now or timezone.now()
     low, high = settings.BIDDT_MIN_PRICE_CENTS, _max_price_cents()
     if not low <= starting_price_cents <= high:
-        raise invalid("invalid_price", f"The starting price must be between {low} and {high} "
-                      "cents.", attr="starting_price_cents")
+        raise invalid("invalid_price", _("The starting price must be between %(low)d and "
+                                         "%(high)d cents.") % {"low": low, "high": high},
+                      attr="starting_price_cents")
     for field, value in (("reserve_price_cents", reserve_price_cents),
                          ("buy_now_price_cents", buy_now_price_cents)):
         if value is None:
             continue
         if value < starting_price_cents:
-            raise invalid("invalid_price", "Must be at least the starting price.", attr=field)
+            raise invalid("invalid_price", _("Must be at least the starting price."), attr=field)
         if value > high:
-            raise invalid("invalid_price", f"Must be at most {high} cents.", attr=field)
+            raise invalid("invalid_price", _("Must be at most %(high)d cents.") % {"high": high},
+                          attr=field)
     if auction_type == AuctionType.BOTH and buy_now_price_cents is None:
-        raise invalid("invalid_price", "An auction with buy now needs a buy-now price.",
+        raise invalid("invalid_price", _("An auction with buy now needs a buy-now price."),
                       attr="buy_now_price_cents")
     if auction_type == AuctionType.AUCTION and buy_now_price_cents is not None:
-        raise invalid("invalid_price", "Use auction_type `both` to offer a buy-now price.",
+        raise invalid("invalid_price", _("Use auction_type `both` to offer a buy-now price."),
                       attr="buy_now_price_cents")
     if auction_type == AuctionType.FIXED and reserve_price_cents is not None:
-        raise invalid("invalid_price", "A fixed-price listing has no reserve.",
+        raise invalid("invalid_price", _("A fixed-price listing has no reserve."),
                       attr="reserve_price_cents")
     if (reserve_price_cents is not None and buy_now_price_cents is not None
             and buy_now_price_cents < reserve_price_cents):
-        raise invalid("invalid_price", "The buy-now price must be at least the reserve.",
+        raise invalid("invalid_price", _("The buy-now price must be at least the reserve."),
                       attr="buy_now_price_cents")
 
     min_seconds = settings.BIDDT_MIN_AUCTION_SECONDS
     latest = now + timedelta(days=settings.BIDDT_MAX_AUCTION_DAYS)
     if check_start and starts_at is not None and not (
             now - timedelta(minutes=5) <= starts_at <= latest):
-        raise invalid("invalid_duration", "The start must be between now and "
-                      f"{settings.BIDDT_MAX_AUCTION_DAYS} days ahead.", attr="starts_at")
+        raise invalid("invalid_duration", _("The start must be between now and %(days)d days "
+                                            "ahead.") % {"days": settings.BIDDT_MAX_AUCTION_DAYS},
+                      attr="starts_at")
     if ends_at is None:
         if auction_type != AuctionType.FIXED:
-            raise invalid("invalid_duration", "An auction needs an end time.", attr="ends_at")
+            raise invalid("invalid_duration", _("An auction needs an end time."), attr="ends_at")
         return
     start = max(now, starts_at) if starts_at else now
     if ends_at - start < timedelta(seconds=min_seconds):
-        raise invalid("invalid_duration", f"The listing must run at least {min_seconds} "
-                      "seconds.", attr="ends_at")
+        raise invalid("invalid_duration", _("The listing must run at least %(seconds)d "
+                                            "seconds.") % {"seconds": min_seconds},
+                      attr="ends_at")
     if ends_at > latest:
-        raise invalid("invalid_duration", "The end must be at most "
-                      f"{settings.BIDDT_MAX_AUCTION_DAYS} days ahead.", attr="ends_at")
+        raise invalid("invalid_duration", _("The end must be at most %(days)d days ahead.")
+                      % {"days": settings.BIDDT_MAX_AUCTION_DAYS}, attr="ends_at")
 
 
 def _validate_location(lat: float | None, lng: float | None) -> None:
     if (lat is None) != (lng is None):
-        raise invalid("invalid_location", "Give both location_lat and location_lng, or neither.",
+        raise invalid("invalid_location", _("Give both location_lat and location_lng, or neither."),
                       attr="location_lng" if lng is None else "location_lat")
 
 
@@ -148,11 +154,11 @@ def _own_listing_for_update(*, listing_id: Any, user) -> Listing:
     listing = (Listing.objects.select_for_update(of=("self",), no_key=True)
                .filter(pk=listing_id).first())
     if listing is None:
-        raise NotFound("Listing not found.")
+        raise NotFound(_("Listing not found."))
     if listing.seller_id != user.pk:
         if listing.status in (ListingStatus.DRAFT, ListingStatus.REMOVED):
-            raise NotFound("Listing not found.")
-        raise PermissionDenied("Only the seller can change this listing.")
+            raise NotFound(_("Listing not found."))
+        raise PermissionDenied(_("Only the seller can change this listing."))
     return listing
 
 
@@ -165,7 +171,7 @@ def listing_publish(*, listing_id: Any, user) -> Listing:
     with transaction.atomic():
         listing = _own_listing_for_update(listing_id=listing_id, user=user)
         if listing.status != ListingStatus.DRAFT:
-            raise Conflict("Only a draft can be published.", code="listing_not_draft")
+            raise Conflict(_("Only a draft can be published."), code="listing_not_draft")
         starts_at = listing.starts_at if listing.starts_at and listing.starts_at > now else now
         ends_at = listing.ends_at
         if ends_at is None:  # a fixed-price listing without an end runs the maximum time
@@ -240,7 +246,7 @@ def listing_update(*, listing_id: Any, user, data: dict[str, Any]) -> Listing:
         if listing.bid_count > 0 and any(k in FROZEN_AFTER_BID for k in changed):
             raise _listing_has_bids()
         if listing.status != ListingStatus.DRAFT and "starts_at" in changed:
-            raise invalid("invalid_duration", "A published listing's start can't change.",
+            raise invalid("invalid_duration", _("A published listing's start can't change."),
                           attr="starts_at")
         for key, value in changed.items():
             setattr(listing, key, value)
@@ -282,9 +288,9 @@ def listing_cancel(*, listing_id: Any, user) -> Listing:
         if listing is None or (listing.seller_id != user.pk
                                and listing.status in (ListingStatus.DRAFT,
                                                       ListingStatus.REMOVED)):
-            raise NotFound("Listing not found.")
+            raise NotFound(_("Listing not found."))
         if listing.seller_id != user.pk:
-            raise PermissionDenied("Only the seller can cancel this listing.")
+            raise PermissionDenied(_("Only the seller can cancel this listing."))
         was_published = listing.status != ListingStatus.DRAFT
         won = (Listing.objects.filter(pk=listing_id, status__in=EDITABLE_STATUSES, bid_count=0)
                .update(status=ListingStatus.CANCELLED, closed_at=timezone.now(),
@@ -293,7 +299,7 @@ def listing_cancel(*, listing_id: Any, user) -> Listing:
         listing.refresh_from_db()
         if not won:
             if listing.bid_count > 0:
-                raise Conflict("A listing with bids can't be cancelled.",
+                raise Conflict(_("A listing with bids can't be cancelled."),
                                code="listing_has_bids")
             raise _not_editable(listing)
         if was_published:
@@ -345,23 +351,23 @@ def listing_remove(*, listing_id: Any, staff_user, reason: str) -> Listing:
     from listings.models import ListingReport
 
     if not (staff_user and staff_user.is_staff):
-        raise PermissionDenied("Only staff can remove listings.")
+        raise PermissionDenied(_("Only staff can remove listings."))
     reason = (reason or "").strip()[:255]
     if not reason:
-        raise invalid("required", "A reason is required.", attr="reason")
+        raise invalid("required", _("A reason is required."), attr="reason")
     now = timezone.now()
     with transaction.atomic():
         listing = (Listing.objects.select_for_update(of=("self",), no_key=True)
                    .filter(pk=listing_id).first())
         if listing is None:
-            raise NotFound("Listing not found.")
+            raise NotFound(_("Listing not found."))
         before = {"status": listing.status, "status_reason": listing.status_reason,
                   "bid_count": listing.bid_count}
         won = (Listing.objects.filter(pk=listing_id).exclude(status=ListingStatus.REMOVED)
                .update(status=ListingStatus.REMOVED, status_reason=reason,
                        closed_at=Coalesce(F("closed_at"), Now()), updated_at=now))
         if not won:
-            raise Conflict("The listing is already removed.", code="listing_not_editable")
+            raise Conflict(_("The listing is already removed."), code="listing_not_editable")
         voided = listing_bids_void(listing_id=listing.pk, reason=reason)
         reports = ListingReport.objects.filter(listing_id=listing.pk,
                                                status=ListingReport.Status.OPEN).update(
@@ -386,15 +392,15 @@ def listing_report(*, listing_id: Any, user, reason: str, details: str = ""):
 
     listing = listing_get_visible(listing_id=listing_id, user=user)
     if listing.seller_id == user.pk:
-        raise Conflict("You can't report your own listing.", code="own_listing")
+        raise Conflict(_("You can't report your own listing."), code="own_listing")
     if reason not in ListingReport.Reason.values:
-        raise invalid("invalid_choice", "Pick a reason from the list.", attr="reason")
+        raise invalid("invalid_choice", _("Pick a reason from the list."), attr="reason")
     try:
         with transaction.atomic():
             return ListingReport.objects.create(listing=listing, reporter=user, reason=reason,
                                                 details=(details or "").strip()[:2000])
     except IntegrityError:
-        raise Conflict("You already reported this listing.", code="already_reported") from None
+        raise Conflict(_("You already reported this listing."), code="already_reported") from None
 
 
 def report_dismiss(*, report_id: Any, staff_user, reason: str = "") -> bool:
@@ -460,15 +466,15 @@ def _image_target(*, listing_id: Any, user, lock: bool) -> tuple[Listing, int]:
     listing = qs.first()
     if listing is None or (listing.seller_id != user.pk
                            and listing.status in (ListingStatus.DRAFT, ListingStatus.REMOVED)):
-        raise NotFound("Listing not found.")
+        raise NotFound(_("Listing not found."))
     if listing.seller_id != user.pk:
-        raise PermissionDenied("Only the seller can add images.")
+        raise PermissionDenied(_("Only the seller can add images."))
     if listing.status not in EDITABLE_STATUSES:
         raise _not_editable(listing)
     count = ListingImage.objects.filter(listing=listing).count()
     if count >= MAX_IMAGES_PER_LISTING:
-        raise invalid("invalid_image", f"A listing has at most {MAX_IMAGES_PER_LISTING} "
-                      "images.", attr="image")
+        raise invalid("invalid_image", _("A listing has at most %(count)d images.")
+                      % {"count": MAX_IMAGES_PER_LISTING}, attr="image")
     return listing, count
 
 
@@ -506,7 +512,7 @@ def listing_watch(*, listing_id: Any, user) -> bool:
     listing_get_visible(listing_id=listing_id, user=user)
     try:
         with transaction.atomic():
-            _, created = Watch.objects.get_or_create(user=user, listing_id=listing_id)
+            _watch, created = Watch.objects.get_or_create(user=user, listing_id=listing_id)
     except IntegrityError:  # a concurrent identical request won
         created = False
     return created

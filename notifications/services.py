@@ -14,10 +14,19 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.policies import ensure_active
+from accounts.selectors import user_languages
 from biddt.events import ids_task_on_commit, send_to_group_on_commit
+from biddt.i18n import for_user_language
 from notifications.models import Notification, NotificationPreference
 
 logger = logging.getLogger(__name__)
+
+
+def _in_language(language: str | None, title, body) -> tuple[str, str]:
+    """Title and body (lazy texts from `gettext_lazy`/`format_lazy`, or plain strings)
+    written in the recipient's language."""
+    with for_user_language(language):
+        return str(title), str(body)
 
 
 def notify(*, user_id, type: str, title: str, body: str = "",
@@ -29,6 +38,8 @@ def notify(*, user_id, type: str, title: str, body: str = "",
     Safe inside a caller's transaction: the insert runs in a savepoint, and the socket push
     waits for the outer commit, so a rolled-back change notifies no one.
     """
+    if not (isinstance(title, str) and isinstance(body, str)):  # lazy: needs the language
+        title, body = _in_language(user_languages([user_id]).get(user_id), title, body)
     fields = {"type": type, "title": title, "body": body, "data": data or {}}
     if dedupe_key is None:
         notification = Notification.objects.create(user_id=user_id, **fields)
@@ -61,7 +72,12 @@ def notify_many(notes: Sequence[Note]) -> list[Notification]:
     still holds: a row that already exists is skipped rather than failing the caller (its
     delivery task then finds it missing or already claimed, and sends nothing twice).
     """
-    rows = [Notification(user_id=n.user_id, type=n.type, title=n.title, body=n.body,
+    lazy = any(not isinstance(text, str) for n in notes for text in (n.title, n.body))
+    languages = user_languages({n.user_id for n in notes}) if lazy else {}
+    rows = [Notification(user_id=n.user_id, type=n.type,
+                         **dict(zip(("title", "body"),
+                                    _in_language(languages.get(n.user_id), n.title, n.body),
+                                    strict=True)),
                          data=n.data, dedupe_key=n.dedupe_key) for n in notes]
     if rows:
         Notification.objects.bulk_create(rows, ignore_conflicts=True)

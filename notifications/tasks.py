@@ -16,7 +16,10 @@ from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext_lazy
 
+from biddt.i18n import for_user_language
 from notifications.models import EMAIL_TYPES, Notification
 from notifications.push import PushMessage, TransientPushError, get_backend
 from notifications.selectors import notification_preference
@@ -141,12 +144,14 @@ def _email_once(notification_id: str) -> str:
     if not claimed:
         return "already_sent"
     context = {"notification": notification, "user": user}
-    mail = EmailMultiAlternatives(
-        subject=f"Biddt: {notification.title}",
-        body=render_to_string("email/notification.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL, to=[user.email],
-    )
-    mail.attach_alternative(render_to_string("email/notification.html", context), "text/html")
+    with for_user_language(user.language):  # the recipient's language, not the worker's
+        mail = EmailMultiAlternatives(
+            subject=_("Biddt: %(title)s") % {"title": notification.title},
+            body=render_to_string("email/notification.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL, to=[user.email],
+        )
+        mail.attach_alternative(render_to_string("email/notification.html", context),
+                                "text/html")
     try:
         mail.send()
     except Exception:
@@ -182,7 +187,11 @@ def ending_soon_notify() -> int:
             for user_id in users:
                 created = notify(
                     user_id=user_id, type="ending_soon",
-                    title="Ending in 1 hour" if mark == 60 else "Ending in 5 minutes",
+                    title=(ngettext_lazy("Ending in %(count)d hour", "Ending in %(count)d hours",
+                                         "count") % {"count": mark // 60} if mark % 60 == 0
+                           else ngettext_lazy("Ending in %(count)d minute",
+                                              "Ending in %(count)d minutes", "count")
+                           % {"count": mark}),
                     body=title, data={"listing_id": str(listing_id), "minutes": mark},
                     dedupe_key=f"ending_soon:{listing_id}:{mark}")
                 sent += created is not None

@@ -9,7 +9,10 @@ from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from biddt.locale_build import compile_all
 from tests.factories import UserFactory
+
+compile_all(only_stale=True)  # the French and English .mo files (as `make test` does)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -9,6 +9,7 @@ import logging
 
 import qrcode
 from django.db import OperationalError
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -42,7 +43,7 @@ class EscrowViewMixin:
 
     def handle_exception(self, exc):
         if isinstance(exc, GatewayError):
-            exc = ServiceUnavailable("The payment provider is unavailable; try again.")
+            exc = ServiceUnavailable(_("The payment provider is unavailable; try again."))
         elif isinstance(exc, OperationalError):
             exc = ServiceUnavailable()
         elif isinstance(exc, Transaction.DoesNotExist):

@@ -15,6 +15,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from biddt.errors import Conflict, NotFound
 from biddt.events import send_to_group_on_commit
@@ -22,12 +23,27 @@ from escrow.models import Transaction
 
 
 class InvalidState(Conflict):
-    default_detail = "The transaction is not in a state that allows this."
+    default_detail = _("The transaction is not in a state that allows this.")
     default_code = "invalid_state"
 
 
+# One whole sentence per action, so each language can word it (no English verb spliced in).
+_INVALID_STATE = {
+    "rate": _("Can't rate a transaction that is %(status)s."),
+    "pay": _("Can't pay a transaction that is %(status)s."),
+    "show the handoff code of": _("Can't show the handoff code of a transaction that is "
+                                  "%(status)s."),
+    "release": _("Can't release a transaction that is %(status)s."),
+    "plan a meetup for": _("Can't plan a meetup for a transaction that is %(status)s."),
+    "dispute": _("Can't dispute a transaction that is %(status)s."),
+}
+
+
 def _invalid_state(txn: Transaction, action: str) -> InvalidState:
-    return InvalidState(f"Can't {action} a transaction that is {txn.status}.")
+    message = _INVALID_STATE.get(action)
+    if message is None:
+        return InvalidState()
+    return InvalidState(message % {"status": txn.status})
 
 
 def _lock(transaction_id: Any) -> Transaction:

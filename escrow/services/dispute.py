@@ -9,6 +9,8 @@ from typing import Any
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from accounts.policies import ensure_active
 from biddt.errors import Conflict, invalid
@@ -59,18 +61,19 @@ def dispute_open(*, user, transaction_id: Any, reason: str) -> Dispute:
     txn = _party_or_404(user=user, transaction_id=transaction_id)
     reason = (reason or "").strip()
     if not reason:
-        raise invalid("blank", "Say what went wrong.", attr="reason")
+        raise invalid("blank", _("Say what went wrong."), attr="reason")
     with transaction.atomic():
         txn = _lock(txn.pk)
         if not _move(txn, to=Status.DISPUTED, frm=(Status.IN_ESCROW,)):
             raise _invalid_state(txn, "dispute")
         dispute = Dispute.objects.create(transaction=txn, opened_by=user, reason=reason[:2000])
         _notify(txn, user_ids=[txn.buyer_id, txn.seller_id], type="dispute_update",
-                title="Dispute opened",
-                body=f"A dispute was opened on “{txn.listing.title}”; our team will review it.",
+                title=_("Dispute opened"),
+                body=format_lazy(_("A dispute was opened on “{title}”; our team will review "
+                                   "it."), title=txn.listing.title),
                 key="dispute_opened")
-        _system_line(txn, "A dispute was opened. The money stays in escrow until staff "
-                          "resolve it.")
+        _system_line(txn, _("A dispute was opened. The money stays in escrow until staff "
+                            "resolve it."))
         transaction_announce(txn)
     return dispute
 
@@ -107,7 +110,7 @@ def dispute_resolve_refund(*, dispute_id: Any, staff_user, note: str = "") -> Di
 
 def _refund_and_close(dispute: Dispute, *, staff_user, note: str) -> None:
     transaction_refund(transaction_id=dispute.transaction_id, frm=(Status.DISPUTED,),
-                       reason="The dispute was resolved with a refund.")
+                       reason=_("The dispute was resolved with a refund."))
     if Transaction.objects.filter(pk=dispute.transaction_id, status=Status.REFUNDED).exists():
         _dispute_close(dispute, status=Dispute.Status.REFUNDED, staff_user=staff_user,
                        note=note)
@@ -125,10 +128,11 @@ def dispute_resolve_release(*, dispute_id: Any, staff_user, note: str = "") -> D
             _dispute_close(dispute, status=Dispute.Status.RELEASED, staff_user=staff_user,
                            note=note)
             _notify(txn, user_ids=[txn.buyer_id, txn.seller_id], type="dispute_update",
-                    title="Dispute resolved", body="The money was released to the seller.",
+                    title=_("Dispute resolved"),
+                    body=_("The money was released to the seller."),
                     key="dispute_released")
-            _release_effects(txn, reason="The dispute was resolved: the money was released "
-                                         "to the seller.")
+            _release_effects(txn, reason=_("The dispute was resolved: the money was "
+                                           "released to the seller."))
     dispute.refresh_from_db()
     return dispute
 

@@ -9,6 +9,9 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 
 from biddt.errors import PermissionDenied, invalid
 from escrow.models import Transaction
@@ -28,7 +31,7 @@ def _cancel_unpaid(txn: Transaction, *, now, body: str, key: str) -> bool:
     Listing.objects.filter(pk=txn.listing_id, status=Listing.Status.SOLD).update(
         status=Listing.Status.UNSOLD, updated_at=now)
     _notify(txn, user_ids=[txn.buyer_id, txn.seller_id], type="transaction_update",
-            title="Sale cancelled", body=body, key=key)
+            title=_("Sale cancelled"), body=body, key=key)
     transaction_announce(txn)
     return True
 
@@ -44,8 +47,12 @@ def transaction_expire_unpaid(*, transaction_id: Any) -> bool:
             return False
         return _cancel_unpaid(
             txn, now=now, key="expired_unpaid",
-            body=f"“{txn.listing.title}” wasn't paid within "
-                 f"{settings.BIDDT_PAYMENT_WINDOW_HOURS} hours; the sale is cancelled.")
+            body=format_lazy(
+                ngettext_lazy("“{title}” wasn't paid within {hours} hour; the sale is "
+                              "cancelled.",
+                              "“{title}” wasn't paid within {hours} hours; the sale is "
+                              "cancelled.", settings.BIDDT_PAYMENT_WINDOW_HOURS),
+                title=txn.listing.title, hours=settings.BIDDT_PAYMENT_WINDOW_HOURS))
 
 
 def transaction_cancel_unpaid(*, transaction_id: Any, staff_user, reason: str) -> bool:
@@ -56,15 +63,16 @@ def transaction_cancel_unpaid(*, transaction_id: Any, staff_user, reason: str) -
 
     reason = (reason or "").strip()
     if not (staff_user and staff_user.is_staff):
-        raise PermissionDenied("Only staff can cancel a sale.")
+        raise PermissionDenied(_("Only staff can cancel a sale."))
     if not reason:
-        raise invalid("required", "A reason is required.", attr="reason")
+        raise invalid("required", _("A reason is required."), attr="reason")
     with transaction.atomic():
         txn = _lock(transaction_id)
         before = {"status": txn.status}
         if not _cancel_unpaid(txn, now=timezone.now(), key="cancelled_by_staff",
-                              body=f"The sale of “{txn.listing.title}” was cancelled by "
-                                   f"our team: {reason}"):
+                              body=format_lazy(_("The sale of “{title}” was cancelled by "
+                                                 "our team: {reason}"),
+                                               title=txn.listing.title, reason=reason)):
             return False
         audit_record(actor=staff_user, action="transaction.cancel_unpaid", obj=txn,
                      before=before, after={"status": Status.CANCELLED}, reason=reason)
@@ -89,7 +97,10 @@ def transaction_meetup_check(*, transaction_id: Any) -> str | None:
     if age >= timedelta(days=settings.BIDDT_MEETUP_WINDOW_DAYS):
         done = transaction_refund(
             transaction_id=txn.pk, frm=(Status.IN_ESCROW,),
-            reason=f"No handoff within {settings.BIDDT_MEETUP_WINDOW_DAYS} days.")
+            reason=format_lazy(ngettext_lazy("No handoff within {days} day.",
+                                             "No handoff within {days} days.",
+                                             settings.BIDDT_MEETUP_WINDOW_DAYS),
+                               days=settings.BIDDT_MEETUP_WINDOW_DAYS))
         return "refunded" if done else None
     due = sum(1 for d in settings.BIDDT_MEETUP_REMINDER_DAYS if age >= timedelta(days=d))
     if due <= txn.reminders_sent:
@@ -101,9 +112,13 @@ def transaction_meetup_check(*, transaction_id: Any) -> str | None:
             return None
         left = settings.BIDDT_MEETUP_WINDOW_DAYS - age.days
         _notify(txn, user_ids=[txn.buyer_id, txn.seller_id], type="transaction_update",
-                title="Meet up to complete your sale",
-                body=f"Hand over “{txn.listing.title}” within {left} days, or the buyer is "
-                     f"refunded automatically.", key=f"meetup_reminder_{due}")
+                title=_("Meet up to complete your sale"),
+                body=format_lazy(ngettext_lazy(
+                    "Hand over “{title}” within {days} day, or the buyer is refunded "
+                    "automatically.",
+                    "Hand over “{title}” within {days} days, or the buyer is refunded "
+                    "automatically.", left), title=txn.listing.title, days=left),
+                key=f"meetup_reminder_{due}")
     return "reminder"
 
 

@@ -14,6 +14,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import Throttled
 
 from accounts.models import User
@@ -22,6 +24,7 @@ from biddt import handoff_tokens
 from biddt.crypto import blind_index
 from biddt.errors import Conflict, invalid
 from biddt.events import task_on_commit
+from biddt.i18n import Money
 from escrow import ledger
 from escrow.models import Transaction
 from escrow.services.common import (
@@ -94,8 +97,10 @@ def _release_effects(txn: Transaction, *, reason: str, journal=ledger.journal_re
     journal(txn)
     User.objects.filter(pk=txn.seller_id).update(completed_sales=F("completed_sales") + 1)
     _notify(txn, user_ids=[txn.seller_id, txn.buyer_id], type="escrow_released",
-            title="Escrow released",
-            body=f"The money for “{txn.listing.title}” was released to the seller.",
+            title=_("Escrow released"),
+            body=format_lazy(_("The money for “{title}” ({price}) was released to the "
+                               "seller."), title=txn.listing.title,
+                             price=Money(txn.amount_cents, txn.currency)),
             key="escrow_released")
     _system_line(txn, reason)
     transaction_announce(txn)
@@ -117,8 +122,8 @@ def _qr_guesses_check(*, txn_id: Any) -> None:
     key, wait = _qr_guesses_key(txn_id)
     if (cache.get(key) or 0) >= settings.BIDDT_QR_MAX_WRONG_CODES:
         logger.warning("handoff code guessing blocked for transaction %s", txn_id)
-        raise Throttled(wait=wait, detail="Too many wrong codes; ask the buyer for a new one "
-                                          "later.")
+        raise Throttled(wait=wait, detail=str(_("Too many wrong codes; ask the buyer for a new "
+                                              "one later.")))
 
 
 def _qr_wrong_code_record(*, txn_id: Any) -> None:
@@ -156,21 +161,22 @@ def transaction_verify(*, user, transaction_id: Any, code: str) -> Transaction:
         matches = txn.qr_code_hash is not None and secrets.compare_digest(txn.qr_code_hash,
                                                                           digest)
         if matches and txn.qr_used_at is not None:
-            raise Conflict("This code was already used.", code="code_already_used")
+            raise Conflict(_("This code was already used."), code="code_already_used")
         if txn.status != Status.IN_ESCROW:
             raise _invalid_state(txn, "release")
         if matches:
             if txn.qr_expires_at is None or txn.qr_expires_at <= now:
                 raise invalid("code_expired",
-                              "This code has expired; ask the buyer to refresh it.", attr="code")
+                              _("This code has expired; ask the buyer to refresh it."), attr="code")
             if not _move(txn, to=Status.RELEASED, frm=(Status.IN_ESCROW,), qr_used_at=now,
                          verified_at=now, released_at=now):
                 raise _invalid_state(txn, "release")
             _release_effects(txn,
-                             reason="Handoff confirmed: the money was released to the seller.")
+                             reason=_("Handoff confirmed: the money was released to the "
+                                      "seller."))
     if not matches:  # counted after the block, so killing the code isn't rolled back
         _qr_wrong_code_record(txn_id=txn.pk)
-        raise invalid("invalid_code", "This code is not valid for this transaction.",
+        raise invalid("invalid_code", _("This code is not valid for this transaction."),
                       attr="code")
     return txn
 
@@ -239,9 +245,9 @@ def meetup_set(*, user, transaction_id: Any, safe_zone_id: Any, meetup_at) -> Tr
     txn = _party_or_404(user=user, transaction_id=transaction_id)
     zone = SafeZone.objects.filter(pk=safe_zone_id, is_active=True).first()
     if zone is None:
-        raise invalid("invalid_safe_zone", "Choose an active safe zone.", attr="safe_zone_id")
+        raise invalid("invalid_safe_zone", _("Choose an active safe zone."), attr="safe_zone_id")
     if meetup_at <= timezone.now():
-        raise invalid("invalid_meetup_time", "The meetup must be in the future.",
+        raise invalid("invalid_meetup_time", _("The meetup must be in the future."),
                       attr="meetup_at")
     with transaction.atomic():
         txn = _lock(txn.pk)

@@ -7,8 +7,11 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from accounts.policies import ensure_active
+from biddt.i18n import Money
 from escrow import ledger
 from escrow.models import PaymentEvent, Transaction
 from escrow.payments import (
@@ -90,12 +93,15 @@ def payment_succeeded_apply(*, payment_intent: PaymentIntentInfo) -> bool:
         if moved:
             ledger.journal_funds_held(txn)
             _notify(txn, user_ids=[txn.seller_id], type="payment_received",
-                    title="Payment received",
-                    body=f"The buyer paid for “{txn.listing.title}”. The money is held in "
-                         f"escrow until you scan their code at the meetup.",
+                    title=_("Payment received"),
+                    body=format_lazy(_("The buyer paid {price} for “{title}”. The money is "
+                                       "held in escrow until you scan their code at the "
+                                       "meetup."),
+                                     price=Money(txn.amount_cents, txn.currency),
+                                     title=txn.listing.title),
                     key="payment_received")
-            _system_line(txn, "Payment received: the money is held in escrow until the "
-                              "handoff.")
+            _system_line(txn, _("Payment received: the money is held in escrow until the "
+                                "handoff."))
             transaction_announce(txn)
     if moved:
         return True
@@ -131,9 +137,10 @@ def _late_payment_refund(txn: Transaction, pi: PaymentIntentInfo) -> bool:
         ledger.journal_funds_held(txn)
         ledger.journal_refund(txn)
         _notify(txn, user_ids=[txn.buyer_id], type="transaction_update",
-                title="Payment refunded",
-                body=f"Your payment for “{txn.listing.title}” arrived after the sale was "
-                     f"cancelled, so it has been refunded in full.",
+                title=_("Payment refunded"),
+                body=format_lazy(_("Your payment for “{title}” arrived after the sale was "
+                                   "cancelled, so it has been refunded in full."),
+                                 title=txn.listing.title),
                 key="late_payment_refunded")
     logger.warning("late payment %s on cancelled transaction %s refunded", pi.id, txn.pk)
     return True
@@ -146,8 +153,9 @@ def payment_failed_apply(*, payment_intent: PaymentIntentInfo, event_id: str) ->
         return False
     from notifications.services import notify
 
-    notify(user_id=txn.buyer_id, type="transaction_update", title="Payment failed",
-           body=payment_intent.last_error or "Your payment didn't go through. Try another card.",
+    notify(user_id=txn.buyer_id, type="transaction_update", title=_("Payment failed"),
+           body=payment_intent.last_error or _("Your payment didn't go through. Try another "
+                                               "card."),
            data={"transaction_id": str(txn.pk), "status": txn.status,
                  "payment_intent_id": payment_intent.id},
            dedupe_key=f"payment_failed:{event_id}")
@@ -168,8 +176,8 @@ def transaction_refund(*, transaction_id: Any, frm: tuple[str, ...], reason: str
             return False
         ledger.journal_refund(txn)
         _notify(txn, user_ids=[txn.buyer_id, txn.seller_id], type="dispute_update",
-                title="Refunded", body=reason, key="refunded")
-        _system_line(txn, f"Refunded to the buyer. {reason}")
+                title=_("Refunded"), body=reason, key="refunded")
+        _system_line(txn, format_lazy(_("Refunded to the buyer. {reason}"), reason=reason))
         transaction_announce(txn)
     return True
 

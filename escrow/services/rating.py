@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Rating, User
 from accounts.policies import ensure_active
@@ -24,7 +25,7 @@ def rating_create(*, user, transaction_id: Any, score: int, comment: str = "") -
     if txn.status != Status.RELEASED:
         raise _invalid_state(txn, "rate")
     if not 1 <= int(score) <= 5:
-        raise invalid("invalid_score", "The score is 1 to 5.", attr="score")
+        raise invalid("invalid_score", _("The score is 1 to 5."), attr="score")
     ratee_id = txn.seller_id if user.pk == txn.buyer_id else txn.buyer_id
     try:
         with transaction.atomic():
@@ -33,6 +34,6 @@ def rating_create(*, user, transaction_id: Any, score: int, comment: str = "") -
             User.objects.filter(pk=ratee_id).update(rating_count=F("rating_count") + 1,
                                                     rating_total=F("rating_total") + score)
     except IntegrityError:
-        raise Conflict("You already rated this transaction.", code="already_rated") from None
+        raise Conflict(_("You already rated this transaction."), code="already_rated") from None
     return rating
 

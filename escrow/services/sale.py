@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.policies import ensure_active
 from biddt.errors import Conflict, NotFound
@@ -90,7 +91,7 @@ def transaction_claim(*, user, listing_id: Any) -> tuple[Transaction, bool]:
             and listing.seller_id != user.pk:
         raise NotFound()
     if listing.status != Listing.Status.SOLD:
-        raise Conflict("This listing has not been sold.", code="listing_not_sold")
+        raise Conflict(_("This listing has not been sold."), code="listing_not_sold")
     if listing.leader_id != user.pk:
         raise NotFound()
     with transaction.atomic():  # a sold auction whose transaction is missing: make it now

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated
@@ -189,8 +190,8 @@ class ListingImagesView(APIView):
     def post(self, request, listing_id):
         data = s.ListingImageUploadSerializer(data=request.data)
         if not data.is_valid():
-            raise invalid("invalid_image", "Send the image as the multipart field "
-                                   "`image`.", attr="image")
+            raise invalid("invalid_image", _("Send the image as the multipart field "
+                                   "`image`."), attr="image")
         image = services.listing_image_add(listing_id=listing_id, user=request.user,
                                            upload=data.validated_data["image"])
         return Response(s.ListingImageSerializer(image, context={"request": request}).data,

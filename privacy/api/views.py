@@ -11,8 +11,8 @@ from biddt.throttles import UserThrottle
 from privacy import selectors, services
 
 
+# `/v1/users/me`: the accounts app's GET and PATCH, plus the account's closure.
 class MeView(AccountsMeView):
-    """`/v1/users/me`: the accounts app's GET and PATCH, and the account's closure."""
 
     @extend_schema(
         tags=["users"], request=None,

@@ -101,7 +101,8 @@ def test_verify_logs_a_new_user_in(api):
     assert body["user"]["phone_number"] == PHONE
     assert set(body) == {"access", "refresh", "user", "is_new_user"}
     assert set(body["user"]) == {"id", "phone_number", "email", "display_name", "avatar_url",
-                                 "status", "created_at", "rating_avg", "rating_count"}
+                                 "status", "created_at", "rating_avg", "rating_count",
+                                 "language"}
     me = api.get("/v1/users/me", HTTP_AUTHORIZATION=f"Bearer {body['access']}")
     assert me.status_code == 200
     assert me.json()["id"] == body["user"]["id"]

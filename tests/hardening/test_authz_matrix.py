@@ -304,6 +304,9 @@ MATRIX: list[Row] = [
     Row("wallet-balance", "GET", NONE, me_read()),
     Row("users-me", "GET", NONE, me_read()),
     Row("users-me", "PATCH", NONE, me_write(200), body=lambda w: {"display_name": "Renamed"}),
+    # closes the caller's own account; owner and counterparty have open obligations (409)
+    Row("users-me", "DELETE", NONE, expect(409, 409, 204, 401, 403, 204, 204)),
+    Row("users-me-export", "GET", NONE, me_read()),
     Row("users-devices", "POST", NONE, me_write(201),
         body=lambda w: {"token": "fcm-token-matrix", "platform": "ios"}),
     Row("users-profile", "GET", kw(user_id=lambda w: w.users["owner"].pk), PUBLIC),
