@@ -19,6 +19,7 @@ from accounts.policies import ensure_active
 from biddt.errors import invalid
 from biddt.events import send_to_group_on_commit
 from biddt.images import InvalidImage, image_clean
+from chat.messages import MESSAGES_READ, NEW_MESSAGE
 from chat.models import Message
 from escrow.models import Transaction
 from escrow.selectors import transaction_for_party
@@ -66,7 +67,7 @@ def _announce(message: Message, txn: Transaction) -> None:
     item = message_item(message)
     send_to_group_on_commit(txn_group(txn.pk), {
         "type": "ws.event",
-        "payload": {"type": "new_message", "transactionId": str(txn.pk), "message": item},
+        "payload": NEW_MESSAGE.build(transactionId=str(txn.pk), message=item),
     })
     if message.sender_id is not None:
         recipient = txn.seller_id if message.sender_id == txn.buyer_id else txn.buyer_id
@@ -132,7 +133,8 @@ def messages_mark_read(*, user, transaction_id) -> int:
         if count:
             send_to_group_on_commit(txn_group(txn.pk), {
                 "type": "ws.event",
-                "payload": {"type": "messages_read", "transactionId": str(txn.pk),
-                            "readerId": str(user.pk), "readAt": now.isoformat()},
+                "payload": MESSAGES_READ.build(
+                    transactionId=str(txn.pk), readerId=str(user.pk),
+                    readAt=now.isoformat()),
             })
     return count

@@ -25,6 +25,7 @@ from biddt.errors import Conflict, NotFound, PermissionDenied, invalid
 from biddt.events import on_commit, send_to_group_on_commit, task_on_commit
 from biddt.metrics import PAYOUTS
 from escrow import ledger
+from escrow.messages import TRANSACTION_UPDATE
 from escrow.models import Dispute, PaymentEvent, Transaction
 from escrow.payments import (
     ACCOUNT_EVENTS,
@@ -140,8 +141,8 @@ def transaction_announce(txn: Transaction, *, user_ids: tuple | None = None) -> 
     for uid in user_ids or (txn.buyer_id, txn.seller_id):
         send_to_group_on_commit(f"user.{uid}", {
             "type": "ws.event",
-            "payload": {"type": "transaction_update", "transactionId": str(txn.pk),
-                        "status": txn.status},
+            "payload": TRANSACTION_UPDATE.build(transactionId=str(txn.pk),
+                                                         status=str(txn.status)),
         })
 
 
