@@ -14,12 +14,13 @@ from typing import Any
 
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 
-from bidding import selectors, services
+from bidding import messages, selectors, services
 from bidding.api.serializers import BidCreateSerializer, ListingRoomSerializer, bid_placed_data
 from bidding.throttles import BidThrottle
 from biddt.consumers import BiddtConsumer, WSError, db_sync_to_async, ws_handler
 from biddt.db_router import replica_pin_user
 from biddt.idempotency import fingerprint, run_once
+from biddt.socket_messages import ACK
 
 WS_BID_SCOPE = "ws-bid"
 
@@ -140,15 +141,14 @@ async def subscribe(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
     except WSError:
         await consumer.group_leave(group)
         raise
-    await consumer.send_json({"type": "subscribed", "listingId": listing_id, "listing": listing})
+    await consumer.send_json(messages.SUBSCRIBED.build(listingId=listing_id, listing=listing))
 
 
 @ws_handler("unsubscribe", auth=False)
 async def unsubscribe(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
     listing_id = _uuid(content, "listingId")
     await consumer.group_leave(services.room(listing_id))
-    await consumer.send_json({"type": "ack", "requestId": content.get("requestId"),
-                              "listingId": listing_id})
+    await consumer.send_json(ACK.build(requestId=content.get("requestId"), listingId=listing_id))
 
 
 @ws_handler("bid", auth=True)
@@ -157,4 +157,4 @@ async def bid(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
     amount, max_amount = _bid_amounts(content)
     request_id = _request_key(content)
     body = await _bid(consumer.user, listing_id, amount, max_amount, request_id)
-    await consumer.send_json({"type": "ack", "requestId": content.get("requestId"), "bid": body})
+    await consumer.send_json(ACK.build(requestId=content.get("requestId"), bid=body))

@@ -33,6 +33,9 @@ class Bid(models.Model):
     # previous release during a deploy, raw SQL) store False.
     is_max_raise = models.BooleanField(default=False, db_default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    # "Bidder N" in the public history: N the order of this bidder's first bid on the listing
+    # (Listing.bidder_count then), assigned under the listing's row lock, never reused.
+    bidder_number = models.PositiveIntegerField(null=True, blank=True)
     # The listing's `bids_seq` after this bid: orders bids within a listing without clock ties.
     seq = models.PositiveBigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)

@@ -80,13 +80,15 @@ room = listing_room
 _ws_event = room_event
 
 
-def _lock_listing(listing_id: Any) -> Listing:
+def _lock_listing(listing_id: Any, *, bidder_id: Any = None) -> Listing:
     """Lock the listing row; must run inside `transaction.atomic`.
 
     No `select_related` here: when PostgreSQL re-checks a row that changed while we waited
     for its lock, joined rows are not re-read, so a joined leader could be the old one. The
     seller's suspension comes with the row (`seller_paused`), so the check costs no query of
-    its own while every other bid on the listing waits for this lock.
+    its own while every other bid on the listing waits for this lock; so do the bidder
+    numbers of `bidder_id` and of the leader (`bidder_number`, `leader_number`: None before
+    their first bid).
     """
     try:
         listing_id = listing_id if isinstance(listing_id, uuid.UUID) else uuid.UUID(
@@ -99,7 +101,9 @@ def _lock_listing(listing_id: Any) -> Listing:
     sql = _LOCK_SQL + (" FOR NO KEY UPDATE OF l" if connection.features.has_select_for_update
                        else "")
     pk = Listing._meta.pk.get_db_prep_value(listing_id, connection)
-    listing = next(iter(Listing.objects.raw(sql, [pk])), None)
+    bidder = (None if bidder_id is None
+              else User._meta.pk.get_db_prep_value(bidder_id, connection))
+    listing = next(iter(Listing.objects.raw(sql, [bidder, pk])), None)
     if listing is None:
         raise NotFound(_("Listing not found."))
     return listing
@@ -108,14 +112,21 @@ def _lock_listing(listing_id: Any) -> Listing:
 # Only model metadata is formatted in; the listing id is a bound parameter.
 # The leader's display name comes with the row too (`leader_display_name`): a proxy's
 # automatic answer is shown under the leader's masked name, without a SELECT of their user.
-# Both subqueries are correlated with the locked row, so PostgreSQL re-evaluates them on the
+# The bidder numbers of the bidder and of the leader ("Bidder N" aliases) come the same way.
+# The subqueries are correlated with the locked row, so PostgreSQL re-evaluates them on the
 # row version it finally locks.
 _LOCK_SQL = f"""
     SELECT l.*, EXISTS (SELECT 1 FROM {User._meta.db_table} u
                          WHERE u.id = l.seller_id AND u.status <> '{User.Status.ACTIVE}')
                 AS seller_paused,
            (SELECT u.display_name FROM {User._meta.db_table} u WHERE u.id = l.leader_id)
-                AS leader_display_name
+                AS leader_display_name,
+           (SELECT b.bidder_number FROM {Bid._meta.db_table} b
+             WHERE b.bidder_id = %s AND b.listing_id = l.id
+               AND b.bidder_number IS NOT NULL LIMIT 1) AS bidder_number,
+           (SELECT b.bidder_number FROM {Bid._meta.db_table} b
+             WHERE b.bidder_id = l.leader_id AND b.listing_id = l.id
+               AND b.bidder_number IS NOT NULL LIMIT 1) AS leader_number
       FROM {Listing._meta.db_table} l WHERE l.id = %s"""  # noqa: S608
 
 
@@ -190,7 +201,7 @@ def bid_place(*, listing_id: Any, bidder, amount_cents: int,
                       attr="max_amount_cents")
     with transaction.atomic():
         user_lock_acting(bidder)  # user row before listing row: see privacy.account_delete
-        listing = _lock_listing(listing_id)
+        listing = _lock_listing(listing_id, bidder_id=bidder.pk)
         now = timezone.now()  # read after the lock: the end is judged at the moment we own it
         _check_biddable(listing, bidder, now)
         before = selectors.auction_state(listing)
@@ -207,6 +218,10 @@ def bid_place(*, listing_id: Any, bidder, amount_cents: int,
         # Bid rows are ordered by their own counter (`bids_seq`), which every bid moves; the
         # listing's `seq` moves only when others can see a change (not on a silent raise).
         listing.bids_seq += 1
+        number = listing.bidder_number
+        if number is None:  # the bidder's first bid here: the next alias
+            listing.bidder_count += 1
+            number = listing.bidder_count
         silent = all(r.is_max_raise for r in outcome.records)
         if not silent:
             listing.seq += 1
@@ -216,7 +231,8 @@ def bid_place(*, listing_id: Any, bidder, amount_cents: int,
             Bid(listing=listing, bidder_id=r.bidder_id, amount_cents=r.amount_cents,
                 max_amount_cents=r.max_amount_cents,
                 requested_amount_cents=r.requested_amount_cents, is_auto_bid=r.is_auto_bid,
-                is_max_raise=r.is_max_raise, seq=listing.bids_seq)
+                is_max_raise=r.is_max_raise, seq=listing.bids_seq,
+                bidder_number=number if r.bidder_id == bidder.pk else listing.leader_number)
             for r in outcome.records
         )
         for row in rows:
@@ -253,8 +269,8 @@ def bid_place(*, listing_id: Any, bidder, amount_cents: int,
 
 _BID_FIELDS = list(Bid._meta.concrete_fields)
 _LISTING_BID_FIELDS = [Listing._meta.get_field(name) for name in (
-    "seq", "bids_seq", "current_price_cents", "bid_count", "leader", "leader_max_cents", "ends_at",
-    "updated_at")]
+    "seq", "bids_seq", "bidder_count", "current_price_cents", "bid_count", "leader",
+    "leader_max_cents", "ends_at", "updated_at")]
 
 
 def _write_bid(listing: Listing, rows: tuple[Bid, ...]) -> None:
@@ -406,6 +422,7 @@ def _rebuild_from_bids(listing: Listing) -> bool:
                                        reserve_price_cents=listing.reserve_price_cents)
     changed: list[Bid] = []
     autos: list[Bid] = []
+    numbers = {bid.bidder_id: bid.bidder_number for bid in survivors}
     for bid in survivors:
         outcome = rules.apply_bid(state, rules.BidInput(
             bid.bidder_id, bid.requested_amount_cents or bid.amount_cents, bid.max_amount_cents,
@@ -418,7 +435,7 @@ def _rebuild_from_bids(listing: Listing) -> bool:
         autos.extend(
             Bid(listing=listing, bidder_id=r.bidder_id, amount_cents=r.amount_cents,
                 max_amount_cents=r.max_amount_cents, requested_amount_cents=None,
-                is_auto_bid=True, seq=bid.seq)
+                is_auto_bid=True, seq=bid.seq, bidder_number=numbers.get(r.bidder_id))
             for r in answers
         )
         state = outcome.state

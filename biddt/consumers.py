@@ -22,6 +22,7 @@ from rest_framework.exceptions import APIException
 from biddt.metrics import SOCKETS_OPEN
 from biddt.parsers import UndecodableJSON, json_loads
 from biddt.rooms import hub
+from biddt.socket_messages import ERROR, PONG
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ class BiddtConsumer(AsyncJsonWebsocketConsumer):
         request_id = content.get("requestId")
         message_type = content.get("type")
         if message_type == "ping":
-            await self.send_json({"type": "pong"})
+            await self.send_json(PONG.build())
             return
         entry = HANDLERS.get(message_type) if isinstance(message_type, str) else None
         if entry is None:
@@ -237,10 +238,9 @@ class BiddtConsumer(AsyncJsonWebsocketConsumer):
         if code in ABUSE_CODES:
             logger.warning("socket frame refused (%s) for user %s", code,
                            getattr(getattr(self, "user", None), "pk", None))
-        event: dict[str, Any] = {"type": "error", "code": code, "detail": detail, **extra}
         if request_id is not None:
-            event["requestId"] = request_id
-        await self.send_json(event)
+            extra["requestId"] = request_id
+        await self.send_json(ERROR.build(code=code, detail=detail, **extra))
 
     # Channel-layer events: `{"type": "ws.event", "payload": {...}}` goes to the client as is
     # (the room hub writes room events itself, encoded once; this serves direct sends).

@@ -113,7 +113,9 @@ ERROR = declare(
                                     "description": "With `bid_too_low`: the lowest amount "
                                                    "accepted now."},
             "retryAfter": {"type": "integer", "description": "With `throttled`: seconds."}},
-    required=("code", "detail"))
+    required=("code", "detail"), closed=False,
+    description="`code` is the REST error code of the same refusal; a code may add a "
+                "field of its own, as `bid_too_low` adds `minimumNextBidCents`.")
 ACK = declare(
     "ack", "server", "The answer to a `bid`, `message`, `join_chat` or `unsubscribe`.",
     fields={"requestId": REQUEST_ID,
@@ -169,8 +171,7 @@ def asyncapi_document(*, server_url: str = "") -> dict[str, Any]:
     }
     if server_url:
         scheme, _, host = server_url.partition("://")
-        document["servers"] = {"api": {"host": host, "protocol": scheme,
-                                       "pathname": "/ws/"}}
+        document["servers"] = {"api": {"host": host, "protocol": scheme}}
     return document
 
 

@@ -6,6 +6,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from biddt.asyncapi import asyncapi_view
 from biddt.health import ReadyView, healthz
 from biddt.metrics import metrics_view
 
@@ -25,6 +26,7 @@ v1 = [
     path("", include("discovery.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("asyncapi.json", asyncapi_view, name="asyncapi"),
     # Anything else under /v1/ (an unknown path, an id that isn't a UUID) answers the JSON
     # error shape even with DEBUG on, so clients never get an HTML page from the API.
     # csrf_exempt: like the API views (token auth, no cookies), or an unknown URL called with

@@ -13,6 +13,7 @@ from rest_framework.exceptions import APIException
 
 from biddt.consumers import BiddtConsumer, WSError, db_sync_to_async, ws_handler
 from biddt.idempotency import fingerprint, run_once
+from biddt.socket_messages import ACK
 from chat import services
 from escrow.models import Transaction
 from escrow.selectors import transaction_for_party
@@ -57,8 +58,8 @@ async def join_chat(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
     transaction_id = _transaction_id(content)
     await _check_party(consumer.user, transaction_id)
     await consumer.group_join(services.txn_group(transaction_id))
-    await consumer.send_json({"type": "ack", "requestId": content.get("requestId"),
-                              "transactionId": transaction_id})
+    await consumer.send_json(ACK.build(requestId=content.get("requestId"),
+                                       transactionId=transaction_id))
 
 
 @ws_handler("message", auth=True)
@@ -68,5 +69,4 @@ async def message(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
     if not isinstance(text, str):
         raise WSError("invalid_message", "'content' must be a string.")
     item = await _post(consumer.user, transaction_id, text, content.get("requestId"))
-    await consumer.send_json({"type": "ack", "requestId": content.get("requestId"),
-                              "message": item})
+    await consumer.send_json(ACK.build(requestId=content.get("requestId"), message=item))

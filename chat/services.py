@@ -22,6 +22,7 @@ from biddt.errors import invalid
 from biddt.events import send_to_group_on_commit
 from biddt.i18n import for_user_language
 from biddt.images import InvalidImage, image_clean
+from chat.messages import MESSAGES_READ, NEW_MESSAGE
 from chat.models import Message
 from escrow.models import Transaction
 from escrow.selectors import transaction_for_party
@@ -69,7 +70,7 @@ def _announce(message: Message, txn: Transaction) -> None:
     item = message_item(message)
     send_to_group_on_commit(txn_group(txn.pk), {
         "type": "ws.event",
-        "payload": {"type": "new_message", "transactionId": str(txn.pk), "message": item},
+        "payload": NEW_MESSAGE.build(transactionId=str(txn.pk), message=item),
     })
     if message.sender_id is not None:
         recipient = txn.seller_id if message.sender_id == txn.buyer_id else txn.buyer_id
@@ -146,7 +147,8 @@ def messages_mark_read(*, user, transaction_id) -> int:
         if count:
             send_to_group_on_commit(txn_group(txn.pk), {
                 "type": "ws.event",
-                "payload": {"type": "messages_read", "transactionId": str(txn.pk),
-                            "readerId": str(user.pk), "readAt": now.isoformat()},
+                "payload": MESSAGES_READ.build(
+                    transactionId=str(txn.pk), readerId=str(user.pk),
+                    readAt=now.isoformat()),
             })
     return count

@@ -111,6 +111,8 @@ class Listing(models.Model):
     seq = models.PositiveBigIntegerField(default=0)
     # Orders the listing's bid rows (`Bid.seq`): every bid moves it, a silent raise included.
     bids_seq = models.PositiveBigIntegerField(default=0, db_default=0)
+    # How many different users have bid on it: the last `Bid.bidder_number` handed out.
+    bidder_count = models.PositiveIntegerField(default=0, db_default=0)
 
     # Full-text search vector (PostgreSQL), kept current by a trigger (migration 0003).
     search_vector = SearchVectorField(null=True, blank=True, editable=False)

@@ -17,6 +17,7 @@ from accounts.policies import ensure_active
 from accounts.selectors import user_languages
 from biddt.events import ids_task_on_commit, send_to_group_on_commit
 from biddt.i18n import for_user_language
+from notifications.messages import NOTIFICATION
 from notifications.models import Notification, NotificationPreference
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def _deliver_on_commit(notifications: Sequence[Notification]) -> None:
     for notification, item in zip(notifications, items, strict=True):
         send_to_group_on_commit(f"user.{notification.user_id}", {
             "type": "ws.event",
-            "payload": {"type": "notification", "notification": dict(item)},
+            "payload": NOTIFICATION.build(notification=dict(item)),
         })
     from notifications.tasks import notifications_deliver
 

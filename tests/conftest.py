@@ -124,19 +124,52 @@ def redis_server(tmp_path):
 
 @pytest.fixture
 def sent_events(monkeypatch):
-    """Channel-layer sends made through biddt.events, as (group, payload) pairs."""
+    """Channel-layer sends made through biddt.events, as (group, payload) pairs. Every
+    socket payload among them must validate against the AsyncAPI document (checked at the
+    end of the test: the sends run in after-commit hooks, which swallow errors)."""
     from biddt import events
+    from tests.socket_contract import server_message_errors
 
     sent: list[tuple[str, dict]] = []
+    invalid: list[str] = []
 
     def capture(group, event):
+        if event.get("type") == "ws.event":
+            invalid.extend(server_message_errors(event["payload"]))
         sent.append((group, event.get("payload", event)))
         return True
 
     monkeypatch.setattr(events, "group_send_now", capture)
     monkeypatch.setattr(events, "_group_send_many",
                         lambda sends: [capture(group, event) for group, event in sends])
-    return sent
+    yield sent
+    assert not invalid, f"socket messages that don't match /v1/asyncapi.json: {invalid}"
+
+
+@pytest.fixture(autouse=True)
+def _socket_contract(request, monkeypatch):
+    """Every frame a socket of this process sends (consumer tests, `WebsocketCommunicator`)
+    must validate against the AsyncAPI document. Tests of the transport itself, with
+    synthetic payloads, opt out with the `synthetic_socket_messages` marker."""
+    if request.node.get_closest_marker("synthetic_socket_messages"):
+        yield
+        return
+    import json
+
+    from biddt.consumers import BiddtConsumer
+    from tests.socket_contract import server_message_errors
+
+    invalid: list[str] = []
+    send = BiddtConsumer.send
+
+    async def checked_send(self, text_data=None, bytes_data=None, close=False):
+        if text_data is not None:
+            invalid.extend(server_message_errors(json.loads(text_data)))
+        await send(self, text_data=text_data, bytes_data=bytes_data, close=close)
+
+    monkeypatch.setattr(BiddtConsumer, "send", checked_send)
+    yield
+    assert not invalid, f"socket messages that don't match /v1/asyncapi.json: {invalid}"
 
 
 # --- escrow ----------------------------------------------------------------------------------

@@ -41,14 +41,26 @@ class ListingRoomSerializer(ListingLiveSerializer):
     status = serializers.CharField()
 
 
+def bidder_alias(number: int | None) -> str:
+    """"Bidder N": N the order of the bidder's first bid on the listing."""
+    return f"Bidder {number}" if number else "Bidder"
+
+
 class BidderPublicSerializer(serializers.Serializer):
-    display_name = serializers.CharField(source="masked_name")
+    display_name = serializers.CharField(source="bidder.masked_name")
+    alias = serializers.SerializerMethodField(
+        help_text="`Bidder N`, N the order of this bidder's first bid on the listing; stable "
+                  "for the listing's life, so two bidders with the same masked name differ.")
+
+    def get_alias(self, bid: Bid) -> str:
+        return bidder_alias(bid.bidder_number)
 
 
 class BidHistorySerializer(serializers.ModelSerializer):
-    """A public history item: never the maximum, the bidder's name masked ("j***n")."""
+    """A public history item: never the maximum, the bidder's name masked ("j***n") and
+    their alias on this listing ("Bidder 2")."""
 
-    bidder = BidderPublicSerializer()
+    bidder = BidderPublicSerializer(source="*")
 
     class Meta:
         model = Bid
@@ -132,7 +144,8 @@ def bid_history_data(bid: Bid, *, bidder_name: str | None = None) -> dict:
         "id": str(bid.pk),
         "amount_cents": int(bid.amount_cents),
         "bidder": {"display_name": str(bidder_name if bidder_name is not None
-                                       else bid.bidder.masked_name)},
+                                       else bid.bidder.masked_name),
+                   "alias": bidder_alias(bid.bidder_number)},
         "is_auto_bid": bool(bid.is_auto_bid),
         "created_at": _DATETIME.to_representation(bid.created_at) if bid.created_at else None,
     }

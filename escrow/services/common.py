@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from biddt.errors import Conflict, NotFound
 from biddt.events import send_to_group_on_commit
+from escrow.messages import TRANSACTION_UPDATE
 from escrow.models import Transaction
 
 
@@ -83,8 +84,8 @@ def transaction_announce(txn: Transaction, *, user_ids: tuple | None = None) -> 
     for uid in user_ids or (txn.buyer_id, txn.seller_id):
         send_to_group_on_commit(f"user.{uid}", {
             "type": "ws.event",
-            "payload": {"type": "transaction_update", "transactionId": str(txn.pk),
-                        "status": txn.status},
+            "payload": TRANSACTION_UPDATE.build(transactionId=str(txn.pk),
+                                                status=str(txn.status)),
         })
 
 

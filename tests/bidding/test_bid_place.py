@@ -257,7 +257,7 @@ def test_events_are_sent_after_commit(listing, alice, bob, sent_events,
     assert placed["type"] == "bid_placed" and placed["seq"] == 2
     assert placed["listingId"] == str(listing.pk)
     assert placed["bid"]["amount_cents"] == 2050 and placed["bid"]["bidder"] == {
-        "display_name": "b***b"}
+        "display_name": "b***b", "alias": "Bidder 2"}
     assert "max_amount_cents" not in placed["bid"]
     assert placed["listing"] == {"current_price_cents": 2050, "bid_count": 2,
                                  "minimum_next_bid_cents": 2100,

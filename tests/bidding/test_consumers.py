@@ -77,7 +77,7 @@ async def test_bid_ack_and_fan_out_to_the_room_and_the_outbid_user():
     assert ack["bid"]["listing"]["current_price_cents"] == 1000
     seen = await watcher.receive_json_from(timeout=3)
     assert seen["type"] == "bid_placed" and seen["seq"] == 1
-    assert seen["bid"]["bidder"] == {"display_name": "a***e"}
+    assert seen["bid"]["bidder"] == {"display_name": "a***e", "alias": "Bidder 1"}
     assert (await alice_ws.receive_json_from(timeout=3))["type"] == "bid_placed"
 
     ack = await send(bob_ws, {"type": "bid", "listingId": str(listing.pk), "amount": 3000})

@@ -298,8 +298,11 @@ async def recv_type(socket, wanted: str, *, timeout: float = 15.0) -> dict:
     import asyncio
     import json
 
+    from tests.socket_contract import assert_server_message
+
     async with asyncio.timeout(timeout):
         while True:
             message = json.loads(await socket.recv())
+            assert_server_message(message)  # what the live server sends matches its document
             if message["type"] == wanted:
                 return message

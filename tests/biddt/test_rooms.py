@@ -19,6 +19,9 @@ from biddt.asgi import application
 from biddt.consumers import ws_handler
 from tests.biddt.processes import RedisServer, _stop
 
+# Synthetic `tick` payloads through the room hub: the transport, not the contract.
+pytestmark = pytest.mark.synthetic_socket_messages
+
 
 @pytest.fixture
 def join_handler():
