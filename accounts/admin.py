@@ -5,8 +5,9 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.models import Device, PhoneOTP, Rating, User, Wallet, format_e164, phone_index
+from accounts.roles import is_admin_role
 from biddt.audit import audit_record
-from biddt.staff import ReasonActionForm, action_reason, is_admin_role, require_reason
+from biddt.staff import ReasonActionForm, action_reason, require_reason
 
 # Role fields: only the `admin` role changes them (support sees them read-only).
 ROLE_FIELDS = ["is_staff", "is_superuser", "groups"]

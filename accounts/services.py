@@ -29,10 +29,13 @@ from accounts.models import (
     phone_index,
 )
 from accounts.policies import ensure_active
+from accounts.roles import is_admin_role
+from accounts.signals import user_active_changed
 from accounts.tokens import UserRefreshToken
 from biddt import crypto
-from biddt.errors import invalid
-from biddt.events import task_on_commit
+from biddt.audit import audit_record
+from biddt.errors import PermissionDenied, invalid
+from biddt.events import send_to_group_on_commit, task_on_commit
 from biddt.images import InvalidImage, image_clean
 
 logger = logging.getLogger(__name__)
@@ -280,21 +283,8 @@ def device_register(*, user: User, token: str, platform: str) -> tuple[Device, b
 # --- Staff: suspension ----------------------------------------------------------------------
 
 def _staff_required(staff_user) -> None:
-    from biddt.errors import PermissionDenied
-
     if not (staff_user and staff_user.is_staff):
         raise PermissionDenied("Only staff can do this.")
-
-
-def _listings_set_seller_active(user_id, active: bool) -> None:
-    """Pause or resume every listing of the seller, in the caller's transaction.
-
-    The flag lives on the listings so browse filters on one table's indexes (issue 22); it
-    changes only with the user's status, here."""
-    from listings.models import Listing
-
-    Listing.objects.filter(seller_id=user_id).exclude(seller_active=active).update(
-        seller_active=active)
 
 
 def user_suspend(*, user_id: uuid.UUID | str, staff_user, reason: str) -> bool:
@@ -311,9 +301,6 @@ def user_suspend(*, user_id: uuid.UUID | str, staff_user, reason: str) -> bool:
     - their open sockets are closed after commit (`ws.close` to `user.<id>`).
     A conditional UPDATE decides, so two staff clicking at once write one audit entry.
     """
-    from biddt.audit import audit_record
-    from biddt.events import send_to_group_on_commit
-
     _staff_required(staff_user)
     reason = (reason or "").strip()[:255]
     if not reason:
@@ -323,7 +310,8 @@ def user_suspend(*, user_id: uuid.UUID | str, staff_user, reason: str) -> bool:
             status=User.Status.SUSPENDED, status_reason=reason, updated_at=timezone.now())
         if not won:
             return False
-        _listings_set_seller_active(user_id, False)
+        # listings pauses the seller's listings, in this transaction (listings.apps).
+        user_active_changed.send(sender=User, user_id=user_id, active=False)
         user = User.objects.get(pk=user_id)
         audit_record(actor=staff_user, action="user.suspend", obj=user,
                      before={"status": User.Status.ACTIVE},
@@ -335,8 +323,6 @@ def user_suspend(*, user_id: uuid.UUID | str, staff_user, reason: str) -> bool:
 
 def user_reinstate(*, user_id: uuid.UUID | str, staff_user, reason: str = "") -> bool:
     """Staff: `suspended` → `active`; their paused listings show and take bids again."""
-    from biddt.audit import audit_record
-
     _staff_required(staff_user)
     with transaction.atomic():
         user = User.objects.select_for_update().filter(pk=user_id).first()
@@ -346,7 +332,7 @@ def user_reinstate(*, user_id: uuid.UUID | str, staff_user, reason: str = "") ->
         user.status = User.Status.ACTIVE
         user.status_reason = ""
         user.save(update_fields=["status", "status_reason", "updated_at"])
-        _listings_set_seller_active(user.pk, True)
+        user_active_changed.send(sender=User, user_id=user.pk, active=True)
         audit_record(actor=staff_user, action="user.reinstate", obj=user, before=before,
                      after={"status": user.status, "status_reason": ""}, reason=reason)
     return True
@@ -359,12 +345,7 @@ def staff_login_unlock(*, user_id: uuid.UUID | str, staff_user, reason: str = ""
     from every IP). Returns how many attempt records were cleared; audited even when 0."""
     from axes.utils import reset as axes_reset
 
-    from biddt.audit import audit_record
-    from biddt.staff import is_admin_role
-
     if not is_admin_role(staff_user):
-        from biddt.errors import PermissionDenied
-
         raise PermissionDenied("Only an admin can unlock a staff login.")
     user = User.objects.get(pk=user_id)
     with transaction.atomic():

@@ -1,6 +1,8 @@
 from django.contrib import admin
 
 from bidding.models import Bid
+from biddt.staff import ReadOnlyInline
+from listings.admin import ListingAdmin
 
 
 @admin.register(Bid)
@@ -19,3 +21,16 @@ class BidAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class BidInline(ReadOnlyInline):
+    """The bid history (all statuses, newest first), read-only, on the listing's page."""
+
+    model = Bid
+    ordering = ["-seq", "-is_auto_bid"]
+    fields = ["created_at", "bidder", "amount_cents", "max_amount_cents", "is_auto_bid",
+              "status", "seq"]
+    show_change_link = True
+
+
+ListingAdmin.app_inlines.append(BidInline)

@@ -6,22 +6,11 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from bidding import rules
 from bidding.models import Bid
 from biddt.errors import NotFound
+from listings import rules
 from listings.models import Listing, ListingStatus
-
-
-def auction_state(listing: Listing) -> rules.AuctionState:
-    """The rules' view of the auction state kept on the listing row."""
-    return rules.AuctionState(
-        starting_price_cents=listing.starting_price_cents,
-        reserve_price_cents=listing.reserve_price_cents,
-        current_price_cents=listing.current_price_cents,
-        bid_count=listing.bid_count,
-        leader_id=listing.leader_id,
-        leader_max_cents=listing.leader_max_cents,
-    )
+from listings.selectors import auction_state
 
 
 def listing_live(listing: Listing) -> dict[str, Any]:

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "chat",
     "safezones",
     "notifications",
+    "project",
     "axes",
 ]
 
@@ -98,6 +99,9 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "biddt.urls"
 ASGI_APPLICATION = "biddt.asgi.application"
+# The sockets' authentication, named like REST's DEFAULT_AUTHENTICATION_CLASSES: biddt (the
+# lowest layer) wires the apps by name and imports none of them.
+BIDDT_WS_AUTH_MIDDLEWARE = "accounts.ws_auth.JWTAuthMiddleware"
 WSGI_APPLICATION = None
 APPEND_SLASH = False
 
@@ -254,7 +258,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "flush-expired-otps": {"task": "accounts.tasks.otp_purge_expired", "schedule": 3600.0},
     "flush-expired-tokens": {"task": "accounts.tasks.jwt_flush_expired", "schedule": 86400.0},
-    "ending-soon-notifications": {"task": "notifications.tasks.ending_soon_notify",
+    "ending-soon-notifications": {"task": "bidding.tasks.auction_ending_soon_notify",
                                   "schedule": 60.0},
     "auction-close-due": {"task": "bidding.tasks.auction_close_due", "schedule": 5.0},
     "auction-ending-soon": {"task": "bidding.tasks.auction_ending_soon", "schedule": 5.0},

@@ -11,8 +11,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 
-from accounts.roles import ADMIN
-
 
 class ReasonActionForm(ActionForm):
     reason = forms.CharField(
@@ -34,13 +32,6 @@ def require_reason(modeladmin, request) -> str | None:
                                 "audit log and, where relevant, to the user.", messages.ERROR)
         return None
     return reason
-
-
-def is_admin_role(user) -> bool:
-    """The `admin` role (user_set_role makes admins superusers; the group is kept in step)."""
-    if not (user and user.is_authenticated and user.is_staff):
-        return False
-    return user.is_superuser or user.groups.filter(name=ADMIN).exists()
 
 
 class ReadOnlyInline(admin.TabularInline):

@@ -121,6 +121,11 @@ def message_system_post(*, transaction_id, content: str) -> Message:
     return message
 
 
+def transaction_system_line_post(*, transaction_id, content: str, **_signal) -> Message:
+    """`escrow.signals.transaction_system_line` (connected in chat.apps)."""
+    return message_system_post(transaction_id=transaction_id, content=content)
+
+
 def messages_mark_read(*, user, transaction_id) -> int:
     """Mark the other party's messages read; the other side sees `messages_read` live."""
     ensure_active(user)

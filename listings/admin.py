@@ -1,7 +1,6 @@
 from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef
 
-from bidding.models import Bid
 from biddt.staff import ReadOnlyInline, ReasonActionForm, action_reason, require_reason
 from listings.models import Listing, ListingImage, ListingReport, Watch
 
@@ -15,16 +14,6 @@ class ListingImageInline(admin.TabularInline):
     extra = 0
     fields = ["image", "thumbnail", "position", "width", "height"]
     readonly_fields = ["width", "height"]
-
-
-class BidInline(ReadOnlyInline):
-    """The bid history (all statuses, newest first), read-only."""
-
-    model = Bid
-    ordering = ["-seq", "-is_auto_bid"]
-    fields = ["created_at", "bidder", "amount_cents", "max_amount_cents", "is_auto_bid",
-              "status", "seq"]
-    show_change_link = True
 
 
 class ReportInline(ReadOnlyInline):
@@ -57,12 +46,18 @@ class ListingAdmin(admin.ModelAdmin):
     search_fields = ["title", "description", "id", "seller__display_name"]
     date_hierarchy = "created_at"
     raw_id_fields = ["seller", "leader"]
-    inlines = [ListingImageInline, BidInline, ReportInline]
+    inlines = [ListingImageInline, ReportInline]
+    # Shown after the images: the higher apps' rows of a listing (bidding.admin adds the bid
+    # history); listings (a lower layer) imports none of them.
+    app_inlines: list = []
     action_form = ReasonActionForm
     actions = ["remove_listings"]
     # Money and auction state are never edited by hand; status moves through services.
     readonly_fields = [*MONEY_FIELDS, "seller", "status", "status_reason", "bid_count",
                        "leader", "seq", "view_count", "closed_at", "created_at", "updated_at"]
+
+    def get_inlines(self, request, obj):
+        return [self.inlines[0], *self.app_inlines, *self.inlines[1:]]
 
     def has_add_permission(self, request):
         return False  # listings are created by sellers through the API

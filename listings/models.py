@@ -55,17 +55,7 @@ class ListingStatus(models.TextChoices):
 class Listing(models.Model):
     Status = ListingStatus
 
-    # Allowed status transitions, in one place (STYLE.md rule 5).
-    TRANSITIONS: dict[str, frozenset[str]] = {
-        ListingStatus.DRAFT: frozenset({ListingStatus.ACTIVE, ListingStatus.CANCELLED,
-                                        ListingStatus.REMOVED}),
-        ListingStatus.ACTIVE: frozenset({ListingStatus.SOLD, ListingStatus.UNSOLD,
-                                         ListingStatus.CANCELLED, ListingStatus.REMOVED}),
-        ListingStatus.SOLD: frozenset({ListingStatus.UNSOLD, ListingStatus.REMOVED}),
-        ListingStatus.UNSOLD: frozenset({ListingStatus.REMOVED}),
-        ListingStatus.CANCELLED: frozenset({ListingStatus.REMOVED}),
-        ListingStatus.REMOVED: frozenset(),
-    }
+    # `status` changes only through listings/lifecycle.py (its transition table and lock).
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     seller = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,

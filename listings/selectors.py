@@ -31,9 +31,9 @@ from django.db.models import (
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from bidding import rules
 from biddt.errors import NotFound
 from biddt.geo import bounding_box, distance_km_expr, earth_order_expr, earth_within_q
+from listings import rules
 from listings.models import Listing, ListingImage, ListingStatus, Watch
 
 MAX_RADIUS_KM = 500.0
@@ -225,10 +225,20 @@ def seller_is_new(*, user) -> bool:
     return young or not user.completed_sales
 
 
+def auction_state(listing: Listing) -> rules.AuctionState:
+    """The rules' view of the auction state kept on the listing row."""
+    return rules.AuctionState(
+        starting_price_cents=listing.starting_price_cents,
+        reserve_price_cents=listing.reserve_price_cents,
+        current_price_cents=listing.current_price_cents,
+        bid_count=listing.bid_count,
+        leader_id=listing.leader_id,
+        leader_max_cents=listing.leader_max_cents,
+    )
+
+
 def listing_auction_view(listing: Listing) -> dict[str, Any]:
     """`minimum_next_bid_cents` and `reserve_met` from the rules, on the row's state."""
-    from bidding.selectors import auction_state
-
     state = auction_state(listing)
     return {"minimum_next_bid_cents": rules.minimum_next_bid(state),
             "reserve_met": rules.reserve_met(state)}

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -153,38 +151,3 @@ def _email_once(notification_id: str) -> str:
         Notification.objects.filter(pk=notification.pk).update(email_claimed_at=None)
         raise
     return "sent"
-
-
-ENDING_SOON_MARKS = (60, 5)  # minutes before the end
-
-
-@shared_task(acks_late=True)
-def ending_soon_notify() -> int:
-    """Tell watchers and bidders once each, 1 hour and 5 minutes before an auction ends."""
-    from bidding.models import Bid
-    from listings.models import Listing, Watch
-    from notifications.services import notify
-
-    now = timezone.now()
-    sent = 0
-    for mark in ENDING_SOON_MARKS:
-        due = Listing.objects.filter(status=Listing.Status.ACTIVE, ends_at__gt=now,
-                                     ends_at__lte=now + timedelta(minutes=mark)) \
-            .values_list("id", "title")
-        for listing_id, title in due:
-            done_key = f"ending-soon:{listing_id}:{mark}"
-            if cache.get(done_key):
-                continue
-            users = set(Watch.objects.filter(listing_id=listing_id)
-                        .values_list("user_id", flat=True))
-            users |= set(Bid.objects.filter(listing_id=listing_id, status=Bid.Status.ACTIVE)
-                         .values_list("bidder_id", flat=True))
-            for user_id in users:
-                created = notify(
-                    user_id=user_id, type="ending_soon",
-                    title="Ending in 1 hour" if mark == 60 else "Ending in 5 minutes",
-                    body=title, data={"listing_id": str(listing_id), "minutes": mark},
-                    dedupe_key=f"ending_soon:{listing_id}:{mark}")
-                sent += created is not None
-            cache.set(done_key, 1, timeout=2 * 3600)
-    return sent

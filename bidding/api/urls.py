@@ -5,8 +5,6 @@ from bidding.api import views
 urlpatterns = [
     path("listings/<uuid:listing_id>/bids", views.ListingBidsView.as_view(),
          name="listing-bids"),
-    path("listings/<uuid:listing_id>/buy-now", views.BuyNowView.as_view(),
-         name="listing-buy-now"),
     path("bids/me", views.MyBidsView.as_view(), name="bids-me"),
     path("bids/<uuid:bid_id>", views.BidDetailView.as_view(), name="bid-detail"),
 ]

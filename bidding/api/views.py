@@ -16,8 +16,6 @@ from bidding.throttles import BidThrottle
 from biddt.idempotency import idempotent_response
 from biddt.pagination import CursorPagination
 from biddt.throttles import UserThrottle
-from escrow import selectors as escrow_selectors
-from escrow.api.serializers import TransactionSerializer
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
@@ -125,30 +123,3 @@ class BidDetailView(APIView):
         services.bid_retract(bid_id=bid_id, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-
-class BuyNowView(APIView):
-    @extend_schema(
-        tags=["bidding"], summary="Buy now", request=None,
-        responses={201: TransactionSerializer}, parameters=[IDEMPOTENCY_KEY],
-        description=(
-            "Buys the listing at its buy-now price (a `fixed` listing at its price): the "
-            "listing is `sold` and the transaction is created in `pending_payment`. 201 body: "
-            "that transaction, exactly as `GET /v1/transactions/{id}` returns it to the buyer. "
-            "A retry with the same `Idempotency-Key` returns that same body again (header "
-            "`Idempotent-Replayed: true`) and buys nothing. 409 `buy_now_unavailable` "
-            "(auction-only listing, not active, ended, or a bid exists and the reserve is met "
-            "or absent), 409 `own_listing`, 404 `not_found`, 403 `account_suspended`, 422 "
-            "`idempotency_key_reused`."
-        ),
-    )
-    def post(self, request, listing_id):
-        def work():
-            txn = services.listing_buy_now(listing_id=listing_id, buyer=request.user)
-            # Read it back as the transaction detail does (one query, parties and meetup
-            # joined) so the body is the same as `GET /v1/transactions/{id}`.
-            txn = escrow_selectors.transaction_detail_for(user=request.user,
-                                                          transaction_id=txn.pk)
-            return (status.HTTP_201_CREATED,
-                    TransactionSerializer(txn, context={"request": request}).data)
-
-        return idempotent_response(request, scope="buy-now", work=work)

@@ -17,6 +17,9 @@ urlpatterns = [
          name="transaction-meetup"),
     path("transactions/<uuid:transaction_id>/rating", views.RatingView.as_view(),
          name="transaction-rating"),
+    # Buying sells the listing (bidding) and creates its transaction (escrow).
+    path("listings/<uuid:listing_id>/buy-now", views.BuyNowView.as_view(),
+         name="listing-buy-now"),
     path("users/me/wallet", views.WalletView.as_view(), name="wallet"),
     path("users/me/wallet/balance", views.WalletBalanceView.as_view(), name="wallet-balance"),
     path("users/me/transactions", views.MyTransactionsView.as_view(), name="my-transactions"),

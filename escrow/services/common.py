@@ -19,6 +19,8 @@ from django.utils import timezone
 from biddt.errors import Conflict, NotFound
 from biddt.events import send_to_group_on_commit
 from escrow.models import Transaction
+from escrow.signals import transaction_system_line
+from notifications.services import notify
 
 
 class InvalidState(Conflict):
@@ -73,14 +75,12 @@ def transaction_announce(txn: Transaction, *, user_ids: tuple | None = None) -> 
 
 
 def _system_line(txn: Transaction, content: str) -> None:
-    from chat.services import message_system_post
-
-    message_system_post(transaction_id=txn.pk, content=content)
+    """A system line in the parties' chat thread, in this transaction (the chat app, a
+    higher layer, writes it: escrow.signals.transaction_system_line)."""
+    transaction_system_line.send(sender=Transaction, transaction_id=txn.pk, content=content)
 
 
 def _notify(txn: Transaction, *, user_ids, type: str, title: str, body: str, key: str) -> None:
-    from notifications.services import notify
-
     for uid in user_ids:
         notify(user_id=uid, type=type, title=title, body=body,
                data={"transaction_id": str(txn.pk), "status": txn.status},

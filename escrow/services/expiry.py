@@ -10,10 +10,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from biddt.audit import audit_record
 from biddt.errors import PermissionDenied, invalid
 from escrow.models import Transaction
 from escrow.services.common import _lock, _move, _notify, transaction_announce
 from escrow.services.payment import transaction_refund
+from listings.lifecycle import listing_transition
+from listings.models import ListingStatus
 
 Status = Transaction.Status
 
@@ -21,12 +24,10 @@ Status = Transaction.Status
 def _cancel_unpaid(txn: Transaction, *, now, body: str, key: str) -> bool:
     """`pending_payment → cancelled` and the listing back to `unsold`; caller holds the
     transaction's row lock (then the listing is updated: transaction, then listing)."""
-    from listings.models import Listing
-
     if not _move(txn, to=Status.CANCELLED, frm=(Status.PENDING_PAYMENT,), cancelled_at=now):
         return False
-    Listing.objects.filter(pk=txn.listing_id, status=Listing.Status.SOLD).update(
-        status=Listing.Status.UNSOLD, updated_at=now)
+    listing_transition(listing_id=txn.listing_id, frm=[ListingStatus.SOLD],
+                       to=ListingStatus.UNSOLD, updated_at=now)
     _notify(txn, user_ids=[txn.buyer_id, txn.seller_id], type="transaction_update",
             title="Sale cancelled", body=body, key=key)
     transaction_announce(txn)
@@ -52,8 +53,6 @@ def transaction_cancel_unpaid(*, transaction_id: Any, staff_user, reason: str) -
     """Staff: cancel a `pending_payment` sale now, before its payment window ends (no money
     has moved, so no journal). Same effects as the expiry, plus an audit entry. True when
     this call cancelled it; False when it was no longer unpaid."""
-    from biddt.audit import audit_record
-
     reason = (reason or "").strip()
     if not (staff_user and staff_user.is_staff):
         raise PermissionDenied("Only staff can cancel a sale.")

@@ -61,6 +61,17 @@ def transaction_create_for_sale(*, listing, amount_cents: int, source: str, buye
     return txn
 
 
+def listing_sold_apply(*, listing, buyer_id: Any, amount_cents: int, source: str,
+                       winning_bid_id: Any = None, **_signal: Any) -> Transaction:
+    """`bidding.signals.listing_sold` (connected in escrow.apps), in the transaction that sold
+    the listing: create the sale's transaction. An auction's close won its conditional
+    update, so it inserts without looking (`decided`); buy now holds the row lock."""
+    return transaction_create_for_sale(listing=listing, buyer_id=buyer_id,
+                                       amount_cents=amount_cents, source=source,
+                                       winning_bid_id=winning_bid_id,
+                                       decided=source == Transaction.Source.AUCTION)
+
+
 def transaction_claim(*, user, listing_id: Any) -> tuple[Transaction, bool]:
     """The one transaction of a sale, for its winner. `(txn, created)`.
 

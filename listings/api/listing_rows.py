@@ -18,7 +18,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import User
-from bidding import rules
+from listings import rules
 from listings.models import ListingImage
 
 COLUMNS = ("id", "seller_id", "title", "description", "category", "condition", "auction_type",
