@@ -12,6 +12,11 @@ from __future__ import annotations
 from rest_framework.exceptions import PermissionDenied
 
 
+class StaffOnly(PermissionDenied):
+    default_detail = "Only staff can do this."
+    default_code = "permission_denied"
+
+
 class AccountSuspended(PermissionDenied):
     default_detail = "This account is suspended."
     default_code = "account_suspended"
@@ -31,3 +36,11 @@ def ensure_active(user, *, fresh: bool = False) -> None:
         user.status, user.is_active = row
     if getattr(user, "is_suspended", False) or not user.is_active:
         raise AccountSuspended()
+
+
+def ensure_staff(user, *, detail: str = "Only staff can do this.") -> None:
+    """The one staff check of the services (staff actions in the console and the API): 403
+    `permission_denied` with `detail` unless `user` is a staff member. Admin-only actions
+    check `accounts.roles.is_admin_role` on top."""
+    if not (user is not None and getattr(user, "is_staff", False)):
+        raise StaffOnly(detail)

@@ -18,6 +18,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from accounts import tasks
 from accounts.models import (
     Device,
     InvalidPhoneNumber,
@@ -28,7 +29,7 @@ from accounts.models import (
     normalize_phone,
     phone_index,
 )
-from accounts.policies import ensure_active
+from accounts.policies import ensure_active, ensure_staff
 from accounts.roles import is_admin_role
 from accounts.signals import user_active_changed
 from accounts.tokens import UserRefreshToken
@@ -106,11 +107,9 @@ def otp_send(*, phone_number: str, ip: str | None = None) -> int:
         otp.code_hash = _code_hash(otp.id, index, code)
         otp.save()
         if fixed is None:
-            from accounts.tasks import sms_send
-
             # The task gets the number and text sealed with the PII key, so the broker
             # never holds a plain phone number or code.
-            task_on_commit(sms_send, crypto.encrypt(f"{e164}\n{code}"))
+            task_on_commit(tasks.sms_send, crypto.encrypt(f"{e164}\n{code}"))
     logger.info("otp sent to %s", e164)  # the logging filter hashes the number
     return ttl
 
@@ -128,7 +127,7 @@ def _otp_check(*, index: str, code: str, fixed: str | None) -> None:
     now = timezone.now()
     error = None
     with transaction.atomic():
-        otp = (PhoneOTP.objects.select_for_update()
+        otp = (PhoneOTP.objects.select_for_update(of=("self",), no_key=True)
                .filter(phone_index=index, consumed_at__isnull=True)
                .order_by("-created_at").first())
         if fixed is not None and hmac.compare_digest(code, fixed):
@@ -196,7 +195,7 @@ def _blacklist_once(token: RefreshToken) -> None:
     Caller holds a transaction. The row lock serialises two rotations of one token, and the
     one-to-one constraint on the blacklist is the backstop: exactly one caller passes.
     """
-    outstanding = (OutstandingToken.objects.select_for_update()
+    outstanding = (OutstandingToken.objects.select_for_update(of=("self",), no_key=True)
                    .filter(jti=token["jti"]).first())
     if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
         raise InvalidToken({"detail": "Token is blacklisted", "code": "token_not_valid"})
@@ -270,7 +269,7 @@ def device_register(*, user: User, token: str, platform: str) -> tuple[Device, b
     ensure_active(user)
     index = crypto.blind_index(token, purpose="device")
     with transaction.atomic():
-        device, created = Device.objects.select_for_update().get_or_create(
+        device, created = Device.objects.select_for_update(of=("self",), no_key=True).get_or_create(
             token_index=index, defaults={"user": user, "token": token, "platform": platform}
         )
         if not created and (device.user_id != user.pk or device.platform != platform):
@@ -281,11 +280,6 @@ def device_register(*, user: User, token: str, platform: str) -> tuple[Device, b
 
 
 # --- Staff: suspension ----------------------------------------------------------------------
-
-def _staff_required(staff_user) -> None:
-    if not (staff_user and staff_user.is_staff):
-        raise PermissionDenied("Only staff can do this.")
-
 
 def user_suspend(*, user_id: uuid.UUID | str, staff_user, reason: str) -> bool:
     """Staff: `active` → `suspended`. True when this call suspended the user.
@@ -301,7 +295,7 @@ def user_suspend(*, user_id: uuid.UUID | str, staff_user, reason: str) -> bool:
     - their open sockets are closed after commit (`ws.close` to `user.<id>`).
     A conditional UPDATE decides, so two staff clicking at once write one audit entry.
     """
-    _staff_required(staff_user)
+    ensure_staff(staff_user)
     reason = (reason or "").strip()[:255]
     if not reason:
         raise invalid("required", "A reason is required.", attr="reason")
@@ -323,9 +317,9 @@ def user_suspend(*, user_id: uuid.UUID | str, staff_user, reason: str) -> bool:
 
 def user_reinstate(*, user_id: uuid.UUID | str, staff_user, reason: str = "") -> bool:
     """Staff: `suspended` → `active`; their paused listings show and take bids again."""
-    _staff_required(staff_user)
+    ensure_staff(staff_user)
     with transaction.atomic():
-        user = User.objects.select_for_update().filter(pk=user_id).first()
+        user = User.objects.select_for_update(of=("self",), no_key=True).filter(pk=user_id).first()
         if user is None or user.status != User.Status.SUSPENDED:
             return False
         before = {"status": user.status, "status_reason": user.status_reason}

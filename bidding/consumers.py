@@ -14,12 +14,14 @@ from typing import Any
 
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 
-from bidding import selectors, services
-from bidding.api.serializers import BidCreateSerializer, ListingRoomSerializer, bid_placed_data
+from bidding import services
+from bidding.api.serializers import BidCreateSerializer, ListingRoomSerializer
+from bidding.payloads import bid_placed_data
 from bidding.throttles import BidThrottle
 from biddt.consumers import BiddtConsumer, WSError, db_sync_to_async, ws_handler
 from biddt.db_router import replica_pin_user
 from biddt.idempotency import fingerprint, run_once
+from listings.selectors import listing_visible
 
 WS_BID_SCOPE = "ws-bid"
 
@@ -89,7 +91,7 @@ def _ws_error(exc: APIException) -> WSError:
 @db_sync_to_async
 def _room_state(listing_id: str, user) -> dict[str, Any]:
     try:
-        listing = selectors.listing_visible_get(listing_id=listing_id, user=user)
+        listing = listing_visible(listing_id=listing_id, user=user)
     except APIException as exc:
         raise _ws_error(exc) from None
     return ListingRoomSerializer(listing).data

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
+from accounts.models import User
 from bidding.models import Bid
-from biddt.errors import NotFound
 from listings import rules
 from listings.models import Listing, ListingStatus
 from listings.selectors import auction_state
@@ -27,17 +28,6 @@ def listing_live(listing: Listing) -> dict[str, Any]:
     }
 
 
-def listing_visible_get(*, listing_id, user=None) -> Listing:
-    """A listing the caller may know exists: drafts only for their seller; else 404."""
-    listing = Listing.objects.filter(pk=listing_id).first()
-    if listing is None or (
-        listing.status == ListingStatus.DRAFT
-        and not (user is not None and user.is_authenticated and listing.seller_id == user.pk)
-    ):
-        raise NotFound("Listing not found.")
-    return listing
-
-
 def bid_history(*, listing: Listing) -> QuerySet[Bid]:
     """Active bids of a listing, newest first (seq, then the proxy's answer above its cause);
     a leader's silent raise of their own maximum is not a bid others see."""
@@ -54,3 +44,13 @@ def bidders_of(*, listing_id) -> list:
     """Distinct ids of users with an active bid on the listing."""
     return list(Bid.objects.filter(listing_id=listing_id, status=Bid.Status.ACTIVE)
                 .values_list("bidder_id", flat=True).distinct())
+
+
+def auctions_due_ids(*, limit: int | None = None) -> list:
+    """Ids of the auctions whose end has passed and that are still `active`, the oldest end
+    first: what the close sweep (`auction_sweep`) and `manage.py close_auctions` close.
+    Paused listings (a suspended seller) wait until the seller is reinstated."""
+    due = (Listing.objects.filter(status=ListingStatus.ACTIVE, ends_at__lte=timezone.now(),
+                                  seller__status=User.Status.ACTIVE)
+           .order_by("ends_at").values_list("pk", flat=True))
+    return list(due if limit is None else due[:limit])

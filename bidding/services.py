@@ -21,10 +21,11 @@ from django.db.models import F
 from django.utils import timezone
 from rest_framework import serializers
 
-from accounts.models import User, mask_name
+from accounts.models import mask_name
 from accounts.policies import ensure_active
 from bidding import selectors, tasks
 from bidding.models import Bid
+from bidding.payloads import bid_history_data, listing_live_data
 from bidding.signals import SOURCE_AUCTION, SOURCE_BUY_NOW, listing_sold
 from biddt.errors import Conflict, NotFound, invalid
 from biddt.events import batched, on_commit, send_to_group_on_commit, task_on_commit
@@ -243,8 +244,6 @@ def _announce_bid(placed: BidPlaced, *, previous_leader_max: int | None) -> None
 
 
 def _bid_placed_payload(placed: BidPlaced) -> dict[str, Any]:
-    from bidding.api.serializers import bid_history_data, listing_live_data
-
     listing = placed.listing
     payload: dict[str, Any] = {
         "type": "bid_placed",
@@ -513,10 +512,7 @@ def auction_sweep(*, limit: int = 500, threads: int | None = None) -> int:
     connections close in parallel; the conditional update keeps each close exactly once
     whoever runs it. Each thread sends its closes' events and tasks in batches.
     """
-    # Paused listings (suspended seller) are skipped until the seller is reinstated.
-    due = list(Listing.objects.filter(status=ListingStatus.ACTIVE, ends_at__lte=timezone.now(),
-                                      seller__status=User.Status.ACTIVE)
-               .order_by("ends_at").values_list("pk", flat=True)[:limit])
+    due = selectors.auctions_due_ids(limit=limit)
     threads = max(1, min(threads or settings.BIDDT_CLOSE_THREADS, len(due)))
     if threads == 1:
         with batched():

@@ -15,7 +15,7 @@ from biddt.consumers import BiddtConsumer, WSError, db_sync_to_async, ws_handler
 from biddt.idempotency import fingerprint, run_once
 from chat import services
 from escrow.models import Transaction
-from escrow.selectors import transaction_for_party
+from escrow.selectors import transaction_for
 
 
 def _transaction_id(content: dict[str, Any]) -> str:
@@ -28,7 +28,7 @@ def _transaction_id(content: dict[str, Any]) -> str:
 @db_sync_to_async
 def _check_party(user, transaction_id: str) -> None:
     try:
-        transaction_for_party(user=user, transaction_id=transaction_id)
+        transaction_for(user=user, transaction_id=transaction_id)
     except Transaction.DoesNotExist:
         raise WSError("not_found", "No such transaction.") from None
 

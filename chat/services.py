@@ -20,8 +20,9 @@ from biddt.errors import invalid
 from biddt.events import send_to_group_on_commit
 from biddt.images import InvalidImage, image_clean
 from chat.models import Message
+from chat.payloads import MessageSerializer
 from escrow.models import Transaction
-from escrow.selectors import transaction_for_party
+from escrow.selectors import transaction_for
 from notifications.services import notify
 
 MAX_LENGTH = 2000
@@ -57,8 +58,6 @@ def message_flood_check(*, user_id) -> None:
 
 
 def message_item(message: Message) -> dict:
-    from chat.api.serializers import MessageSerializer
-
     return MessageSerializer(message).data
 
 
@@ -82,7 +81,7 @@ def message_post(*, user, transaction_id, content: str = "", image=None) -> Mess
     Raises Transaction.DoesNotExist for anyone else (the API answers 404).
     """
     ensure_active(user)
-    txn = transaction_for_party(user=user, transaction_id=transaction_id)
+    txn = transaction_for(user=user, transaction_id=transaction_id)
     text = content_clean(content or "")
     if len(text) > MAX_LENGTH:
         raise invalid("max_length", f"Messages are at most {MAX_LENGTH} characters.",
@@ -129,7 +128,7 @@ def transaction_system_line_post(*, transaction_id, content: str, **_signal) -> 
 def messages_mark_read(*, user, transaction_id) -> int:
     """Mark the other party's messages read; the other side sees `messages_read` live."""
     ensure_active(user)
-    txn = transaction_for_party(user=user, transaction_id=transaction_id)
+    txn = transaction_for(user=user, transaction_id=transaction_id)
     now = timezone.now()
     with transaction.atomic():
         count = (Message.objects.filter(transaction=txn, read_at__isnull=True)

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
 from django.db.models import (
     BigIntegerField,
@@ -86,6 +87,19 @@ def listing_visible_q(*, user) -> Q:
         if user.is_staff:
             visible |= ~Q(status=ListingStatus.DRAFT)
     return visible
+
+
+def listing_visible(*, listing_id: Any, user) -> Listing:
+    """The one visibility rule for one listing (`listing_visible_q`): the plain row when the
+    caller may see it, else 404 `not_found` (a malformed id too). Bid history, the socket's
+    room snapshot and the listing detail (`listing_get_visible`) answer alike."""
+    try:
+        listing = Listing.objects.filter(listing_visible_q(user=user), pk=listing_id).first()
+    except (ValueError, DjangoValidationError):
+        listing = None
+    if listing is None:
+        raise NotFound("Listing not found.")
+    return listing
 
 
 def _annotations(*, user, lat: float | None, lng: float | None) -> dict[str, Any]:

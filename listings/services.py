@@ -21,7 +21,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
-from accounts.policies import ensure_active
+from accounts.policies import ensure_active, ensure_staff
 from biddt.audit import audit_record
 from biddt.errors import Conflict, NotFound, PermissionDenied, invalid
 from biddt.images import InvalidImage, image_variants
@@ -270,8 +270,7 @@ def listing_remove(*, listing_id: Any, staff_user, reason: str) -> Listing:
     reports of it are marked actioned, and after commit the bidders are notified and the
     room hears `auction_ended` with status `removed`.
     """
-    if not (staff_user and staff_user.is_staff):
-        raise PermissionDenied("Only staff can remove listings.")
+    ensure_staff(staff_user, detail="Only staff can remove listings.")
     reason = (reason or "").strip()[:255]
     if not reason:
         raise invalid("required", "A reason is required.", attr="reason")

@@ -15,6 +15,8 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from accounts.models import Device
+from notifications import services
 from notifications.models import EMAIL_TYPES, Notification
 from notifications.push import PushMessage, TransientPushError, get_backend
 from notifications.selectors import notification_preference
@@ -67,9 +69,7 @@ def notifications_deliver(notification_ids: list[str]) -> dict[str, str]:
 def notifications_redeliver() -> int:
     """Hand notifications whose delivery task was lost back to delivery (beat, every minute);
     returns how many."""
-    from notifications.services import notifications_requeue_unhandled
-
-    return notifications_requeue_unhandled()
+    return services.notifications_requeue_unhandled()
 
 
 @shared_task(bind=True, acks_late=True, **RETRY)
@@ -83,8 +83,6 @@ def notification_push(self, notification_id: str) -> str:
 def _push_once(notification_id: str) -> str:
     """Push one notification unless done or unwanted; TransientPushError: nothing sent,
     the claim is released, so a retry can send."""
-    from accounts.models import Device
-
     notification = Notification.objects.filter(pk=notification_id).first()
     if notification is None:
         return "missing"

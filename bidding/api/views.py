@@ -9,13 +9,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsAuthenticatedActive
-from bidding import selectors, services
+from bidding import payloads, selectors, services
 from bidding.api import serializers as s
 from bidding.models import Bid
 from bidding.throttles import BidThrottle
 from biddt.idempotency import idempotent_response
 from biddt.pagination import CursorPagination
 from biddt.throttles import UserThrottle
+from listings.selectors import listing_visible
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
@@ -55,7 +56,7 @@ class ListingBidsView(GenericAPIView):
                     "unknown listing or another seller's draft.",
     )
     def get(self, request, listing_id):
-        listing = selectors.listing_visible_get(listing_id=listing_id, user=request.user)
+        listing = listing_visible(listing_id=listing_id, user=request.user)
         page = self.paginate_queryset(selectors.bid_history(listing=listing))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
@@ -87,7 +88,7 @@ class ListingBidsView(GenericAPIView):
         def work():
             placed = services.bid_place(listing_id=listing_id, bidder=request.user,
                                         **data.validated_data)
-            return status.HTTP_201_CREATED, s.bid_placed_data(placed.bid)
+            return status.HTTP_201_CREATED, payloads.bid_placed_data(placed.bid)
 
         return idempotent_response(request, scope="bid", work=work)
 

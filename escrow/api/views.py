@@ -34,6 +34,8 @@ IDEMPOTENCY_KEY = OpenApiParameter(
                 "returned again (header `Idempotent-Replayed: true`) and nothing new happens. "
                 "The same key with another body: 422 `idempotency_key_reused`.",
 )
+# What a transaction body reads, joined (the detail, the claim, buy now).
+DETAIL = ("listing", "buyer", "seller", "meetup_safe_zone", "meetup_proposed_by")
 WRONG_USER = "404 `not_found` for anyone but the parties (another user's transaction)."
 
 
@@ -54,7 +56,8 @@ class EscrowViewMixin:
 
 
 def _txn_body(request, txn: Transaction) -> dict:
-    txn = selectors.transaction_detail_for(user=request.user, transaction_id=txn.pk)
+    txn = selectors.transaction_for(user=request.user, transaction_id=txn.pk,
+                                    role="viewer", related=DETAIL)
     return s.TransactionSerializer(txn, context={"request": request}).data
 
 
@@ -87,8 +90,8 @@ class TransactionDetailView(EscrowViewMixin, APIView):
                    description="Buyer, seller or staff; anyone else 404 `not_found`.")
     def get(self, request, transaction_id):
         try:
-            txn = selectors.transaction_detail_for(user=request.user,
-                                                   transaction_id=transaction_id)
+            txn = selectors.transaction_for(user=request.user, transaction_id=transaction_id,
+                                            role="viewer", related=DETAIL)
         except Transaction.DoesNotExist:
             raise NotFound() from None
         return Response(s.TransactionSerializer(txn, context={"request": request}).data)
@@ -345,7 +348,8 @@ class BuyNowView(APIView):
             txn = bidding_services.listing_buy_now(listing_id=listing_id, buyer=request.user)
             # Read it back as the transaction detail does (one query, parties and meetup
             # joined) so the body is the same as `GET /v1/transactions/{id}`.
-            txn = selectors.transaction_detail_for(user=request.user, transaction_id=txn.pk)
+            txn = selectors.transaction_for(user=request.user, transaction_id=txn.pk,
+                                            role="viewer", related=DETAIL)
             return (status.HTTP_201_CREATED,
                     s.TransactionSerializer(txn, context={"request": request}).data)
 

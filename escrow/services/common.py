@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Q
 from django.utils import timezone
 
 from biddt.errors import Conflict, NotFound
 from biddt.events import send_to_group_on_commit
 from escrow.models import Transaction
+from escrow.selectors import transaction_for
 from escrow.signals import transaction_system_line
 from notifications.services import notify
 
@@ -49,17 +48,11 @@ def _move(txn: Transaction, *, to: str, frm: tuple[str, ...], **fields: Any) -> 
 
 
 def _party_or_404(*, user, transaction_id: Any, role: str | None = None) -> Transaction:
-    """The transaction if the user is its buyer/seller (role None: either), else 404."""
-    qs = Transaction.objects.select_related("listing")
-    if role == "buyer":
-        qs = qs.filter(buyer=user)
-    elif role == "seller":
-        qs = qs.filter(seller=user)
-    else:
-        qs = qs.filter(Q(buyer=user) | Q(seller=user))
+    """The transaction if the user is its buyer/seller (role None: either), else 404
+    (`escrow.selectors.transaction_for`, the one access rule, as the services' error)."""
     try:
-        return qs.get(pk=transaction_id)
-    except (Transaction.DoesNotExist, ValueError, DjangoValidationError):
+        return transaction_for(user=user, transaction_id=transaction_id, role=role or "party")
+    except Transaction.DoesNotExist:
         raise NotFound() from None
 
 

@@ -7,7 +7,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.policies import ensure_active
+from accounts.policies import ensure_active, ensure_staff
+from biddt.audit import audit_record
 from biddt.errors import invalid
 from escrow.models import Dispute, Transaction
 from escrow.services.common import (
@@ -48,8 +49,6 @@ def dispute_open(*, user, transaction_id: Any, reason: str) -> Dispute:
 
 
 def _dispute_close(dispute: Dispute, *, status: str, staff_user, note: str) -> None:
-    from biddt.audit import audit_record
-
     with transaction.atomic():
         if Dispute.objects.filter(pk=dispute.pk, status=Dispute.Status.OPEN).update(
                 status=status, resolved_by=staff_user, resolution_note=note,
@@ -67,6 +66,7 @@ def _dispute_close(dispute: Dispute, *, status: str, staff_user, note: str) -> N
 def dispute_resolve_refund(*, dispute_id: Any, staff_user, note: str = "") -> Dispute:
     """Staff: refund the buyer (`disputed → refunded`). Idempotent: a resolved dispute or an
     already refunded transaction changes nothing more."""
+    ensure_staff(staff_user, detail="Only staff can resolve a dispute.")
     dispute = Dispute.objects.select_related("transaction").get(pk=dispute_id)
     if dispute.status == Dispute.Status.OPEN:
         transaction_refund(transaction_id=dispute.transaction_id, frm=(Status.DISPUTED,),
@@ -81,6 +81,7 @@ def dispute_resolve_refund(*, dispute_id: Any, staff_user, note: str = "") -> Di
 
 def dispute_resolve_release(*, dispute_id: Any, staff_user, note: str = "") -> Dispute:
     """Staff: release to the seller (`disputed → released`), then the payout as usual."""
+    ensure_staff(staff_user, detail="Only staff can resolve a dispute.")
     dispute = Dispute.objects.select_related("transaction").get(pk=dispute_id)
     with transaction.atomic():
         txn = _lock(dispute.transaction_id)

@@ -10,9 +10,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.policies import ensure_staff
 from biddt.audit import audit_record
-from biddt.errors import PermissionDenied, invalid
+from biddt.errors import invalid
 from escrow.models import Transaction
+from escrow.selectors import transactions_meetup_due_ids, transactions_unpaid_due_ids
 from escrow.services.common import _lock, _move, _notify, transaction_announce
 from escrow.services.payment import transaction_refund
 from listings.lifecycle import listing_transition
@@ -54,8 +56,7 @@ def transaction_cancel_unpaid(*, transaction_id: Any, staff_user, reason: str) -
     has moved, so no journal). Same effects as the expiry, plus an audit entry. True when
     this call cancelled it; False when it was no longer unpaid."""
     reason = (reason or "").strip()
-    if not (staff_user and staff_user.is_staff):
-        raise PermissionDenied("Only staff can cancel a sale.")
+    ensure_staff(staff_user, detail="Only staff can cancel a sale.")
     if not reason:
         raise invalid("required", "A reason is required.", attr="reason")
     with transaction.atomic():
@@ -71,9 +72,7 @@ def transaction_cancel_unpaid(*, transaction_id: Any, staff_user, reason: str) -
 
 
 def transactions_expire_unpaid(*, limit: int = 500) -> int:
-    due = list(Transaction.objects.filter(status=Status.PENDING_PAYMENT,
-                                          payment_due_at__lte=timezone.now())
-               .values_list("pk", flat=True)[:limit])
+    due = transactions_unpaid_due_ids(limit=limit)
     return sum(transaction_expire_unpaid(transaction_id=pk) for pk in due)
 
 
@@ -107,9 +106,6 @@ def transaction_meetup_check(*, transaction_id: Any) -> str | None:
 
 
 def transactions_meetup_sweep(*, limit: int = 500) -> int:
-    first = min(settings.BIDDT_MEETUP_REMINDER_DAYS or [settings.BIDDT_MEETUP_WINDOW_DAYS])
-    pks = list(Transaction.objects.filter(
-        status=Status.IN_ESCROW, paid_at__lte=timezone.now() - timedelta(days=first),
-    ).values_list("pk", flat=True)[:limit])
+    pks = transactions_meetup_due_ids(limit=limit)
     return sum(1 for pk in pks if transaction_meetup_check(transaction_id=pk))
 

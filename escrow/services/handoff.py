@@ -11,16 +11,15 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 from rest_framework.exceptions import Throttled
 
-from accounts.models import User
 from accounts.policies import ensure_active
+from accounts.reputation import user_sale_completed
 from biddt.crypto import blind_index
 from biddt.errors import Conflict, invalid
 from biddt.events import task_on_commit
-from escrow import ledger
+from escrow import ledger, tasks
 from escrow.models import Transaction
 from escrow.services.common import (
     _invalid_state,
@@ -31,6 +30,7 @@ from escrow.services.common import (
     _system_line,
     transaction_announce,
 )
+from safezones.models import SafeZone
 
 logger = logging.getLogger(__name__)
 Status = Transaction.Status
@@ -63,16 +63,14 @@ def _release_effects(txn: Transaction, *, reason: str) -> None:
     """Inside the transaction that moved `txn` to `released`: books, counters, messages, the
     payout task after commit."""
     ledger.journal_release(txn)
-    User.objects.filter(pk=txn.seller_id).update(completed_sales=F("completed_sales") + 1)
+    user_sale_completed(seller_id=txn.seller_id)
     _notify(txn, user_ids=[txn.seller_id, txn.buyer_id], type="escrow_released",
             title="Escrow released",
             body=f"The money for “{txn.listing.title}” was released to the seller.",
             key="escrow_released")
     _system_line(txn, reason)
     transaction_announce(txn)
-    from escrow.tasks import payout_send
-
-    task_on_commit(payout_send, str(txn.pk))
+    task_on_commit(tasks.payout_send, str(txn.pk))
 
 
 def _qr_guesses_key(txn_id: Any) -> tuple[str, int]:
@@ -150,8 +148,6 @@ def meetup_set(*, user, transaction_id: Any, safe_zone_id: Any, meetup_at) -> Tr
     """Propose where and when to meet (buyer or seller; `pending_payment` or `in_escrow`);
     the other party gets a `transaction_update` event."""
     ensure_active(user)
-    from safezones.models import SafeZone
-
     txn = _party_or_404(user=user, transaction_id=transaction_id)
     zone = SafeZone.objects.filter(pk=safe_zone_id, is_active=True).first()
     if zone is None:

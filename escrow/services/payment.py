@@ -29,6 +29,7 @@ from escrow.services.common import (
     transaction_announce,
 )
 from escrow.services.wallet import wallet_apply_account
+from notifications.services import notify
 
 logger = logging.getLogger(__name__)
 Status = Transaction.Status
@@ -143,8 +144,6 @@ def payment_failed_apply(*, payment_intent: PaymentIntentInfo, event_id: str) ->
     txn = _txn_for_intent(payment_intent)
     if txn is None or txn.status != Status.PENDING_PAYMENT:
         return False
-    from notifications.services import notify
-
     notify(user_id=txn.buyer_id, type="transaction_update", title="Payment failed",
            body=payment_intent.last_error or "Your payment didn't go through. Try another card.",
            data={"transaction_id": str(txn.pk), "status": txn.status,

@@ -10,9 +10,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Wallet
+from accounts.policies import ensure_staff
+from biddt.audit import audit_record
 from biddt.events import on_commit, task_on_commit
 from biddt.metrics import PAYOUTS
-from escrow import ledger
+from escrow import ledger, tasks
 from escrow.models import Transaction
 from escrow.payments import (
     gateway_get,
@@ -70,8 +72,6 @@ def payout_send(*, transaction_id: Any) -> str:
 def payouts_retry() -> int:
     """Queue payouts stuck in `failed`, or for 10 minutes in `pending` (a killed run) or
     `none` (a task killed before its claim, or never queued), for active wallets."""
-    from escrow.tasks import payout_send as payout_task
-
     P = Transaction.PayoutStatus
     stale = timezone.now() - timedelta(minutes=10)
     pks = list(Transaction.objects.filter(
@@ -80,7 +80,7 @@ def payouts_retry() -> int:
         status=Status.RELEASED, seller__wallet__status=Wallet.Status.ACTIVE,
     ).values_list("pk", flat=True)[:500])
     for pk in pks:
-        payout_task.delay(str(pk))
+        tasks.payout_send.delay(str(pk))
     return len(pks)
 
 
@@ -89,9 +89,7 @@ def payout_resend(*, transaction_id: Any, staff_user, reason: str = "") -> bool:
     (`failed`, `waiting_wallet`, or `pending` left by a killed run). The task is the normal,
     idempotent `payout_send` (same provider idempotency key), so a resend never pays twice.
     True when queued."""
-    from biddt.audit import audit_record
-    from escrow.tasks import payout_send as payout_task
-
+    ensure_staff(staff_user, detail="Only staff can resend a payout.")
     P = Transaction.PayoutStatus
     with transaction.atomic():
         txn = _lock(transaction_id)
@@ -101,6 +99,6 @@ def payout_resend(*, transaction_id: Any, staff_user, reason: str = "") -> bool:
                      before={"payout_status": txn.payout_status},
                      after={"payout_status": txn.payout_status, "queued": True},
                      reason=reason)
-        task_on_commit(payout_task, str(txn.pk))
+        task_on_commit(tasks.payout_send, str(txn.pk))
     return True
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.policies import ensure_active
 from biddt.errors import Conflict, NotFound
 from escrow.models import Transaction
+from listings.models import Listing
 
 Status = Transaction.Status
 
@@ -79,8 +80,6 @@ def transaction_claim(*, user, listing_id: Any) -> tuple[Transaction, bool]:
     buyer: 404. A listing that isn't sold: 409 `listing_not_sold`.
     """
     ensure_active(user)
-    from listings.models import Listing
-
     try:
         listing = Listing.objects.get(pk=listing_id)
     except (Listing.DoesNotExist, ValueError, DjangoValidationError):
