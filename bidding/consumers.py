@@ -133,7 +133,7 @@ def _bid(user, listing_id: str, amount: int, max_amount: int | None,
 @ws_handler("subscribe", auth=False)
 async def subscribe(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
     listing_id = _uuid(content, "listingId")
-    group = services.room(listing_id)
+    group = services.listing_group(listing_id)
     # Join first, then read: an event racing the read arrives with a seq the client can
     # compare to the snapshot's, instead of being lost.
     await consumer.group_join(group)
@@ -148,7 +148,7 @@ async def subscribe(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
 @ws_handler("unsubscribe", auth=False)
 async def unsubscribe(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
     listing_id = _uuid(content, "listingId")
-    await consumer.group_leave(services.room(listing_id))
+    await consumer.group_leave(services.listing_group(listing_id))
     await consumer.send_json({"type": "ack", "requestId": content.get("requestId"),
                               "listingId": listing_id})
 

@@ -66,8 +66,12 @@ class BidPlaced:
     auto_bidder_name: str | None = None
 
 
-def room(listing_id: Any) -> str:
+def listing_group(listing_id: Any) -> str:
+    """The channel-layer group of a listing's live room (its subscribers' sockets)."""
     return f"listing.{listing_id}"
+
+
+room = listing_group  # the old name, for code written against it
 
 
 def _ws_event(payload: dict[str, Any]) -> dict[str, Any]:
@@ -224,7 +228,8 @@ def _announce_bid(placed: BidPlaced, *, previous_leader_max: int | None) -> None
     listing = placed.listing
     listing_id = str(listing.pk)
     if not placed.bid.is_max_raise:
-        send_to_group_on_commit(room(listing_id), lambda: _ws_event(_bid_placed_payload(placed)))
+        send_to_group_on_commit(listing_group(listing_id),
+                                lambda: _ws_event(_bid_placed_payload(placed)))
     # else the leader raised their own maximum and nothing the room sees moved: no event (it
     # would tell everyone the leader raised). `seq` still moved, so a client re-reads at the gap.
     on_commit(BIDS_PLACED.inc)
@@ -237,7 +242,7 @@ def _announce_bid(placed: BidPlaced, *, previous_leader_max: int | None) -> None
                        user_id=str(placed.outbid_id), seq=listing.seq)
     if placed.extended:
         ends_at = listing.ends_at
-        send_to_group_on_commit(room(listing_id), lambda: _ws_event({
+        send_to_group_on_commit(listing_group(listing_id), lambda: _ws_event({
             "type": "auction_extended", "listingId": listing_id,
             "endsAt": serializers.DateTimeField().to_representation(ends_at),
         }))
@@ -390,7 +395,7 @@ def listing_ended_apply(*, listing: Listing, status: str, reason: str, was_activ
 def announce_ended_unsold(listing_id: Any, status: str) -> None:
     """After commit, tell the listing's room it ended without a sale (`removed` by staff,
     `cancelled` by the seller): `auction_ended` with `finalPrice: null`."""
-    send_to_group_on_commit(room(listing_id), _ws_event({
+    send_to_group_on_commit(listing_group(listing_id), _ws_event({
         "type": "auction_ended", "listingId": str(listing_id), "status": status,
         "finalPrice": None,
     }))
@@ -498,7 +503,7 @@ def _announce_closed(listing: Listing, *, buyer_id: Any, final_price: int | None
         title="Your item sold" if buyer_id else "Your auction ended without a sale",
         body=f"“{listing.title}”", data=data, dedupe_key=f"auction_ended:{listing.pk}"))
     notify_many(notes)
-    send_to_group_on_commit(room(listing.pk), _ws_event({
+    send_to_group_on_commit(listing_group(listing.pk), _ws_event({
         "type": "auction_ended", "listingId": str(listing.pk), "status": listing.status,
         "finalPrice": final_price,
     }))
@@ -540,7 +545,7 @@ def auction_ending_soon_announce() -> int:
     sent = 0
     for pk, ends_at in due:
         if cache.add(f"bidding:ending_soon:{pk}", 1, timeout=86400):
-            send_to_group_on_commit(room(pk), _ws_event({
+            send_to_group_on_commit(listing_group(pk), _ws_event({
                 "type": "ending_soon", "listingId": str(pk),
                 "secondsRemaining": max(0, int((ends_at - now).total_seconds())),
             }))

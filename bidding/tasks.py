@@ -29,11 +29,3 @@ def auction_ending_soon_notify() -> int:
 def bid_outbid_notify(*, listing_id: str, user_id: str, seq: int) -> None:
     """The `outbid` notification; deduplicated per listing and seq."""
     services.bid_outbid_notify(listing_id=listing_id, user_id=user_id, seq=seq)
-
-
-@shared_task(acks_late=True)
-def idempotency_purge_expired() -> int:
-    """Drop `Idempotency-Key` records older than 24 h."""
-    from biddt.idempotency import purge_expired
-
-    return purge_expired()

@@ -262,7 +262,7 @@ CELERY_BEAT_SCHEDULE = {
                                   "schedule": 60.0},
     "auction-close-due": {"task": "bidding.tasks.auction_close_due", "schedule": 5.0},
     "auction-ending-soon": {"task": "bidding.tasks.auction_ending_soon", "schedule": 5.0},
-    "idempotency-purge": {"task": "bidding.tasks.idempotency_purge_expired",
+    "idempotency-purge": {"task": "biddt.core.tasks.idempotency_purge_expired",
                           "schedule": 3600.0},
     "escrow-expire-unpaid": {"task": "escrow.tasks.transactions_expire_unpaid",
                              "schedule": 300.0},

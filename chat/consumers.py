@@ -56,7 +56,7 @@ def _post(user, transaction_id: str, content: str, request_id) -> dict:
 async def join_chat(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
     transaction_id = _transaction_id(content)
     await _check_party(consumer.user, transaction_id)
-    await consumer.group_join(services.txn_group(transaction_id))
+    await consumer.group_join(services.transaction_group(transaction_id))
     await consumer.send_json({"type": "ack", "requestId": content.get("requestId"),
                               "transactionId": transaction_id})
 

@@ -28,8 +28,12 @@ from notifications.services import notify
 MAX_LENGTH = 2000
 
 
-def txn_group(transaction_id) -> str:
+def transaction_group(transaction_id) -> str:
+    """The channel-layer group of a transaction's chat thread (both parties' sockets)."""
     return f"txn.{transaction_id}"
+
+
+txn_group = transaction_group  # the old name, for code written against it
 
 
 def content_clean(raw: str) -> str:
@@ -63,7 +67,7 @@ def message_item(message: Message) -> dict:
 
 def _announce(message: Message, txn: Transaction) -> None:
     item = message_item(message)
-    send_to_group_on_commit(txn_group(txn.pk), {
+    send_to_group_on_commit(transaction_group(txn.pk), {
         "type": "ws.event",
         "payload": {"type": "new_message", "transactionId": str(txn.pk), "message": item},
     })
@@ -134,7 +138,7 @@ def messages_mark_read(*, user, transaction_id) -> int:
         count = (Message.objects.filter(transaction=txn, read_at__isnull=True)
                  .exclude(sender=user).update(read_at=now))
         if count:
-            send_to_group_on_commit(txn_group(txn.pk), {
+            send_to_group_on_commit(transaction_group(txn.pk), {
                 "type": "ws.event",
                 "payload": {"type": "messages_read", "transactionId": str(txn.pk),
                             "readerId": str(user.pk), "readAt": now.isoformat()},

@@ -177,7 +177,7 @@ class VerifyView(EscrowViewMixin, APIView):
         data.is_valid(raise_exception=True)
 
         def work():
-            txn = services.transaction_verify(user=request.user, transaction_id=transaction_id,
+            txn = services.escrow_release(user=request.user, transaction_id=transaction_id,
                                               code=data.validated_data["code"])
             return status.HTTP_200_OK, _txn_body(request, txn)
 

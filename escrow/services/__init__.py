@@ -23,7 +23,7 @@ from escrow.services.expiry import (
     transactions_expire_unpaid,
     transactions_meetup_sweep,
 )
-from escrow.services.handoff import meetup_set, qr_issue, transaction_verify
+from escrow.services.handoff import escrow_release, meetup_set, qr_issue
 from escrow.services.payment import (
     payment_failed_apply,
     payment_succeeded_apply,
@@ -36,6 +36,10 @@ from escrow.services.rating import rating_create
 from escrow.services.sale import fee_cents_for, transaction_claim, transaction_create_for_sale
 from escrow.services.wallet import wallet_apply_account, wallet_create
 
+# The seller's scan releases the money: `escrow_release`. The old name stays for code written
+# against it (`POST /v1/transactions/{id}/verify` is unchanged).
+transaction_verify = escrow_release
+
 __all__ = [
     "InvalidState", "dispute_open", "dispute_resolve_refund", "dispute_resolve_release",
     "fee_cents_for", "meetup_set", "payment_failed_apply", "payment_succeeded_apply",
@@ -43,5 +47,6 @@ __all__ = [
     "transaction_announce", "transaction_cancel_unpaid", "transaction_claim",
     "transaction_create_for_sale", "transaction_expire_unpaid", "transaction_meetup_check",
     "transaction_pay", "transaction_refund", "transaction_verify", "transactions_expire_unpaid",
+    "escrow_release",
     "transactions_meetup_sweep", "wallet_apply_account", "wallet_create", "webhook_receive",
 ]

@@ -108,7 +108,7 @@ def _qr_wrong_code_record(*, txn_id: Any) -> None:
                        txn_id, count)
 
 
-def transaction_verify(*, user, transaction_id: Any, code: str) -> Transaction:
+def escrow_release(*, user, transaction_id: Any, code: str) -> Transaction:
     """The seller scans the buyer's code: `in_escrow → released`, exactly once.
 
     Locks the transaction row, so of two concurrent scans the second sees the first's result
