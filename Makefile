@@ -14,7 +14,7 @@ DEMO_PHONE_NUMBERS ?= +15555550100:123456,+15555550101:654321,+15555550102:11111
 help:
 	@echo "make run    - serve http://$(HOST):$(PORT) (REST and /ws/, one uvicorn) with embedded defaults and demo data"
 	@echo "make test   - run the whole test suite"
-	@echo "make lint   - ruff check"
+	@echo "make lint   - ruff check and the import-linter layer contracts"
 	@echo "make chaos  - fault injection on real processes (PostgreSQL + redis-server)"
 	@echo "make chromium - install Debian's Chromium for the browser test (root; CI does)"
 	@echo "make bench  - run the benchmarks in benchmarks/ (needs PostgreSQL; see README)"
@@ -57,8 +57,10 @@ chaos: $(VENV)/.dev-installed
 chromium:
 	command -v chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
+# ruff, then the import contracts of .importlinter (the layer order; no exceptions listed).
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)

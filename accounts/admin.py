@@ -16,6 +16,7 @@ from accounts.models import (
     phone_index,
     phone_last4_index,
 )
+from accounts.roles import is_admin_role
 from accounts.services import user_reinstate, user_suspend
 from biddt.audit import audit_record
 from biddt.staff import (
@@ -25,7 +26,6 @@ from biddt.staff import (
     ReadOnlyAdminMixin,
     ReasonActionForm,
     action_reason,
-    is_admin_role,
     require_reason,
 )
 

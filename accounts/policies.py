@@ -13,6 +13,11 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import PermissionDenied
 
 
+class StaffOnly(PermissionDenied):
+    default_detail = "Only staff can do this."
+    default_code = "permission_denied"
+
+
 class AccountSuspended(PermissionDenied):
     default_detail = _("This account is suspended.")
     default_code = "account_suspended"
@@ -32,3 +37,11 @@ def ensure_active(user, *, fresh: bool = False) -> None:
         user.status, user.is_active = row
     if getattr(user, "is_suspended", False) or not user.is_active:
         raise AccountSuspended()
+
+
+def ensure_staff(user, *, detail: str = "Only staff can do this.") -> None:
+    """The one staff check of the services (staff actions in the console and the API): 403
+    `permission_denied` with `detail` unless `user` is a staff member. Admin-only actions
+    check `accounts.roles.is_admin_role` on top."""
+    if not (user is not None and getattr(user, "is_staff", False)):
+        raise StaffOnly(detail)

@@ -26,6 +26,13 @@ SUPPORT_CHANGE = {
 SUPPORT_ADD = {"safezones": {"safezone"}}
 
 
+def is_admin_role(user) -> bool:
+    """The `admin` role (user_set_role makes admins superusers; the group is kept in step)."""
+    if not (user and user.is_authenticated and user.is_staff):
+        return False
+    return user.is_superuser or user.groups.filter(name=ADMIN).exists()
+
+
 def roles_sync(sender=None, **kwargs) -> None:
     """post_migrate: runs once, after the last installed app, when every permission exists."""
     from django.apps import apps as global_apps

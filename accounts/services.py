@@ -19,6 +19,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from accounts import tasks
 from accounts.models import (
     DELETED_USER_NAME,
     Device,
@@ -30,11 +31,14 @@ from accounts.models import (
     normalize_phone,
     phone_index,
 )
-from accounts.policies import AccountSuspended, ensure_active
+from accounts.policies import AccountSuspended, ensure_active, ensure_staff
+from accounts.roles import is_admin_role
+from accounts.signals import user_active_changed
 from accounts.tokens import UserRefreshToken
 from biddt import crypto
-from biddt.errors import invalid
-from biddt.events import task_on_commit
+from biddt.audit import audit_record
+from biddt.errors import PermissionDenied, invalid
+from biddt.events import send_to_group_on_commit, task_on_commit
 from biddt.images import InvalidImage, image_clean
 
 logger = logging.getLogger(__name__)
@@ -105,11 +109,9 @@ def otp_send(*, phone_number: str, ip: str | None = None) -> int:
         otp.code_hash = _code_hash(otp.id, index, code)
         otp.save()
         if fixed is None:
-            from accounts.tasks import sms_send
-
             # The task gets the number and text sealed with the PII key, so the broker
             # never holds a plain phone number or code.
-            task_on_commit(sms_send, crypto.encrypt(f"{e164}\n{code}"))
+            task_on_commit(tasks.sms_send, crypto.encrypt(f"{e164}\n{code}"))
     logger.info("otp sent to %s", e164)  # the logging filter hashes the number
     return ttl
 
@@ -127,7 +129,7 @@ def _otp_check(*, index: str, code: str, fixed: str | None) -> None:
     now = timezone.now()
     error = None
     with transaction.atomic():
-        otp = (PhoneOTP.objects.select_for_update()
+        otp = (PhoneOTP.objects.select_for_update(of=("self",), no_key=True)
                .filter(phone_index=index, consumed_at__isnull=True)
                .order_by("-created_at").first())
         if fixed is not None and hmac.compare_digest(code, fixed):
@@ -195,7 +197,7 @@ def _blacklist_once(token: RefreshToken) -> None:
     Caller holds a transaction. The row lock serialises two rotations of one token, and the
     one-to-one constraint on the blacklist is the backstop: exactly one caller passes.
     """
-    outstanding = (OutstandingToken.objects.select_for_update()
+    outstanding = (OutstandingToken.objects.select_for_update(of=("self",), no_key=True)
                    .filter(jti=token["jti"]).first())
     if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
         raise InvalidToken({"detail": "Token is blacklisted", "code": "token_not_valid"})
@@ -273,7 +275,7 @@ def device_register(*, user: User, token: str, platform: str) -> tuple[Device, b
     ensure_active(user)
     index = crypto.blind_index(token, purpose="device")
     with transaction.atomic():
-        device, created = Device.objects.select_for_update().get_or_create(
+        device, created = Device.objects.select_for_update(of=("self",), no_key=True).get_or_create(
             token_index=index, defaults={"user": user, "token": token, "platform": platform}
         )
         if not created and (device.user_id != user.pk or device.platform != platform):
@@ -284,23 +286,6 @@ def device_register(*, user: User, token: str, platform: str) -> tuple[Device, b
 
 
 # --- Staff: suspension ----------------------------------------------------------------------
-
-def _staff_required(staff_user) -> None:
-    from biddt.errors import PermissionDenied
-
-    if not (staff_user and staff_user.is_staff):
-        raise PermissionDenied(_("Only staff can do this."))
-
-
-def _listings_set_seller_active(user_id, active: bool) -> None:
-    """Pause or resume every listing of the seller, in the caller's transaction.
-
-    The flag lives on the listings so browse filters on one table's indexes (issue 22); it
-    changes only with the user's status, here."""
-    from listings.services import listing_seller_active_set
-
-    listing_seller_active_set(seller_id=user_id, active=active)
-
 
 def user_suspend(*, user_id: uuid.UUID | str, staff_user, reason: str) -> bool:
     """Staff: `active` → `suspended`. True when this call suspended the user.
@@ -316,10 +301,7 @@ def user_suspend(*, user_id: uuid.UUID | str, staff_user, reason: str) -> bool:
     - their open sockets are closed after commit (`ws.close` to `user.<id>`).
     A conditional UPDATE decides, so two staff clicking at once write one audit entry.
     """
-    from biddt.audit import audit_record
-    from biddt.events import send_to_group_on_commit
-
-    _staff_required(staff_user)
+    ensure_staff(staff_user)
     reason = (reason or "").strip()[:255]
     if not reason:
         raise invalid("required", _("A reason is required."), attr="reason")
@@ -328,7 +310,8 @@ def user_suspend(*, user_id: uuid.UUID | str, staff_user, reason: str) -> bool:
             status=User.Status.SUSPENDED, status_reason=reason, updated_at=timezone.now())
         if not won:
             return False
-        _listings_set_seller_active(user_id, False)
+        # listings pauses the seller's listings, in this transaction (listings.apps).
+        user_active_changed.send(sender=User, user_id=user_id, active=False)
         user = User.objects.get(pk=user_id)
         audit_record(actor=staff_user, action="user.suspend", obj=user,
                      before={"status": User.Status.ACTIVE},
@@ -340,18 +323,16 @@ def user_suspend(*, user_id: uuid.UUID | str, staff_user, reason: str) -> bool:
 
 def user_reinstate(*, user_id: uuid.UUID | str, staff_user, reason: str = "") -> bool:
     """Staff: `suspended` → `active`; their paused listings show and take bids again."""
-    from biddt.audit import audit_record
-
-    _staff_required(staff_user)
+    ensure_staff(staff_user)
     with transaction.atomic():
-        user = User.objects.select_for_update().filter(pk=user_id).first()
+        user = User.objects.select_for_update(of=("self",), no_key=True).filter(pk=user_id).first()
         if user is None or user.status != User.Status.SUSPENDED:
             return False
         before = {"status": user.status, "status_reason": user.status_reason}
         user.status = User.Status.ACTIVE
         user.status_reason = ""
         user.save(update_fields=["status", "status_reason", "updated_at"])
-        _listings_set_seller_active(user.pk, True)
+        user_active_changed.send(sender=User, user_id=user.pk, active=True)
         audit_record(actor=staff_user, action="user.reinstate", obj=user, before=before,
                      after={"status": user.status, "status_reason": ""}, reason=reason)
     return True
@@ -364,12 +345,7 @@ def staff_login_unlock(*, user_id: uuid.UUID | str, staff_user, reason: str = ""
     from every IP). Returns how many attempt records were cleared; audited even when 0."""
     from axes.utils import reset as axes_reset
 
-    from biddt.audit import audit_record
-    from biddt.staff import is_admin_role
-
     if not is_admin_role(staff_user):
-        from biddt.errors import PermissionDenied
-
         raise PermissionDenied(_("Only an admin can unlock a staff login."))
     user = User.objects.get(pk=user_id)
     with transaction.atomic():

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from biddt.crypto import log_hash
 from biddt.logging import redact_codes
 
 logger = logging.getLogger(__name__)
@@ -36,8 +37,6 @@ class ConsoleBackend(BaseBackend):
     is a log like any other (and in a Celery worker, stdout is redirected into logging)."""
 
     def send(self, *, to: str, body: str) -> None:
-        from biddt.crypto import log_hash
-
         logger.info("sms (console backend, not sent) to phone#%s: %s", log_hash(to),
                     redact_codes(body))
 

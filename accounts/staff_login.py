@@ -17,6 +17,7 @@ import logging
 
 from accounts.models import InvalidPhoneNumber, User, format_e164, phone_index
 from biddt import crypto
+from biddt.audit import audit_record
 from biddt.throttles import client_ip
 
 logger = logging.getLogger(__name__)
@@ -40,8 +41,6 @@ def axes_client_ip(request) -> str | None:
 
 
 def _audit(action: str, *, request, credentials=None, username: str | None = None) -> None:
-    from biddt.audit import audit_record
-
     index = username or axes_username(request, credentials)
     user = User.objects.filter(phone_index=index).first()
     audit_record(actor=None, action=action, obj=user,

@@ -9,6 +9,8 @@ from celery import shared_task
 from django.core.management import call_command
 from django.utils import timezone
 
+from accounts.models import PhoneOTP
+from accounts.sms import get_backend
 from biddt import crypto
 
 logger = logging.getLogger(__name__)
@@ -18,8 +20,6 @@ logger = logging.getLogger(__name__)
              retry_backoff_max=60, max_retries=5, acks_late=True)
 def sms_send(self, sealed: str) -> None:
     """Send a login code. `sealed` is "<number>\\n<code>" encrypted with the PII key."""
-    from accounts.sms import get_backend
-
     number, _, code = crypto.decrypt(sealed).partition("\n")
     get_backend().send(to=number, body=f"Your Biddt code is {code}. It expires in 10 minutes.")
 
@@ -27,8 +27,6 @@ def sms_send(self, sealed: str) -> None:
 @shared_task(acks_late=True)
 def otp_purge_expired() -> int:
     """Delete codes that can no longer be used (idempotent: a second run deletes nothing)."""
-    from accounts.models import PhoneOTP
-
     cutoff = timezone.now() - timedelta(days=1)
     deleted, _ = PhoneOTP.objects.filter(expires_at__lt=cutoff).delete()
     return deleted

@@ -350,6 +350,44 @@ def make_listing(seller, *, starting_price_cents: int = 1000, hours: float = 24)
         starts_at=now - timedelta(minutes=5), ends_at=now + timedelta(hours=hours))
 
 
+def bid_rows(listing, next_bid, count: int) -> list:
+    """The one fixture builder of bids for the benchmarks: up to `count` bids through the
+    auction rules (`listings.rules.apply_bid`, what `bid_place` applies), as unsaved `Bid`
+    rows exactly as `bid_place` stores them (the proxy's automatic answers included), and
+    the listing's auction state set to match (unsaved: the caller bulk-inserts both).
+
+    `next_bid(state)` gives the next `rules.BidInput` for the current state, or None to skip;
+    a bid the rules refuse is skipped, like a refused bid.
+    """
+    from bidding.models import Bid
+    from listings import rules
+
+    state = rules.AuctionState.initial(starting_price_cents=listing.starting_price_cents,
+                                       reserve_price_cents=listing.reserve_price_cents)
+    rows, seq = [], 0
+    for _ in range(count):
+        bid = next_bid(state)
+        if bid is None:
+            continue
+        try:
+            outcome = rules.apply_bid(state, bid)
+        except rules.BidRuleError:
+            continue
+        seq += 1
+        rows.extend(Bid(listing=listing, bidder_id=r.bidder_id, amount_cents=r.amount_cents,
+                        max_amount_cents=r.max_amount_cents,
+                        requested_amount_cents=r.requested_amount_cents,
+                        is_auto_bid=r.is_auto_bid, is_max_raise=r.is_max_raise, seq=seq)
+                    for r in outcome.records)
+        state = outcome.state
+    listing.current_price_cents = state.current_price_cents
+    listing.bid_count = state.bid_count
+    listing.leader_id = state.leader_id
+    listing.leader_max_cents = state.leader_max_cents
+    listing.seq = seq
+    return rows
+
+
 class PgBackendCpu:
     """CPU of the PostgreSQL backends serving one database, from pg_stat_activity and /proc.
 

@@ -25,6 +25,7 @@ from datetime import timedelta
 from benchmarks._support import (
     Processes,
     bench_database,
+    bid_rows,
     make_users,
     postgres_base_url,
     server_env,
@@ -63,6 +64,7 @@ def _load(count: int) -> list[uuid.UUID]:
     from django.utils import timezone
 
     from bidding.models import Bid
+    from listings import rules
     from listings.models import Listing
 
     sellers = make_users(20, "780")
@@ -75,13 +77,12 @@ def _load(count: int) -> list[uuid.UUID]:
         listing = Listing(
             id=uuid.uuid4(), seller=sellers[i % len(sellers)], title=f"Due item {i}",
             auction_type="auction", status="active", starting_price_cents=1000,
-            current_price_cents=1000, bid_count=1 if sold else 0, seq=1 if sold else 0,
-            leader=buyer, leader_max_cents=1500 if sold else None,
-            starts_at=now - timedelta(days=1), ends_at=now - timedelta(seconds=1))
+            current_price_cents=1000, starts_at=now - timedelta(days=1),
+            ends_at=now - timedelta(seconds=1))
         listings.append(listing)
-        if sold:
-            bids.append(Bid(listing=listing, bidder=buyer, amount_cents=1000,
-                            max_amount_cents=1500, requested_amount_cents=1000, seq=1))
+        if sold:  # one bid of 1000 with a maximum of 1500: the buyer leads at 1000
+            bids += bid_rows(listing, lambda _state, b=buyer: rules.BidInput(b.pk, 1000, 1500),
+                             1)
     started = time.perf_counter()
     with transaction.atomic():
         Listing.objects.bulk_create(listings, batch_size=2000)

@@ -55,6 +55,7 @@ from benchmarks._support import (
     BASE_DIR,
     Processes,
     _setup_django,
+    bid_rows,
     cpu_seconds,
     pct,
     raise_nofile,
@@ -141,36 +142,19 @@ class Seed:
     bids: int = 0
 
 
-def _seed_bids(listing, bidders: list, rng: random.Random, count: int, bid_model) -> list:
-    """`count` valid bids through the pure rules (as `bid_place` would store them)."""
-    from bidding import rules
+def _seed_bids(listing, bidders: list, rng: random.Random, count: int) -> list:
+    """`count` random valid bids, built by the benchmarks' one bid builder
+    (`_support.bid_rows`: the auction rules, rows as `bid_place` stores them)."""
+    from listings import rules
 
-    state = rules.AuctionState.initial(starting_price_cents=listing.starting_price_cents,
-                                       reserve_price_cents=listing.reserve_price_cents)
-    rows, seq = [], 0
-    for _ in range(count):
+    def next_bid(state):
         bidder = rng.choice(bidders)
         minimum = rules.minimum_next_bid(state)
         amount = minimum + rng.randrange(0, 3) * rules.increment(minimum)
         maximum = amount + rng.randrange(0, amount // 2 + 1) if rng.random() < 0.6 else None
-        try:
-            outcome = rules.apply_bid(state, rules.BidInput(bidder.pk, amount, maximum))
-        except rules.BidRuleError:
-            continue  # the leader not raising: skipped, like a refused bid
-        seq += 1
-        rows.extend(bid_model(listing=listing, bidder_id=r.bidder_id, amount_cents=r.amount_cents,
-                              max_amount_cents=r.max_amount_cents,
-                              requested_amount_cents=r.requested_amount_cents,
-                              is_auto_bid=r.is_auto_bid, is_max_raise=r.is_max_raise,
-                              seq=seq)
-                    for r in outcome.records)
-        state = outcome.state
-    listing.current_price_cents = state.current_price_cents
-    listing.bid_count = state.bid_count
-    listing.leader_id = state.leader_id
-    listing.leader_max_cents = state.leader_max_cents
-    listing.seq = seq
-    return rows
+        return rules.BidInput(bidder.pk, amount, maximum)
+
+    return bid_rows(listing, next_bid, count)
 
 
 def _seed(args, rng: random.Random) -> Seed:
@@ -221,7 +205,7 @@ def _seed(args, rng: random.Random) -> Seed:
     cold = [listing(i, ends_at=far) for i in range(1, n_cold + 1)]
     for item in cold:
         if rng.random() < 0.3:
-            bids += _seed_bids(item, buyers, rng, rng.randint(1, 4), Bid)
+            bids += _seed_bids(item, buyers, rng, rng.randint(1, 4))
     listings += cold
     ending, offsets = [], {}
     burst_at = args.duration / 2
@@ -230,7 +214,7 @@ def _seed(args, rng: random.Random) -> Seed:
         reserve = start * 3 if rng.random() < 0.15 else None
         item = listing(10_000 + i, ends_at=far, start=start, reserve=reserve)
         if rng.random() < 0.6:
-            bids += _seed_bids(item, buyers, rng, rng.randint(1, 3), Bid)
+            bids += _seed_bids(item, buyers, rng, rng.randint(1, 3))
         # a fifth end together mid-run (a closing burst under load), the rest spread out
         offsets[str(item.pk)] = (burst_at if i % 5 == 0
                                  else rng.uniform(20, max(30.0, args.duration - 25)))
@@ -241,7 +225,7 @@ def _seed(args, rng: random.Random) -> Seed:
     sold = []
     for i in range(n_txns):
         item = listing(30_000 + i, ends_at=now - timedelta(minutes=5), status="sold")
-        bids += _seed_bids(item, buyers, rng, rng.randint(1, 3), Bid)
+        bids += _seed_bids(item, buyers, rng, rng.randint(1, 3))
         item.seq += 1  # the close
         item.closed_at = now - timedelta(minutes=4)
         sold.append(item)

@@ -1,7 +1,8 @@
 from django.contrib import admin
 
 from bidding.models import Bid, SecondChanceOffer
-from biddt.staff import money_display
+from biddt.staff import ReadOnlyInline, money_display
+from listings.admin import ListingAdmin
 
 
 @admin.register(Bid)
@@ -46,3 +47,20 @@ class SecondChanceOfferAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class BidInline(ReadOnlyInline):
+    """The bid history (all statuses, newest first), read-only, on the listing's page."""
+
+    model = Bid
+    ordering = ["-seq", "-is_auto_bid"]
+    fields = ["created_at", "bidder", "amount", "max_amount", "is_auto_bid", "status", "seq"]
+    show_change_link = True
+
+    amount = money_display("amount_cents", description="amount",
+                           currency_field="listing__currency")
+    max_amount = money_display("max_amount_cents", description="max",
+                               currency_field="listing__currency")
+
+
+ListingAdmin.app_inlines.append(BidInline)

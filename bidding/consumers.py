@@ -14,13 +14,15 @@ from typing import Any
 
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 
-from bidding import messages, selectors, services
-from bidding.api.serializers import BidCreateSerializer, ListingRoomSerializer, bid_placed_data
+from bidding import messages, services
+from bidding.api.serializers import BidCreateSerializer, ListingRoomSerializer
+from bidding.payloads import bid_placed_data
 from bidding.throttles import BidThrottle
 from biddt.consumers import BiddtConsumer, WSError, db_sync_to_async, ws_handler
 from biddt.db_router import replica_pin_user
 from biddt.idempotency import fingerprint, run_once
 from biddt.socket_messages import ACK
+from listings.selectors import listing_visible
 
 WS_BID_SCOPE = "ws-bid"
 
@@ -90,7 +92,7 @@ def _ws_error(exc: APIException) -> WSError:
 @db_sync_to_async
 def _room_state(listing_id: str, user) -> dict[str, Any]:
     try:
-        listing = selectors.listing_visible_get(listing_id=listing_id, user=user)
+        listing = listing_visible(listing_id=listing_id, user=user)
     except APIException as exc:
         raise _ws_error(exc) from None
     return ListingRoomSerializer(listing).data
@@ -132,7 +134,7 @@ def _bid(user, listing_id: str, amount: int, max_amount: int | None,
 @ws_handler("subscribe", auth=False)
 async def subscribe(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
     listing_id = _uuid(content, "listingId")
-    group = services.room(listing_id)
+    group = services.listing_group(listing_id)
     # Join first, then read: an event racing the read arrives with a seq the client can
     # compare to the snapshot's, instead of being lost.
     await consumer.group_join(group)
@@ -147,7 +149,7 @@ async def subscribe(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
 @ws_handler("unsubscribe", auth=False)
 async def unsubscribe(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
     listing_id = _uuid(content, "listingId")
-    await consumer.group_leave(services.room(listing_id))
+    await consumer.group_leave(services.listing_group(listing_id))
     await consumer.send_json(ACK.build(requestId=content.get("requestId"), listingId=listing_id))
 
 

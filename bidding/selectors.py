@@ -5,24 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from django.utils.translation import gettext_lazy as _
+from django.utils import timezone
 
-from bidding import rules
+from accounts.models import User
 from bidding.models import Bid
-from biddt.errors import NotFound
+from listings import rules
 from listings.models import Listing, ListingStatus
-
-
-def auction_state(listing: Listing) -> rules.AuctionState:
-    """The rules' view of the auction state kept on the listing row."""
-    return rules.AuctionState(
-        starting_price_cents=listing.starting_price_cents,
-        reserve_price_cents=listing.reserve_price_cents,
-        current_price_cents=listing.current_price_cents,
-        bid_count=listing.bid_count,
-        leader_id=listing.leader_id,
-        leader_max_cents=listing.leader_max_cents,
-    )
+from listings.selectors import auction_state
 
 
 def listing_live(listing: Listing) -> dict[str, Any]:
@@ -37,17 +26,6 @@ def listing_live(listing: Listing) -> dict[str, Any]:
         "status": listing.status,
         "seq": listing.seq,
     }
-
-
-def listing_visible_get(*, listing_id, user=None) -> Listing:
-    """A listing the caller may know exists: drafts only for their seller; else 404."""
-    listing = Listing.objects.filter(pk=listing_id).first()
-    if listing is None or (
-        listing.status == ListingStatus.DRAFT
-        and not (user is not None and user.is_authenticated and listing.seller_id == user.pk)
-    ):
-        raise NotFound(_("Listing not found."))
-    return listing
 
 
 def bid_history(*, listing: Listing) -> QuerySet[Bid]:
@@ -66,3 +44,13 @@ def bidders_of(*, listing_id) -> list:
     """Distinct ids of users with an active bid on the listing."""
     return list(Bid.objects.filter(listing_id=listing_id, status=Bid.Status.ACTIVE)
                 .values_list("bidder_id", flat=True).distinct())
+
+
+def auctions_due_ids(*, limit: int | None = None) -> list:
+    """Ids of the auctions whose end has passed and that are still `active`, the oldest end
+    first: what the close sweep (`auction_sweep`) and `manage.py close_auctions` close.
+    Paused listings (a suspended seller) wait until the seller is reinstated."""
+    due = (Listing.objects.filter(status=ListingStatus.ACTIVE, ends_at__lte=timezone.now(),
+                                  seller__status=User.Status.ACTIVE)
+           .order_by("ends_at").values_list("pk", flat=True))
+    return list(due if limit is None else due[:limit])

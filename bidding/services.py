@@ -27,14 +27,16 @@ from rest_framework import serializers
 from accounts.models import User, mask_name
 from accounts.policies import ensure_active
 from accounts.services import user_lock_acting
-from bidding import messages, rules, selectors
+from bidding import messages, selectors, tasks
 from bidding.models import Bid
+from bidding.payloads import bid_history_data, listing_live_data
+from bidding.signals import SOURCE_AUCTION, SOURCE_BUY_NOW, listing_sold
 from biddt.errors import Conflict, NotFound, invalid
 from biddt.events import batched, on_commit, send_to_group_on_commit, task_on_commit
 from biddt.i18n import Money
 from biddt.metrics import AUCTIONS_CLOSED, BIDS_PLACED
-from escrow.models import Transaction
-from escrow.services import transaction_create_for_sale
+from listings import rules
+from listings.lifecycle import listing_close_due, listing_lock, listing_transition
 from listings.messages import (
     Reason,
     auction_ended_on_commit,
@@ -42,7 +44,7 @@ from listings.messages import (
     listing_updated_on_commit,
     room_event,
 )
-from listings.models import AuctionType, Listing, ListingStatus
+from listings.models import AuctionType, Listing, ListingStatus, Watch
 from notifications.models import NotificationType
 from notifications.services import Note, notify, notify_many
 
@@ -76,58 +78,35 @@ class BidPlaced:
     auto_bidder_name: str | None = None
 
 
-room = listing_room
+def listing_group(listing_id: Any) -> str:
+    """The channel-layer group of a listing's live room (its subscribers' sockets)."""
+    return listing_room(listing_id)
+
+
+room = listing_group  # the old name, for code written against it
 _ws_event = room_event
 
-
-def _lock_listing(listing_id: Any, *, bidder_id: Any = None) -> Listing:
-    """Lock the listing row; must run inside `transaction.atomic`.
-
-    No `select_related` here: when PostgreSQL re-checks a row that changed while we waited
-    for its lock, joined rows are not re-read, so a joined leader could be the old one. The
-    seller's suspension comes with the row (`seller_paused`), so the check costs no query of
-    its own while every other bid on the listing waits for this lock; so do the bidder
-    numbers of `bidder_id` and of the leader (`bidder_number`, `leader_number`: None before
-    their first bid).
-    """
-    try:
-        listing_id = listing_id if isinstance(listing_id, uuid.UUID) else uuid.UUID(
-            str(listing_id))
-    except ValueError:
-        raise NotFound(_("Listing not found.")) from None
-    # Written as SQL: building the subquery through the ORM cost more CPU than the query
-    # itself, on every bid. SQLite (development) has no row locks: its transaction locks the
-    # database file instead.
-    sql = _LOCK_SQL + (" FOR NO KEY UPDATE OF l" if connection.features.has_select_for_update
-                       else "")
-    pk = Listing._meta.pk.get_db_prep_value(listing_id, connection)
-    bidder = (None if bidder_id is None
-              else User._meta.pk.get_db_prep_value(bidder_id, connection))
-    listing = next(iter(Listing.objects.raw(sql, [bidder, pk])), None)
-    if listing is None:
-        raise NotFound(_("Listing not found."))
-    return listing
-
-
-# Only model metadata is formatted in; the listing id is a bound parameter.
-# The leader's display name comes with the row too (`leader_display_name`): a proxy's
-# automatic answer is shown under the leader's masked name, without a SELECT of their user.
-# The bidder numbers of the bidder and of the leader ("Bidder N" aliases) come the same way.
-# The subqueries are correlated with the locked row, so PostgreSQL re-evaluates them on the
-# row version it finally locks.
-_LOCK_SQL = f"""
-    SELECT l.*, EXISTS (SELECT 1 FROM {User._meta.db_table} u
-                         WHERE u.id = l.seller_id AND u.status <> '{User.Status.ACTIVE}')
-                AS seller_paused,
-           (SELECT u.display_name FROM {User._meta.db_table} u WHERE u.id = l.leader_id)
-                AS leader_display_name,
+# Read with the locked listing row (listings.lifecycle.listing_lock): the "Bidder N" numbers
+# of the bidder and of the leader (None before their first bid on the listing), so a bid
+# costs no query of its own for them while every other bid on the listing waits for the lock.
+# Correlated with the locked row, so PostgreSQL re-evaluates them on the row version it
+# finally locks. Only model metadata is formatted in; the bidder id is a bound parameter.
+_BIDDER_NUMBERS = f""",
            (SELECT b.bidder_number FROM {Bid._meta.db_table} b
              WHERE b.bidder_id = %s AND b.listing_id = l.id
                AND b.bidder_number IS NOT NULL LIMIT 1) AS bidder_number,
            (SELECT b.bidder_number FROM {Bid._meta.db_table} b
              WHERE b.bidder_id = l.leader_id AND b.listing_id = l.id
-               AND b.bidder_number IS NOT NULL LIMIT 1) AS leader_number
-      FROM {Listing._meta.db_table} l WHERE l.id = %s"""  # noqa: S608
+               AND b.bidder_number IS NOT NULL LIMIT 1) AS leader_number"""  # noqa: S608
+
+
+def _lock_listing(listing_id: Any, *, bidder_id: Any = None) -> Listing:
+    """The listing lock (listings.lifecycle.listing_lock) with the bidder numbers of
+    `bidder_id` and of the leader (`bidder_number`, `leader_number`). Inside
+    `transaction.atomic`."""
+    bidder = (None if bidder_id is None
+              else User._meta.pk.get_db_prep_value(bidder_id, connection))
+    return listing_lock(listing_id, extra_columns=_BIDDER_NUMBERS, params=[bidder])
 
 
 def _hide_drafts(listing: Listing, user) -> None:
@@ -137,7 +116,7 @@ def _hide_drafts(listing: Listing, user) -> None:
 
 def _seller_paused(listing: Listing) -> bool:
     """A suspended seller's listings are paused: no bids, no buy now (accounts.user_suspend).
-    `listing` comes from `_lock_listing`, which reads the seller's status with the row."""
+    `listing` comes from `listing_lock`, which reads the seller's status with the row."""
     return listing.seller_paused
 
 
@@ -310,15 +289,13 @@ def _announce_bid(placed: BidPlaced, *, previous_leader_max: int | None,
                   ends_before: datetime | None) -> None:
     """Register the bid's after-commit events. The payloads are rendered after the commit
     too: serializers don't belong inside the row lock every bid on the listing waits for."""
-    from bidding import tasks
-
     listing = placed.listing
     listing_id = str(listing.pk)
     if not placed.bid.is_max_raise:
         # With an extension the bid is `seq - 1` (the state before the end moved) and the
         # extension `seq`: one room event per `seq`, each a state a client can hold.
         bid_seq = listing.seq - 1 if placed.extended else listing.seq
-        send_to_group_on_commit(room(listing_id), lambda: _ws_event(
+        send_to_group_on_commit(listing_group(listing_id), lambda: _ws_event(
             _bid_placed_payload(placed, seq=bid_seq, ends_at=ends_before)))
     # else the leader raised their own maximum and nothing the room sees moved: no `seq`, no
     # event (it would tell everyone the leader raised).
@@ -331,7 +308,7 @@ def _announce_bid(placed: BidPlaced, *, previous_leader_max: int | None,
                        user_id=str(placed.outbid_id), seq=listing.seq)
     if placed.extended:
         ends_at, seq = listing.ends_at, listing.seq
-        send_to_group_on_commit(room(listing_id), lambda: _ws_event(
+        send_to_group_on_commit(listing_group(listing_id), lambda: _ws_event(
             messages.AUCTION_EXTENDED.build(
                 listingId=listing_id, seq=seq,
                 endsAt=serializers.DateTimeField().to_representation(ends_at))))
@@ -339,8 +316,6 @@ def _announce_bid(placed: BidPlaced, *, previous_leader_max: int | None,
 
 def _bid_placed_payload(placed: BidPlaced, *, seq: int,
                         ends_at: datetime | None) -> dict[str, Any]:
-    from bidding.api.serializers import bid_history_data, listing_live_data
-
     listing = placed.listing
     live = listing_live_data(listing)
     if placed.extended:  # the state at the bid's own `seq`: the end before it moved
@@ -386,7 +361,7 @@ def bid_retract(*, bid_id: Any, user) -> list[uuid.UUID]:
     if listing_id is None:
         raise NotFound(_("Bid not found."))
     with transaction.atomic():
-        listing = _lock_listing(listing_id)
+        listing = listing_lock(listing_id)
         now = timezone.now()
         bid = Bid.objects.get(pk=bid_id)
         not_allowed = Conflict(_("This bid can't be retracted now."), code="retraction_not_allowed")
@@ -492,12 +467,34 @@ def listing_bids_void(*, listing_id: Any, reason: str) -> int:
     return voided
 
 
+def listing_ended_apply(*, listing: Listing, status: str, reason: str, was_active: bool,
+                        **_signal: Any) -> int:
+    """`listings.lifecycle.listing_ended` (connected in bidding.apps), in the transaction that
+    ended the listing: a removal voids the auction (`listing_bids_void`, which tells the room
+    `auction_ended`); a cancellation has no bids (listings tells the room itself). Returns how
+    many bids were voided."""
+    if status == ListingStatus.REMOVED:
+        return listing_bids_void(listing_id=listing.pk, reason=reason)
+    return 0
+
+
 # --- Buy now and closing ------------------------------------------------------------------
 
-def listing_buy_now(*, listing_id: Any, buyer) -> Transaction:
+def _sold(listing: Listing, *, buyer_id: Any, amount_cents: int, source: str,
+          winning_bid_id: Any = None) -> Any:
+    """Tell the sale's receivers, in this transaction: escrow creates the sale's transaction
+    (bidding.signals.listing_sold, connected in escrow.apps) and it is returned."""
+    sold = listing_sold.send(sender=Listing, listing=listing, buyer_id=buyer_id,
+                             amount_cents=amount_cents, source=source,
+                             winning_bid_id=winning_bid_id)
+    return next((made for _receiver, made in sold if made is not None), None)
+
+
+def listing_buy_now(*, listing_id: Any, buyer) -> Any:
     """Buy the listing outright: lock the row, check that buy now is on offer (`fixed`
     listings while active; `both` while `rules.buy_now_available`), mark it sold and create
-    the transaction in the same transaction; notify and announce `auction_ended` after commit.
+    the transaction in the same transaction (escrow's, through `listing_sold`: returned);
+    notify and announce `auction_ended` after commit.
     """
     ensure_active(buyer)
     unavailable = Conflict(_("Buy now is not available for this listing."),
@@ -522,45 +519,26 @@ def listing_buy_now(*, listing_id: Any, buyer) -> Transaction:
             price = listing.buy_now_price_cents
         else:
             raise unavailable
-        Listing.objects.filter(pk=listing.pk, status=ListingStatus.ACTIVE).update(
-            status=ListingStatus.SOLD, closed_at=now, updated_at=now, seq=F("seq") + 1)
+        listing_transition(listing_id=listing.pk, frm=[ListingStatus.ACTIVE],
+                           to=ListingStatus.SOLD, closed_at=now, updated_at=now,
+                           seq=F("seq") + 1)
         listing.refresh_from_db()
-        txn = transaction_create_for_sale(listing=listing, buyer=buyer, amount_cents=price,
-                                          source=Transaction.Source.BUY_NOW)
+        txn = _sold(listing, buyer_id=buyer.pk, amount_cents=price, source=SOURCE_BUY_NOW)
         _announce_closed(listing, buyer_id=buyer.pk, final_price=price)
     return txn
-
-
-# The close decision, in one statement that also returns the closed row: sold to the leader
-# when there is no reserve or it is met, else unsold; only while still active and due. Written
-# as SQL (PostgreSQL and SQLite ≥ 3.35 both have RETURNING) because building it through the
-# ORM and reading the row back cost more than the statement itself, 10,000 times in a sweep.
-# Only model metadata is formatted in; values are bound parameters.
-_CLOSE_SQL = f"""
-    UPDATE {Listing._meta.db_table}
-       SET status = CASE WHEN leader_id IS NOT NULL
-                          AND (reserve_price_cents IS NULL
-                               OR current_price_cents >= reserve_price_cents)
-                         THEN '{ListingStatus.SOLD}' ELSE '{ListingStatus.UNSOLD}' END,
-           closed_at = %s, updated_at = %s, seq = seq + 1
-     WHERE id = %s AND status = '{ListingStatus.ACTIVE}' AND ends_at <= %s
- RETURNING *
-"""  # noqa: S608
 
 
 def auction_close(*, listing_id: Any) -> bool:
     """Close one due auction; True only for the one caller that closed it.
 
-    The conditional UPDATE (`status='active' AND ends_at <= now`) is the decision: any number
-    of sweepers, duplicate deliveries or a bid's soft-close extension racing it (the bid holds
-    the row lock; the UPDATE re-checks `ends_at` after it commits) leave exactly one winner.
-    Only the winner, in the same transaction, creates the sale's transaction (unique per
-    listing) and the `won`/`lost`/`auction_ended` notifications; events go after commit.
+    The lifecycle's conditional UPDATE (`listings.lifecycle.listing_close_due`) is the
+    decision: any number of sweepers or duplicate deliveries leave exactly one winner. Only
+    the winner, in the same transaction, creates the sale's transaction (unique per listing;
+    escrow's, through `listing_sold`) and the `won`/`lost`/`auction_ended` notifications;
+    events go after commit.
     """
     with transaction.atomic():
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
-        pk = Listing._meta.pk.get_db_prep_value(listing_id, connection)
-        listing = next(iter(Listing.objects.raw(_CLOSE_SQL, [now, now, pk, now])), None)
+        listing = listing_close_due(listing_id=listing_id)
         if listing is None:
             return False
         # One read of the active bids serves the winning bid and the losers to notify.
@@ -570,10 +548,8 @@ def auction_close(*, listing_id: Any) -> bool:
         if listing.status == ListingStatus.SOLD:
             buyer_id = listing.leader_id
             winning_bid_id = next((pk for pk, bidder in bids if bidder == buyer_id), None)
-            transaction_create_for_sale(listing=listing, buyer_id=buyer_id,
-                                        amount_cents=listing.current_price_cents,
-                                        source=Transaction.Source.AUCTION,
-                                        winning_bid_id=winning_bid_id, decided=True)
+            _sold(listing, buyer_id=buyer_id, amount_cents=listing.current_price_cents,
+                  source=SOURCE_AUCTION, winning_bid_id=winning_bid_id)
         bidder_ids = list(dict.fromkeys(bidder for _pk, bidder in bids))
         _announce_closed(listing, buyer_id=buyer_id, bidder_ids=bidder_ids,
                          final_price=listing.current_price_cents if buyer_id else None)
@@ -622,10 +598,7 @@ def auction_sweep(*, limit: int = 500, threads: int | None = None) -> int:
     connections close in parallel; the conditional update keeps each close exactly once
     whoever runs it. Each thread sends its closes' events and tasks in batches.
     """
-    # Paused listings (suspended seller) are skipped until the seller is reinstated.
-    due = list(Listing.objects.filter(status=ListingStatus.ACTIVE, ends_at__lte=timezone.now(),
-                                      seller__status=User.Status.ACTIVE)
-               .order_by("ends_at").values_list("pk", flat=True)[:limit])
+    due = selectors.auctions_due_ids(limit=limit)
     threads = max(1, min(threads or settings.BIDDT_CLOSE_THREADS, len(due)))
     if threads == 1:
         with batched():
@@ -653,8 +626,43 @@ def auction_ending_soon_announce() -> int:
     sent = 0
     for pk, ends_at in due:
         if cache.add(f"bidding:ending_soon:{pk}", 1, timeout=86400):
-            send_to_group_on_commit(room(pk), _ws_event(messages.ENDING_SOON.build(
+            send_to_group_on_commit(listing_group(pk), _ws_event(messages.ENDING_SOON.build(
                 listingId=str(pk),
                 secondsRemaining=max(0, int((ends_at - now).total_seconds())))))
             sent += 1
+    return sent
+
+
+ENDING_SOON_MARKS = (60, 5)  # minutes before the end, for the `ending_soon` notification
+
+
+def auction_ending_soon_notify() -> int:
+    """Tell watchers and bidders once each, 1 hour and 5 minutes before an auction ends
+    (run every minute). Returns how many notifications this run created."""
+    now = timezone.now()
+    sent = 0
+    for mark in ENDING_SOON_MARKS:
+        due = Listing.objects.filter(status=Listing.Status.ACTIVE, ends_at__gt=now,
+                                     ends_at__lte=now + timedelta(minutes=mark)) \
+            .values_list("id", "title")
+        for listing_id, title in due:
+            done_key = f"ending-soon:{listing_id}:{mark}"
+            if cache.get(done_key):
+                continue
+            users = set(Watch.objects.filter(listing_id=listing_id)
+                        .values_list("user_id", flat=True))
+            users |= set(Bid.objects.filter(listing_id=listing_id, status=Bid.Status.ACTIVE)
+                         .values_list("bidder_id", flat=True))
+            for user_id in users:
+                created = notify(
+                    user_id=user_id, type="ending_soon",
+                    title=(ngettext_lazy("Ending in %(count)d hour", "Ending in %(count)d hours",
+                                         "count") % {"count": mark // 60} if mark % 60 == 0
+                           else ngettext_lazy("Ending in %(count)d minute",
+                                              "Ending in %(count)d minutes", "count")
+                           % {"count": mark}),
+                    body=title, data={"listing_id": str(listing_id), "minutes": mark},
+                    dedupe_key=f"ending_soon:{listing_id}:{mark}")
+                sent += created is not None
+            cache.set(done_key, 1, timeout=2 * 3600)
     return sent

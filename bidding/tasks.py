@@ -4,39 +4,31 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from bidding import second_chance
+from bidding import second_chance, services
 
 
 @shared_task(acks_late=True)
 def auction_close_due() -> int:
     """The sweep (beat, every 5 s): close every due auction; returns how many this run closed."""
-    from bidding.services import auction_sweep
-
-    return auction_sweep()
+    return services.auction_sweep()
 
 
 @shared_task(acks_late=True)
 def auction_ending_soon() -> int:
     """Send `ending_soon` to rooms of auctions with ≤ 60 s left (once per listing)."""
-    from bidding.services import auction_ending_soon_announce
+    return services.auction_ending_soon_announce()
 
-    return auction_ending_soon_announce()
+
+@shared_task(acks_late=True)
+def auction_ending_soon_notify() -> int:
+    """The `ending_soon` notifications, 1 hour and 5 minutes before an auction ends."""
+    return services.auction_ending_soon_notify()
 
 
 @shared_task(acks_late=True)
 def bid_outbid_notify(*, listing_id: str, user_id: str, seq: int) -> None:
     """The `outbid` notification; deduplicated per listing and seq."""
-    from bidding.services import bid_outbid_notify as notify_outbid
-
-    notify_outbid(listing_id=listing_id, user_id=user_id, seq=seq)
-
-
-@shared_task(acks_late=True)
-def idempotency_purge_expired() -> int:
-    """Drop `Idempotency-Key` records older than 24 h."""
-    from biddt.idempotency import purge_expired
-
-    return purge_expired()
+    services.bid_outbid_notify(listing_id=listing_id, user_id=user_id, seq=seq)
 
 
 @shared_task(acks_late=True)

@@ -61,13 +61,6 @@ def bounding_box(lat: float, lng: float, radius_km: float) -> BoundingBox:
     return BoundingBox(min_lat, max_lat, min_lng, max_lng)
 
 
-def haversine_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lng2 - lng1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
-
-
 def distance_km_expr(lat: float, lng: float, lat_field: str, lng_field: str) -> Func:
     """Haversine distance from (lat, lng) to the row's coordinates, in km, as SQL."""
     lat0, lng0 = Value(math.radians(lat)), Value(math.radians(lng))

@@ -66,7 +66,8 @@ def _claim(*, user, scope: str, key: str, request_fingerprint: str
         return record, True
     except IntegrityError:
         pass
-    record = IdempotencyRecord.objects.select_for_update().get(user=user, scope=scope, key=key)
+    record = (IdempotencyRecord.objects.select_for_update(of=("self",), no_key=True)
+              .get(user=user, scope=scope, key=key))
     if record.created_at <= timezone.now() - TTL or record.response_status is None:
         # Expired: the key may be used again as if new.
         record.request_fingerprint = request_fingerprint

@@ -178,3 +178,12 @@ def image_variants(upload, *, max_bytes: int, sides: dict[str, int],
                 format=fmt,
             )
     return variants
+
+
+def absolute_media_url(request, field) -> str | None:
+    """A stored file's URL, absolute when a request is at hand and the storage's URL is a
+    path (local `media/`); None without a file. Used by REST bodies and socket payloads."""
+    if not field:
+        return None
+    url = field.url
+    return request.build_absolute_uri(url) if request is not None and url.startswith("/") else url

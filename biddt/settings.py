@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "notifications",
     "discovery",
     "privacy",
+    "project",
     "axes",
 ]
 
@@ -102,6 +103,9 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "biddt.urls"
 ASGI_APPLICATION = "biddt.asgi.application"
+# The sockets' authentication, named like REST's DEFAULT_AUTHENTICATION_CLASSES: biddt (the
+# lowest layer) wires the apps by name and imports none of them.
+BIDDT_WS_AUTH_MIDDLEWARE = "accounts.ws_auth.JWTAuthMiddleware"
 WSGI_APPLICATION = None
 APPEND_SLASH = False
 
@@ -258,13 +262,13 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "flush-expired-otps": {"task": "accounts.tasks.otp_purge_expired", "schedule": 3600.0},
     "flush-expired-tokens": {"task": "accounts.tasks.jwt_flush_expired", "schedule": 86400.0},
-    "ending-soon-notifications": {"task": "notifications.tasks.ending_soon_notify",
+    "ending-soon-notifications": {"task": "bidding.tasks.auction_ending_soon_notify",
                                   "schedule": 60.0},
     "auction-close-due": {"task": "bidding.tasks.auction_close_due", "schedule": 5.0},
     # Scheduled listings open within 5 s of `starts_at` (API.md), so every 2 s.
     "listings-open-due": {"task": "listings.tasks.listings_open_due", "schedule": 2.0},
     "auction-ending-soon": {"task": "bidding.tasks.auction_ending_soon", "schedule": 5.0},
-    "idempotency-purge": {"task": "bidding.tasks.idempotency_purge_expired",
+    "idempotency-purge": {"task": "biddt.core.tasks.idempotency_purge_expired",
                           "schedule": 3600.0},
     "second-chance-expire": {"task": "bidding.tasks.second_chance_expire_due",
                              "schedule": 60.0},

@@ -20,7 +20,6 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from rest_framework.exceptions import APIException, ValidationError
 
-from accounts.roles import ADMIN
 from biddt.money import money_text
 
 
@@ -44,13 +43,6 @@ def require_reason(modeladmin, request) -> str | None:
                                 "audit log and, where relevant, to the user.", messages.ERROR)
         return None
     return reason
-
-
-def is_admin_role(user) -> bool:
-    """The `admin` role (user_set_role makes admins superusers; the group is kept in step)."""
-    if not (user and user.is_authenticated and user.is_staff):
-        return False
-    return user.is_superuser or user.groups.filter(name=ADMIN).exists()
 
 
 class ReadOnlyInline(admin.TabularInline):

@@ -1,7 +1,8 @@
 from django.contrib import admin
 
-from biddt.staff import ReadOnlyAdminMixin
+from biddt.staff import ReadOnlyAdminMixin, ReadOnlyInline
 from chat.models import Message
+from escrow.admin import DisputeAdmin, TransactionAdmin
 
 
 @admin.register(Message)
@@ -14,3 +15,25 @@ class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     raw_id_fields = ["transaction", "sender"]
     readonly_fields = ["transaction", "sender", "message_type", "content", "image", "read_at",
                        "created_at"]
+
+
+# The escrow console's dispute views show the thread; escrow (a lower layer) declares where.
+
+class MessageThreadInline(ReadOnlyInline):
+    """The buyer-seller thread, read-only; shown only while a dispute is open (staff read
+    private messages only when they have to judge a dispute)."""
+
+    model = Message
+    ordering = ["created_at"]
+    fields = ["created_at", "sender", "message_type", "content", "image"]
+    verbose_name_plural = "message thread (visible while a dispute is open)"
+
+
+def _dispute_thread_rows(transaction_id) -> list:
+    rows = (Message.objects.filter(transaction_id=transaction_id)
+            .select_related("sender").order_by("created_at"))
+    return [(m.created_at, m.sender, m.content) for m in rows]
+
+
+TransactionAdmin.open_dispute_inlines.append(MessageThreadInline)
+DisputeAdmin.thread_rows = staticmethod(_dispute_thread_rows)

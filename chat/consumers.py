@@ -16,7 +16,7 @@ from biddt.idempotency import fingerprint, run_once
 from biddt.socket_messages import ACK
 from chat import services
 from escrow.models import Transaction
-from escrow.selectors import transaction_for_party
+from escrow.selectors import transaction_for
 
 
 def _transaction_id(content: dict[str, Any]) -> str:
@@ -29,7 +29,7 @@ def _transaction_id(content: dict[str, Any]) -> str:
 @db_sync_to_async
 def _check_party(user, transaction_id: str) -> None:
     try:
-        transaction_for_party(user=user, transaction_id=transaction_id)
+        transaction_for(user=user, transaction_id=transaction_id)
     except Transaction.DoesNotExist:
         raise WSError("not_found", "No such transaction.") from None
 
@@ -57,7 +57,7 @@ def _post(user, transaction_id: str, content: str, request_id) -> dict:
 async def join_chat(consumer: BiddtConsumer, content: dict[str, Any]) -> None:
     transaction_id = _transaction_id(content)
     await _check_party(consumer.user, transaction_id)
-    await consumer.group_join(services.txn_group(transaction_id))
+    await consumer.group_join(services.transaction_group(transaction_id))
     await consumer.send_json(ACK.build(requestId=content.get("requestId"),
                                        transactionId=transaction_id))
 

@@ -24,15 +24,20 @@ from biddt.i18n import for_user_language
 from biddt.images import InvalidImage, image_clean
 from chat.messages import MESSAGES_READ, NEW_MESSAGE
 from chat.models import Message
+from chat.payloads import MessageSerializer
 from escrow.models import Transaction
-from escrow.selectors import transaction_for_party
+from escrow.selectors import transaction_for
 from notifications.services import notify
 
 MAX_LENGTH = 2000
 
 
-def txn_group(transaction_id) -> str:
+def transaction_group(transaction_id) -> str:
+    """The channel-layer group of a transaction's chat thread (both parties' sockets)."""
     return f"txn.{transaction_id}"
+
+
+txn_group = transaction_group  # the old name, for code written against it
 
 
 def content_clean(raw: str) -> str:
@@ -61,14 +66,12 @@ def message_flood_check(*, user_id) -> None:
 
 
 def message_item(message: Message) -> dict:
-    from chat.api.serializers import MessageSerializer
-
     return MessageSerializer(message).data
 
 
 def _announce(message: Message, txn: Transaction) -> None:
     item = message_item(message)
-    send_to_group_on_commit(txn_group(txn.pk), {
+    send_to_group_on_commit(transaction_group(txn.pk), {
         "type": "ws.event",
         "payload": NEW_MESSAGE.build(transactionId=str(txn.pk), message=item),
     })
@@ -87,7 +90,7 @@ def message_post(*, user, transaction_id, content: str = "", image=None) -> Mess
     Raises Transaction.DoesNotExist for anyone else (the API answers 404).
     """
     ensure_active(user)
-    txn = transaction_for_party(user=user, transaction_id=transaction_id)
+    txn = transaction_for(user=user, transaction_id=transaction_id)
     text = content_clean(content or "")
     if len(text) > MAX_LENGTH:
         raise invalid("max_length", _("Messages are at most %(max)d characters.")
@@ -136,16 +139,21 @@ def message_system_post(*, transaction_id, content: str) -> Message:
     return message
 
 
+def transaction_system_line_post(*, transaction_id, content: str, **_signal) -> Message:
+    """`escrow.signals.transaction_system_line` (connected in chat.apps)."""
+    return message_system_post(transaction_id=transaction_id, content=content)
+
+
 def messages_mark_read(*, user, transaction_id) -> int:
     """Mark the other party's messages read; the other side sees `messages_read` live."""
     ensure_active(user)
-    txn = transaction_for_party(user=user, transaction_id=transaction_id)
+    txn = transaction_for(user=user, transaction_id=transaction_id)
     now = timezone.now()
     with transaction.atomic():
         count = (Message.objects.filter(transaction=txn, read_at__isnull=True)
                  .exclude(sender=user).update(read_at=now))
         if count:
-            send_to_group_on_commit(txn_group(txn.pk), {
+            send_to_group_on_commit(transaction_group(txn.pk), {
                 "type": "ws.event",
                 "payload": MESSAGES_READ.build(
                     transactionId=str(txn.pk), readerId=str(user.pk),

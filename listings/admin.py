@@ -2,7 +2,6 @@ from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef
 from django.utils.html import format_html
 
-from bidding.models import Bid
 from biddt.money import money_text
 from biddt.staff import (
     Decision,
@@ -47,20 +46,6 @@ class ListingVideoInline(ReadOnlyInline):
     @admin.display(description="size")
     def resolution(self, obj):
         return f"{obj.width}×{obj.height}"
-
-
-class BidInline(ReadOnlyInline):
-    """The bid history (all statuses, newest first), read-only."""
-
-    model = Bid
-    ordering = ["-seq", "-is_auto_bid"]
-    fields = ["created_at", "bidder", "amount", "max_amount", "is_auto_bid", "status", "seq"]
-    show_change_link = True
-
-    amount = money_display("amount_cents", description="amount",
-                           currency_field="listing__currency")
-    max_amount = money_display("max_amount_cents", description="max",
-                               currency_field="listing__currency")
 
 
 class ReportInline(ReadOnlyInline):
@@ -116,7 +101,10 @@ class ListingAdmin(DecisionAdminMixin, admin.ModelAdmin):
     search_fields = ["title", "description", "id", "seller__display_name"]
     date_hierarchy = "created_at"
     raw_id_fields = ["seller", "leader"]
-    inlines = [ListingImageInline, ListingVideoInline, BidInline, ReportInline]
+    inlines = [ListingImageInline, ListingVideoInline, ReportInline]
+    # Shown after the images: the higher apps' rows of a listing (bidding.admin adds the bid
+    # history); listings (a lower layer) imports none of them.
+    app_inlines: list = []
     action_form = ReasonActionForm
     actions = ["remove_listings"]
     # Money and auction state are never edited by hand; status moves through services.
@@ -131,6 +119,9 @@ class ListingAdmin(DecisionAdminMixin, admin.ModelAdmin):
     buy_now_price = money_display("buy_now_price_cents")
     current_price = money_display("current_price_cents")
     leader_max = money_display("leader_max_cents", description="leader's max")
+
+    def get_inlines(self, request, obj):
+        return [self.inlines[0], *self.app_inlines, *self.inlines[1:]]
 
     def has_add_permission(self, request):
         return False  # listings are created by sellers through the API

@@ -57,20 +57,7 @@ class ListingStatus(models.TextChoices):
 class Listing(models.Model):
     Status = ListingStatus
 
-    # Allowed status transitions, in one place (STYLE.md rule 5).
-    TRANSITIONS: dict[str, frozenset[str]] = {
-        ListingStatus.DRAFT: frozenset({ListingStatus.SCHEDULED, ListingStatus.ACTIVE,
-                                        ListingStatus.CANCELLED, ListingStatus.REMOVED}),
-        ListingStatus.SCHEDULED: frozenset({ListingStatus.ACTIVE, ListingStatus.CANCELLED,
-                                            ListingStatus.REMOVED}),
-        ListingStatus.ACTIVE: frozenset({ListingStatus.SOLD, ListingStatus.UNSOLD,
-                                         ListingStatus.CANCELLED, ListingStatus.REMOVED}),
-        ListingStatus.SOLD: frozenset({ListingStatus.UNSOLD, ListingStatus.REMOVED}),
-        # `sold` again: a runner-up accepted a second-chance offer (bidding.second_chance).
-        ListingStatus.UNSOLD: frozenset({ListingStatus.SOLD, ListingStatus.REMOVED}),
-        ListingStatus.CANCELLED: frozenset({ListingStatus.REMOVED}),
-        ListingStatus.REMOVED: frozenset(),
-    }
+    # `status` changes only through listings/lifecycle.py (its transition table and lock).
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     seller = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,

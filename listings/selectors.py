@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
 from django.db.models import (
     BigIntegerField,
@@ -32,9 +33,9 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from bidding import rules
 from biddt.errors import NotFound
 from biddt.geo import bounding_box, distance_km_expr, earth_order_expr, earth_within_q
+from listings import rules
 from listings.models import Listing, ListingImage, ListingStatus, ListingVideo, VideoStatus, Watch
 
 MAX_RADIUS_KM = 500.0
@@ -87,6 +88,19 @@ def listing_visible_q(*, user) -> Q:
         if user.is_staff:
             visible |= ~Q(status=ListingStatus.DRAFT)
     return visible
+
+
+def listing_visible(*, listing_id: Any, user) -> Listing:
+    """The one visibility rule for one listing (`listing_visible_q`): the plain row when the
+    caller may see it, else 404 `not_found` (a malformed id too). Bid history, the socket's
+    room snapshot and the listing detail (`listing_get_visible`) answer alike."""
+    try:
+        listing = Listing.objects.filter(listing_visible_q(user=user), pk=listing_id).first()
+    except (ValueError, DjangoValidationError):
+        listing = None
+    if listing is None:
+        raise NotFound("Listing not found.")
+    return listing
 
 
 def _annotations(*, user, lat: float | None, lng: float | None) -> dict[str, Any]:
@@ -228,10 +242,20 @@ def seller_is_new(*, user) -> bool:
     return young or not user.completed_sales
 
 
+def auction_state(listing: Listing) -> rules.AuctionState:
+    """The rules' view of the auction state kept on the listing row."""
+    return rules.AuctionState(
+        starting_price_cents=listing.starting_price_cents,
+        reserve_price_cents=listing.reserve_price_cents,
+        current_price_cents=listing.current_price_cents,
+        bid_count=listing.bid_count,
+        leader_id=listing.leader_id,
+        leader_max_cents=listing.leader_max_cents,
+    )
+
+
 def listing_auction_view(listing: Listing) -> dict[str, Any]:
     """`minimum_next_bid_cents` and `reserve_met` from the rules, on the row's state."""
-    from bidding.selectors import auction_state
-
     state = auction_state(listing)
     return {"minimum_next_bid_cents": rules.minimum_next_bid(state),
             "reserve_met": rules.reserve_met(state)}

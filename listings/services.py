@@ -2,9 +2,9 @@
 
 The auction state on the row (current price, bid count, leader) belongs to the bidding
 engine. A write here that depends on "no bid yet" locks the row first
-(`select_for_update(of=("self",), no_key=True)`, the lock `bidding.services.bid_place`
-takes), or is a conditional UPDATE on `bid_count=0`, so a bid racing an edit or a cancel
-either lands before it (and the edit is refused) or after it.
+(`lifecycle.listing_lock`, the lock `bidding.services.bid_place` takes), or is a conditional
+UPDATE on `bid_count=0`, so a bid racing an edit or a cancel either lands before it (and the
+edit is refused) or after it. Status changes go through `listings.lifecycle`.
 """
 
 from __future__ import annotations
@@ -17,17 +17,27 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.policies import ensure_active
+from accounts.policies import ensure_active, ensure_staff
+from biddt.audit import audit_record
 from biddt.errors import Conflict, NotFound, PermissionDenied, invalid
 from biddt.events import on_commit
 from biddt.images import InvalidImage, image_variants
+from listings.lifecycle import listing_ended, listing_lock, listing_transition
 from listings.messages import Reason, auction_ended_on_commit, listing_updated_on_commit
-from listings.models import AuctionType, Listing, ListingImage, ListingStatus, Watch
+from listings.models import (
+    AuctionType,
+    Listing,
+    ListingImage,
+    ListingReport,
+    ListingStatus,
+    Watch,
+)
+from listings.selectors import listing_get_visible
 from listings.signals import listing_activated
 
 logger = logging.getLogger(__name__)
@@ -145,16 +155,13 @@ def listing_create(*, seller, title: str, starting_price_cents: int, description
         starting_price_cents=starting_price_cents, current_price_cents=starting_price_cents,
         reserve_price_cents=reserve_price_cents, buy_now_price_cents=buy_now_price_cents,
         starts_at=starts_at, ends_at=ends_at, location_lat=location_lat,
-        location_lng=location_lng, location_name=location_name, status=ListingStatus.DRAFT,
-    )
+        location_lng=location_lng, location_name=location_name,
+    )  # `status` starts as the model's default, `draft`
 
 
 def _own_listing_for_update(*, listing_id: Any, user) -> Listing:
     """The caller's listing, row-locked; 404 for a draft they don't own, 403 otherwise."""
-    listing = (Listing.objects.select_for_update(of=("self",), no_key=True)
-               .filter(pk=listing_id).first())
-    if listing is None:
-        raise NotFound(_("Listing not found."))
+    listing = listing_lock(listing_id)
     if listing.seller_id != user.pk:
         if listing.status in (ListingStatus.DRAFT, ListingStatus.REMOVED):
             raise NotFound(_("Listing not found."))
@@ -182,10 +189,10 @@ def listing_publish(*, listing_id: Any, user) -> Listing:
             reserve_price_cents=listing.reserve_price_cents,
             buy_now_price_cents=listing.buy_now_price_cents, starts_at=starts_at,
             ends_at=ends_at, now=now, check_start=False)
-        listing.status = (ListingStatus.SCHEDULED if starts_at > now else ListingStatus.ACTIVE)
-        listing.starts_at = starts_at
-        listing.ends_at = ends_at
-        listing.save(update_fields=["status", "starts_at", "ends_at", "updated_at"])
+        to = ListingStatus.SCHEDULED if starts_at > now else ListingStatus.ACTIVE
+        listing_transition(listing_id=listing.pk, frm=[ListingStatus.DRAFT], to=to,
+                           starts_at=starts_at, ends_at=ends_at)
+        listing.refresh_from_db()
         if listing.status == ListingStatus.ACTIVE:
             _activated_on_commit(listing.pk)
     return listing
@@ -292,16 +299,18 @@ def listing_cancel(*, listing_id: Any, user) -> Listing:
         if listing.seller_id != user.pk:
             raise PermissionDenied(_("Only the seller can cancel this listing."))
         was_published = listing.status != ListingStatus.DRAFT
-        won = (Listing.objects.filter(pk=listing_id, status__in=EDITABLE_STATUSES, bid_count=0)
-               .update(status=ListingStatus.CANCELLED, closed_at=timezone.now(),
-                       updated_at=timezone.now(),
-                       seq=F("seq") + (1 if was_published else 0)))
+        won = listing_transition(listing_id=listing_id, frm=EDITABLE_STATUSES,
+                                 to=ListingStatus.CANCELLED, where=Q(bid_count=0),
+                                 closed_at=timezone.now(),
+                                 seq=F("seq") + (1 if was_published else 0))
         listing.refresh_from_db()
         if not won:
             if listing.bid_count > 0:
                 raise Conflict(_("A listing with bids can't be cancelled."),
                                code="listing_has_bids")
             raise _not_editable(listing)
+        listing_ended.send(sender=Listing, listing=listing, status=ListingStatus.CANCELLED,
+                           reason="", was_active=listing.status == ListingStatus.ACTIVE)
         if was_published:
             auction_ended_on_commit(listing_id=listing.pk, seq=listing.seq,
                                     status=ListingStatus.CANCELLED, final_price=None)
@@ -325,16 +334,18 @@ def listings_cancel_for_closed_account(*, listings: list[Listing]) -> int:
     deletion already if an active one has bids. The same transition as `listing_cancel`
     (whose `ensure_active` would refuse a suspended seller that staff close). Returns how
     many were cancelled."""
-    from bidding.services import announce_ended_unsold
-
     cancelled = 0
     for listing in listings:
-        won = (Listing.objects.filter(pk=listing.pk, status__in=EDITABLE_STATUSES, bid_count=0)
-               .update(status=ListingStatus.CANCELLED, closed_at=timezone.now(),
-                       updated_at=timezone.now(), seq=F("seq") + 1))
+        was_published = listing.status != ListingStatus.DRAFT
+        won = listing_transition(listing_id=listing.pk, frm=EDITABLE_STATUSES,
+                                 to=ListingStatus.CANCELLED, where=Q(bid_count=0),
+                                 closed_at=timezone.now(),
+                                 seq=F("seq") + (1 if was_published else 0))
         cancelled += won
-        if won and listing.status == ListingStatus.ACTIVE:
-            announce_ended_unsold(listing.pk, ListingStatus.CANCELLED)
+        if won and was_published:
+            seq = listing.seq + 1
+            auction_ended_on_commit(listing_id=listing.pk, seq=seq,
+                                    status=ListingStatus.CANCELLED, final_price=None)
     return cancelled
 
 
@@ -346,29 +357,25 @@ def listing_remove(*, listing_id: Any, staff_user, reason: str) -> Listing:
     reports of it are marked actioned, and after commit the bidders are notified and the
     room hears `auction_ended` with status `removed`.
     """
-    from bidding.services import listing_bids_void
-    from biddt.audit import audit_record
-    from listings.models import ListingReport
-
-    if not (staff_user and staff_user.is_staff):
-        raise PermissionDenied(_("Only staff can remove listings."))
+    ensure_staff(staff_user, detail=_("Only staff can remove listings."))
     reason = (reason or "").strip()[:255]
     if not reason:
         raise invalid("required", _("A reason is required."), attr="reason")
     now = timezone.now()
     with transaction.atomic():
-        listing = (Listing.objects.select_for_update(of=("self",), no_key=True)
-                   .filter(pk=listing_id).first())
-        if listing is None:
-            raise NotFound(_("Listing not found."))
+        listing = listing_lock(listing_id)
         before = {"status": listing.status, "status_reason": listing.status_reason,
                   "bid_count": listing.bid_count}
-        won = (Listing.objects.filter(pk=listing_id).exclude(status=ListingStatus.REMOVED)
-               .update(status=ListingStatus.REMOVED, status_reason=reason,
-                       closed_at=Coalesce(F("closed_at"), Now()), updated_at=now))
+        won = listing_transition(listing_id=listing_id, to=ListingStatus.REMOVED,
+                                 status_reason=reason,
+                                 closed_at=Coalesce(F("closed_at"), Now()), updated_at=now)
         if not won:
             raise Conflict(_("The listing is already removed."), code="listing_not_editable")
-        voided = listing_bids_void(listing_id=listing.pk, reason=reason)
+        # bidding voids the auction's bids, notifies and tells the room (bidding.apps).
+        ended = listing_ended.send(sender=Listing, listing=listing,
+                                   status=ListingStatus.REMOVED, reason=reason,
+                                   was_active=before["status"] == ListingStatus.ACTIVE)
+        voided = sum(n for _receiver, n in ended if isinstance(n, int))
         reports = ListingReport.objects.filter(listing_id=listing.pk,
                                                status=ListingReport.Status.OPEN).update(
             status=ListingReport.Status.ACTIONED)
@@ -387,9 +394,6 @@ def listing_report(*, listing_id: Any, user, reason: str, details: str = ""):
     """A user reports a listing they can see (else 404): once per user per listing (409
     `already_reported`); the report joins the moderation queue (admin: open reports)."""
     ensure_active(user)
-    from listings.models import ListingReport
-    from listings.selectors import listing_get_visible
-
     listing = listing_get_visible(listing_id=listing_id, user=user)
     if listing.seller_id == user.pk:
         raise Conflict(_("You can't report your own listing."), code="own_listing")
@@ -405,9 +409,6 @@ def listing_report(*, listing_id: Any, user, reason: str, details: str = ""):
 
 def report_dismiss(*, report_id: Any, staff_user, reason: str = "") -> bool:
     """Staff: an open report needs no action (`open → dismissed`, audited). True if moved."""
-    from biddt.audit import audit_record
-    from listings.models import ListingReport
-
     with transaction.atomic():
         if not ListingReport.objects.filter(pk=report_id, status=ListingReport.Status.OPEN) \
                 .update(status=ListingReport.Status.DISMISSED):
@@ -460,10 +461,7 @@ def listing_image_add(*, listing_id: Any, user, upload) -> ListingImage:
 
 
 def _image_target(*, listing_id: Any, user, lock: bool) -> tuple[Listing, int]:
-    qs = Listing.objects.filter(pk=listing_id)
-    if lock:
-        qs = qs.select_for_update(of=("self",), no_key=True)
-    listing = qs.first()
+    listing = listing_lock(listing_id) if lock else Listing.objects.filter(pk=listing_id).first()
     if listing is None or (listing.seller_id != user.pk
                            and listing.status in (ListingStatus.DRAFT, ListingStatus.REMOVED)):
         raise NotFound(_("Listing not found."))
@@ -507,8 +505,6 @@ def listing_seller_active_set(*, seller_id: Any, active: bool) -> int:
 def listing_watch(*, listing_id: Any, user) -> bool:
     """Watch a listing the caller may see (else 404); True when newly watched (idempotent)."""
     ensure_active(user)
-    from listings.selectors import listing_get_visible
-
     listing_get_visible(listing_id=listing_id, user=user)
     try:
         with transaction.atomic():
@@ -538,3 +534,15 @@ def listing_view_record(*, listing: Listing, viewer_key: str) -> bool:
     Listing.objects.filter(pk=listing.pk).update(view_count=F("view_count") + 1)
     listing.view_count += 1
     return True
+
+
+# --- the seller's account -------------------------------------------------------------------
+
+def listings_set_seller_active(*, user_id: Any, active: bool, **_signal: Any) -> int:
+    """Pause or resume every listing of the seller, in the caller's transaction.
+
+    The flag lives on the listings so browse filters on one table's indexes (issue 22); it
+    changes only with the user's status: connected to `accounts.signals.user_active_changed`
+    (listings.apps), sent by `user_suspend`/`user_reinstate`."""
+    return Listing.objects.filter(seller_id=user_id).exclude(seller_active=active).update(
+        seller_active=active)

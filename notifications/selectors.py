@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from notifications.models import Notification
+from notifications.models import Notification, NotificationPreference
 
 
 def notification_list(*, user, unread_only: bool = False) -> QuerySet[Notification]:
@@ -18,7 +18,5 @@ def notification_unread_count(*, user) -> int:
 
 def notification_preference(*, user_id):
     """The user's channel choices (an unsaved default when they never changed any)."""
-    from notifications.models import NotificationPreference
-
     return (NotificationPreference.objects.filter(user_id=user_id).first()
             or NotificationPreference(user_id=user_id))

@@ -17,8 +17,10 @@ from accounts.policies import ensure_active
 from accounts.selectors import user_languages
 from biddt.events import ids_task_on_commit, send_to_group_on_commit
 from biddt.i18n import for_user_language
+from notifications import tasks
 from notifications.messages import NOTIFICATION
 from notifications.models import Notification, NotificationPreference
+from notifications.payloads import NotificationSerializer
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +109,6 @@ def notify_many_once(notes: Sequence[Note]) -> list[Notification]:
 def _deliver_on_commit(notifications: Sequence[Notification]) -> None:
     """After commit: each row to its user's sockets, then one Celery task for push and
     e-mail of them all (each checks preferences and claims its channel on the row)."""
-    from notifications.api.serializers import NotificationSerializer
-
     # The REST item {id, type, title, body, data, read_at, created_at}; fields built once.
     items = NotificationSerializer.items(notifications)
     for notification, item in zip(notifications, items, strict=True):
@@ -116,9 +116,7 @@ def _deliver_on_commit(notifications: Sequence[Notification]) -> None:
             "type": "ws.event",
             "payload": NOTIFICATION.build(notification=dict(item)),
         })
-    from notifications.tasks import notifications_deliver
-
-    ids_task_on_commit(notifications_deliver, [str(n.pk) for n in notifications])
+    ids_task_on_commit(tasks.notifications_deliver, [str(n.pk) for n in notifications])
 
 
 REQUEUE_CHUNK = 100
@@ -131,8 +129,6 @@ def notifications_requeue_unhandled(*, limit: int = 5000) -> int:
     than `BIDDT_NOTIFY_REDELIVER_HOURS` (a push a day late helps no one; those are marked
     handled and logged). The claims on each row make a second delivery send nothing twice.
     Returns how many were queued."""
-    from notifications.tasks import notifications_deliver
-
     now = timezone.now()
     after = now - timedelta(seconds=settings.BIDDT_NOTIFY_REDELIVER_AFTER_SECONDS)
     horizon = now - timedelta(hours=settings.BIDDT_NOTIFY_REDELIVER_HOURS)
@@ -144,7 +140,7 @@ def notifications_requeue_unhandled(*, limit: int = 5000) -> int:
     ids = [str(pk) for pk in unhandled.filter(created_at__lte=after, created_at__gt=horizon)
            .order_by("created_at").values_list("pk", flat=True)[:limit]]
     for start in range(0, len(ids), REQUEUE_CHUNK):
-        notifications_deliver.delay(ids[start:start + REQUEUE_CHUNK])
+        tasks.notifications_deliver.delay(ids[start:start + REQUEUE_CHUNK])
     if ids:
         logger.info("requeued delivery of %d notifications", len(ids))
     return len(ids)
@@ -176,7 +172,8 @@ def notification_preferences_update(*, user, push: dict[str, bool] | None = None
     from django.db import transaction
 
     with transaction.atomic():
-        pref, _ = NotificationPreference.objects.select_for_update().get_or_create(user=user)
+        pref, _ = (NotificationPreference.objects.select_for_update(of=("self",), no_key=True)
+                   .get_or_create(user=user))
         if push:
             pref.push = {**pref.push, **push}
         if email:

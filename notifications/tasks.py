@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext_lazy
 
+from accounts.models import Device
 from biddt.i18n import for_user_language
+from notifications import services
 from notifications.models import EMAIL_TYPES, Notification
 from notifications.push import PushMessage, TransientPushError, get_backend
 from notifications.selectors import notification_preference
@@ -72,9 +71,7 @@ def notifications_deliver(notification_ids: list[str]) -> dict[str, str]:
 def notifications_redeliver() -> int:
     """Hand notifications whose delivery task was lost back to delivery (beat, every minute);
     returns how many."""
-    from notifications.services import notifications_requeue_unhandled
-
-    return notifications_requeue_unhandled()
+    return services.notifications_requeue_unhandled()
 
 
 @shared_task(bind=True, acks_late=True, **RETRY)
@@ -88,8 +85,6 @@ def notification_push(self, notification_id: str) -> str:
 def _push_once(notification_id: str) -> str:
     """Push one notification unless done or unwanted; TransientPushError: nothing sent,
     the claim is released, so a retry can send."""
-    from accounts.models import Device
-
     notification = Notification.objects.filter(pk=notification_id).first()
     if notification is None:
         return "missing"
@@ -158,42 +153,3 @@ def _email_once(notification_id: str) -> str:
         Notification.objects.filter(pk=notification.pk).update(email_claimed_at=None)
         raise
     return "sent"
-
-
-ENDING_SOON_MARKS = (60, 5)  # minutes before the end
-
-
-@shared_task(acks_late=True)
-def ending_soon_notify() -> int:
-    """Tell watchers and bidders once each, 1 hour and 5 minutes before an auction ends."""
-    from bidding.models import Bid
-    from listings.models import Listing, Watch
-    from notifications.services import notify
-
-    now = timezone.now()
-    sent = 0
-    for mark in ENDING_SOON_MARKS:
-        due = Listing.objects.filter(status=Listing.Status.ACTIVE, ends_at__gt=now,
-                                     ends_at__lte=now + timedelta(minutes=mark)) \
-            .values_list("id", "title")
-        for listing_id, title in due:
-            done_key = f"ending-soon:{listing_id}:{mark}"
-            if cache.get(done_key):
-                continue
-            users = set(Watch.objects.filter(listing_id=listing_id)
-                        .values_list("user_id", flat=True))
-            users |= set(Bid.objects.filter(listing_id=listing_id, status=Bid.Status.ACTIVE)
-                         .values_list("bidder_id", flat=True))
-            for user_id in users:
-                created = notify(
-                    user_id=user_id, type="ending_soon",
-                    title=(ngettext_lazy("Ending in %(count)d hour", "Ending in %(count)d hours",
-                                         "count") % {"count": mark // 60} if mark % 60 == 0
-                           else ngettext_lazy("Ending in %(count)d minute",
-                                              "Ending in %(count)d minutes", "count")
-                           % {"count": mark}),
-                    body=title, data={"listing_id": str(listing_id), "minutes": mark},
-                    dedupe_key=f"ending_soon:{listing_id}:{mark}")
-                sent += created is not None
-            cache.set(done_key, 1, timeout=2 * 3600)
-    return sent

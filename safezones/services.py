@@ -86,7 +86,7 @@ def safe_zone_import_row(*, line: int, row: dict[str, str], report: ImportReport
         report.rejected.append((line, str(exc)))
         return
     with transaction.atomic():
-        zone = SafeZone.objects.select_for_update().filter(
+        zone = SafeZone.objects.select_for_update(of=("self",), no_key=True).filter(
             external_ref=clean["external_ref"]).first()
         if zone is None:
             SafeZone.objects.create(external_ref=clean["external_ref"], **clean["values"])

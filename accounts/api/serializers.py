@@ -5,13 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import DELETED_USER_NAME, Device, Language, User
-
-
-def absolute_media_url(request, field) -> str | None:
-    if not field:
-        return None
-    url = field.url
-    return request.build_absolute_uri(url) if request is not None and url.startswith("/") else url
+from biddt.images import absolute_media_url
 
 
 class SendCodeSerializer(serializers.Serializer):

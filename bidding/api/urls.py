@@ -5,8 +5,6 @@ from bidding.api import second_chance, views
 urlpatterns = [
     path("listings/<uuid:listing_id>/bids", views.ListingBidsView.as_view(),
          name="listing-bids"),
-    path("listings/<uuid:listing_id>/buy-now", views.BuyNowView.as_view(),
-         name="listing-buy-now"),
     path("listings/<uuid:listing_id>/second-chance",
          second_chance.SecondChanceCreateView.as_view(), name="listing-second-chance"),
     path("second-chance/<uuid:offer_id>/accept", second_chance.SecondChanceAcceptView.as_view(),

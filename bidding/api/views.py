@@ -9,15 +9,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsAuthenticatedActive
-from bidding import selectors, services
+from bidding import payloads, selectors, services
 from bidding.api import serializers as s
 from bidding.models import Bid
 from bidding.throttles import BidThrottle
 from biddt.idempotency import idempotent_response
 from biddt.pagination import CursorPagination
 from biddt.throttles import UserThrottle
-from escrow import selectors as escrow_selectors
-from escrow.api.serializers import TransactionSerializer
+from listings.selectors import listing_visible
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
@@ -57,7 +56,7 @@ class ListingBidsView(GenericAPIView):
                     "unknown listing or another seller's draft.",
     )
     def get(self, request, listing_id):
-        listing = selectors.listing_visible_get(listing_id=listing_id, user=request.user)
+        listing = listing_visible(listing_id=listing_id, user=request.user)
         page = self.paginate_queryset(selectors.bid_history(listing=listing))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
@@ -90,7 +89,7 @@ class ListingBidsView(GenericAPIView):
         def work():
             placed = services.bid_place(listing_id=listing_id, bidder=request.user,
                                         **data.validated_data)
-            return status.HTTP_201_CREATED, s.bid_placed_data(placed.bid)
+            return status.HTTP_201_CREATED, payloads.bid_placed_data(placed.bid)
 
         return idempotent_response(request, scope="bid", work=work)
 
@@ -126,30 +125,3 @@ class BidDetailView(APIView):
         services.bid_retract(bid_id=bid_id, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-
-class BuyNowView(APIView):
-    @extend_schema(
-        tags=["bidding"], summary="Buy now", request=None,
-        responses={201: TransactionSerializer}, parameters=[IDEMPOTENCY_KEY],
-        description=(
-            "Buys the listing at its buy-now price (a `fixed` listing at its price): the "
-            "listing is `sold` and the transaction is created in `pending_payment`. 201 body: "
-            "that transaction, exactly as `GET /v1/transactions/{id}` returns it to the buyer. "
-            "A retry with the same `Idempotency-Key` returns that same body again (header "
-            "`Idempotent-Replayed: true`) and buys nothing. 409 `buy_now_unavailable` "
-            "(auction-only listing, not active, ended, or a bid exists and the reserve is met "
-            "or absent), 409 `own_listing`, 404 `not_found`, 403 `account_suspended`, 422 "
-            "`idempotency_key_reused`."
-        ),
-    )
-    def post(self, request, listing_id):
-        def work():
-            txn = services.listing_buy_now(listing_id=listing_id, buyer=request.user)
-            # Read it back as the transaction detail does (one query, parties and meetup
-            # joined) so the body is the same as `GET /v1/transactions/{id}`.
-            txn = escrow_selectors.transaction_detail_for(user=request.user,
-                                                          transaction_id=txn.pk)
-            return (status.HTTP_201_CREATED,
-                    TransactionSerializer(txn, context={"request": request}).data)
-
-        return idempotent_response(request, scope="buy-now", work=work)

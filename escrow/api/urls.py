@@ -18,6 +18,9 @@ urlpatterns = [
     path("transactions/<uuid:transaction_id>/rating", views.RatingView.as_view(),
          name="transaction-rating"),
     path("handoff-keys", views.HandoffKeysView.as_view(), name="handoff-keys"),
+    # Buying sells the listing (bidding) and creates its transaction (escrow).
+    path("listings/<uuid:listing_id>/buy-now", views.BuyNowView.as_view(),
+         name="listing-buy-now"),
     path("users/me/wallet", views.WalletView.as_view(), name="wallet"),
     path("users/me/wallet/balance", views.WalletBalanceView.as_view(), name="wallet-balance"),
     path("users/me/transactions", views.MyTransactionsView.as_view(), name="my-transactions"),

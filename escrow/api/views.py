@@ -19,6 +19,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bidding import services as bidding_services
 from biddt import handoff_tokens
 from biddt.errors import NotFound, ServiceUnavailable, ValidationError
 from biddt.idempotency import idempotent_response
@@ -35,11 +36,16 @@ IDEMPOTENCY_KEY = OpenApiParameter(
                 "returned again (header `Idempotent-Replayed: true`) and nothing new happens. "
                 "The same key with another body: 422 `idempotency_key_reused`.",
 )
+# What a transaction body reads, joined (the detail, the claim, buy now).
+DETAIL = ("listing", "buyer", "seller", "meetup_safe_zone", "meetup_proposed_by")
 WRONG_USER = "404 `not_found` for anyone but the parties (another user's transaction)."
 
 
 class EscrowViewMixin:
     """Map provider outages and database lock timeouts to 503 (the client retries)."""
+
+    # Read by the schema generator (biddt.openapi): these endpoints document their 503.
+    may_answer_503 = True
 
     def handle_exception(self, exc):
         if isinstance(exc, GatewayError):
@@ -52,7 +58,8 @@ class EscrowViewMixin:
 
 
 def _txn_body(request, txn: Transaction) -> dict:
-    txn = selectors.transaction_detail_for(user=request.user, transaction_id=txn.pk)
+    txn = selectors.transaction_for(user=request.user, transaction_id=txn.pk,
+                                    role="viewer", related=DETAIL)
     return s.TransactionSerializer(txn, context={"request": request}).data
 
 
@@ -85,8 +92,8 @@ class TransactionDetailView(EscrowViewMixin, APIView):
                    description="Buyer, seller or staff; anyone else 404 `not_found`.")
     def get(self, request, transaction_id):
         try:
-            txn = selectors.transaction_detail_for(user=request.user,
-                                                   transaction_id=transaction_id)
+            txn = selectors.transaction_for(user=request.user, transaction_id=transaction_id,
+                                            role="viewer", related=DETAIL)
         except Transaction.DoesNotExist:
             raise NotFound() from None
         return Response(s.TransactionSerializer(txn, context={"request": request}).data)
@@ -189,8 +196,8 @@ class VerifyView(EscrowViewMixin, APIView):
                     user=request.user, transaction_id=transaction_id, token=body["token"],
                     scanned_at=body["scanned_at"])
                 return status.HTTP_200_OK, _txn_body(request, txn)
-            txn = services.transaction_verify(user=request.user, transaction_id=transaction_id,
-                                              code=body["code"])
+            txn = services.escrow_release(user=request.user, transaction_id=transaction_id,
+                                          code=body["code"])
             return status.HTTP_200_OK, _txn_body(request, txn)
 
         return idempotent_response(request, scope="transaction-verify", work=work)
@@ -345,3 +352,44 @@ class StripeWebhookView(APIView):
         except (GatewayError, OperationalError):
             raise ServiceUnavailable() from None
         return Response({"received": True})
+
+
+# Buy now's own wording: a refused purchase stores nothing (bidding's idempotency rule).
+BUY_NOW_IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+    description="Same key from the same user within 24 h: the first (successful) answer is "
+                "returned again (header `Idempotent-Replayed: true`) and nothing new is "
+                "created. A refused request stores nothing, so its retry is evaluated again. "
+                "The same key with another body: 422 `idempotency_key_reused`.",
+)
+
+
+class BuyNowView(APIView):
+    """`POST /v1/listings/{id}/buy-now`: bidding sells the listing (`listing_buy_now`), escrow
+    creates the transaction in the same database transaction; the body is that transaction."""
+
+    @extend_schema(
+        tags=["bidding"], summary="Buy now", request=None,
+        responses={201: s.TransactionSerializer}, parameters=[BUY_NOW_IDEMPOTENCY_KEY],
+        description=(
+            "Buys the listing at its buy-now price (a `fixed` listing at its price): the "
+            "listing is `sold` and the transaction is created in `pending_payment`. 201 body: "
+            "that transaction, exactly as `GET /v1/transactions/{id}` returns it to the buyer. "
+            "A retry with the same `Idempotency-Key` returns that same body again (header "
+            "`Idempotent-Replayed: true`) and buys nothing. 409 `buy_now_unavailable` "
+            "(auction-only listing, not active, ended, or a bid exists and the reserve is met "
+            "or absent), 409 `own_listing`, 404 `not_found`, 403 `account_suspended`, 422 "
+            "`idempotency_key_reused`."
+        ),
+    )
+    def post(self, request, listing_id):
+        def work():
+            txn = bidding_services.listing_buy_now(listing_id=listing_id, buyer=request.user)
+            # Read it back as the transaction detail does (one query, parties and meetup
+            # joined) so the body is the same as `GET /v1/transactions/{id}`.
+            txn = selectors.transaction_for(user=request.user, transaction_id=txn.pk,
+                                            role="viewer", related=DETAIL)
+            return (status.HTTP_201_CREATED,
+                    s.TransactionSerializer(txn, context={"request": request}).data)
+
+        return idempotent_response(request, scope="buy-now", work=work)

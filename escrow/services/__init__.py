@@ -29,10 +29,10 @@ from escrow.services.expiry import (
     transactions_meetup_sweep,
 )
 from escrow.services.handoff import (
+    escrow_release,
     handoff_issue,
     meetup_set,
     qr_issue,
-    transaction_verify,
     transaction_verify_token,
 )
 from escrow.services.payment import (
@@ -47,6 +47,10 @@ from escrow.services.rating import rating_create
 from escrow.services.sale import fee_cents_for, transaction_claim, transaction_create_for_sale
 from escrow.services.wallet import wallet_apply_account, wallet_create
 
+# The seller's scan releases the money: `escrow_release`. The old name stays for code written
+# against it (`POST /v1/transactions/{id}/verify` is unchanged).
+transaction_verify = escrow_release
+
 __all__ = [
     "InvalidState", "ResendOutcome", "dispute_open", "dispute_resolve_refund",
     "dispute_resolve_release", "dispute_resolve_split", "fee_cents_for", "handoff_issue",
@@ -55,6 +59,6 @@ __all__ = [
     "transaction_announce", "transaction_cancel_unpaid", "transaction_claim",
     "transaction_create_for_sale", "transaction_expire_unpaid", "transaction_meetup_check",
     "transaction_pay", "transaction_refund", "transaction_verify", "transaction_verify_token",
-    "transactions_expire_unpaid",
+    "transactions_expire_unpaid", "escrow_release",
     "transactions_meetup_sweep", "wallet_apply_account", "wallet_create", "webhook_receive",
 ]

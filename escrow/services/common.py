@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -21,6 +19,9 @@ from biddt.errors import Conflict, NotFound
 from biddt.events import send_to_group_on_commit
 from escrow.messages import TRANSACTION_UPDATE
 from escrow.models import Transaction
+from escrow.selectors import transaction_for
+from escrow.signals import transaction_system_line
+from notifications.services import notify
 
 
 class InvalidState(Conflict):
@@ -64,17 +65,11 @@ def _move(txn: Transaction, *, to: str, frm: tuple[str, ...], **fields: Any) -> 
 
 
 def _party_or_404(*, user, transaction_id: Any, role: str | None = None) -> Transaction:
-    """The transaction if the user is its buyer/seller (role None: either), else 404."""
-    qs = Transaction.objects.select_related("listing")
-    if role == "buyer":
-        qs = qs.filter(buyer=user)
-    elif role == "seller":
-        qs = qs.filter(seller=user)
-    else:
-        qs = qs.filter(Q(buyer=user) | Q(seller=user))
+    """The transaction if the user is its buyer/seller (role None: either), else 404
+    (`escrow.selectors.transaction_for`, the one access rule, as the services' error)."""
     try:
-        return qs.get(pk=transaction_id)
-    except (Transaction.DoesNotExist, ValueError, DjangoValidationError):
+        return transaction_for(user=user, transaction_id=transaction_id, role=role or "party")
+    except Transaction.DoesNotExist:
         raise NotFound() from None
 
 
@@ -90,14 +85,12 @@ def transaction_announce(txn: Transaction, *, user_ids: tuple | None = None) -> 
 
 
 def _system_line(txn: Transaction, content: str) -> None:
-    from chat.services import message_system_post
-
-    message_system_post(transaction_id=txn.pk, content=content)
+    """A system line in the parties' chat thread, in this transaction (the chat app, a
+    higher layer, writes it: escrow.signals.transaction_system_line)."""
+    transaction_system_line.send(sender=Transaction, transaction_id=txn.pk, content=content)
 
 
 def _notify(txn: Transaction, *, user_ids, type: str, title: str, body: str, key: str) -> None:
-    from notifications.services import notify
-
     for uid in user_ids:
         notify(user_id=uid, type=type, title=title, body=body,
                data={"transaction_id": str(txn.pk), "status": txn.status},

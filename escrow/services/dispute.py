@@ -12,7 +12,8 @@ from django.utils import timezone
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from accounts.policies import ensure_active
+from accounts.policies import ensure_active, ensure_staff
+from biddt.audit import audit_record
 from biddt.errors import Conflict, invalid
 from biddt.money import money_text
 from escrow import ledger
@@ -80,8 +81,6 @@ def dispute_open(*, user, transaction_id: Any, reason: str) -> Dispute:
 
 def _dispute_close(dispute: Dispute, *, status: str, staff_user, note: str,
                    details: dict[str, Any] | None = None) -> None:
-    from biddt.audit import audit_record
-
     with transaction.atomic():
         if Dispute.objects.filter(pk=dispute.pk, status=Dispute.Status.OPEN).update(
                 status=status, resolved_by=staff_user, resolution_note=note,
@@ -100,6 +99,7 @@ def _dispute_close(dispute: Dispute, *, status: str, staff_user, note: str,
 def dispute_resolve_refund(*, dispute_id: Any, staff_user, note: str = "") -> Dispute:
     """Staff: refund the buyer (`disputed → refunded`). Idempotent: a resolved dispute or an
     already refunded transaction changes nothing more."""
+    ensure_staff(staff_user, detail=_("Only staff can resolve a dispute."))
     dispute = Dispute.objects.select_related("transaction").get(pk=dispute_id)
     if dispute.status == Dispute.Status.OPEN:
         with _deciding(dispute.pk):
@@ -118,6 +118,7 @@ def _refund_and_close(dispute: Dispute, *, staff_user, note: str) -> None:
 
 def dispute_resolve_release(*, dispute_id: Any, staff_user, note: str = "") -> Dispute:
     """Staff: release to the seller (`disputed → released`), then the payout as usual."""
+    ensure_staff(staff_user, detail=_("Only staff can resolve a dispute."))
     dispute = Dispute.objects.select_related("transaction").get(pk=dispute_id)
     if dispute.status != Dispute.Status.OPEN:
         return dispute
@@ -172,6 +173,7 @@ def dispute_resolve_split(*, dispute_id: Any, staff_user, refund_cents: int,
     the dispute with its audit entry and queues the payout after commit. A dispute that is
     no longer open changes nothing. The note is required (it goes to the audit log).
     """
+    ensure_staff(staff_user, detail=_("Only staff can resolve a dispute."))
     note = (note or "").strip()
     if not note:
         raise invalid("blank", "Write a note: it goes to the audit log.", attr="note")

@@ -13,10 +13,15 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
-from biddt.errors import PermissionDenied, invalid
+from accounts.policies import ensure_staff
+from biddt.audit import audit_record
+from biddt.errors import invalid
 from escrow.models import Transaction
+from escrow.selectors import transactions_meetup_due_ids, transactions_unpaid_due_ids
 from escrow.services.common import _lock, _move, _notify, transaction_announce
 from escrow.services.payment import transaction_refund
+from listings.lifecycle import listing_transition
+from listings.models import ListingStatus
 
 Status = Transaction.Status
 
@@ -24,12 +29,10 @@ Status = Transaction.Status
 def _cancel_unpaid(txn: Transaction, *, now, body: str, key: str) -> bool:
     """`pending_payment → cancelled` and the listing back to `unsold`; caller holds the
     transaction's row lock (then the listing is updated: transaction, then listing)."""
-    from listings.models import Listing
-
     if not _move(txn, to=Status.CANCELLED, frm=(Status.PENDING_PAYMENT,), cancelled_at=now):
         return False
-    Listing.objects.filter(pk=txn.listing_id, status=Listing.Status.SOLD).update(
-        status=Listing.Status.UNSOLD, updated_at=now)
+    listing_transition(listing_id=txn.listing_id, frm=[ListingStatus.SOLD],
+                       to=ListingStatus.UNSOLD, updated_at=now)
     _notify(txn, user_ids=[txn.buyer_id, txn.seller_id], type="transaction_update",
             title=_("Sale cancelled"), body=body, key=key)
     transaction_announce(txn)
@@ -59,11 +62,8 @@ def transaction_cancel_unpaid(*, transaction_id: Any, staff_user, reason: str) -
     """Staff: cancel a `pending_payment` sale now, before its payment window ends (no money
     has moved, so no journal). Same effects as the expiry, plus an audit entry. True when
     this call cancelled it; False when it was no longer unpaid."""
-    from biddt.audit import audit_record
-
     reason = (reason or "").strip()
-    if not (staff_user and staff_user.is_staff):
-        raise PermissionDenied(_("Only staff can cancel a sale."))
+    ensure_staff(staff_user, detail=_("Only staff can cancel a sale."))
     if not reason:
         raise invalid("required", _("A reason is required."), attr="reason")
     with transaction.atomic():
@@ -80,9 +80,7 @@ def transaction_cancel_unpaid(*, transaction_id: Any, staff_user, reason: str) -
 
 
 def transactions_expire_unpaid(*, limit: int = 500) -> int:
-    due = list(Transaction.objects.filter(status=Status.PENDING_PAYMENT,
-                                          payment_due_at__lte=timezone.now())
-               .values_list("pk", flat=True)[:limit])
+    due = transactions_unpaid_due_ids(limit=limit)
     return sum(transaction_expire_unpaid(transaction_id=pk) for pk in due)
 
 
@@ -123,9 +121,6 @@ def transaction_meetup_check(*, transaction_id: Any) -> str | None:
 
 
 def transactions_meetup_sweep(*, limit: int = 500) -> int:
-    first = min(settings.BIDDT_MEETUP_REMINDER_DAYS or [settings.BIDDT_MEETUP_WINDOW_DAYS])
-    pks = list(Transaction.objects.filter(
-        status=Status.IN_ESCROW, paid_at__lte=timezone.now() - timedelta(days=first),
-    ).values_list("pk", flat=True)[:limit])
+    pks = transactions_meetup_due_ids(limit=limit)
     return sum(1 for pk in pks if transaction_meetup_check(transaction_id=pk))
 

@@ -12,20 +12,19 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import Throttled
 
-from accounts.models import User
 from accounts.policies import ensure_active
+from accounts.reputation import user_sale_completed
 from biddt import handoff_tokens
 from biddt.crypto import blind_index
 from biddt.errors import Conflict, invalid
 from biddt.events import task_on_commit
 from biddt.i18n import Money
-from escrow import ledger
+from escrow import ledger, tasks
 from escrow.models import Transaction
 from escrow.services.common import (
     _invalid_state,
@@ -36,6 +35,7 @@ from escrow.services.common import (
     _system_line,
     transaction_announce,
 )
+from safezones.models import SafeZone
 
 logger = logging.getLogger(__name__)
 Status = Transaction.Status
@@ -95,7 +95,7 @@ def _release_effects(txn: Transaction, *, reason: str, journal=ledger.journal_re
     """Inside the transaction that moved `txn` to `released`: books (`journal`: the release,
     or a dispute split's), counters, messages, the payout task after commit."""
     journal(txn)
-    User.objects.filter(pk=txn.seller_id).update(completed_sales=F("completed_sales") + 1)
+    user_sale_completed(seller_id=txn.seller_id)
     _notify(txn, user_ids=[txn.seller_id, txn.buyer_id], type="escrow_released",
             title=_("Escrow released"),
             body=format_lazy(_("The money for “{title}” ({price}) was released to the "
@@ -104,9 +104,7 @@ def _release_effects(txn: Transaction, *, reason: str, journal=ledger.journal_re
             key="escrow_released")
     _system_line(txn, reason)
     transaction_announce(txn)
-    from escrow.tasks import payout_send
-
-    task_on_commit(payout_send, str(txn.pk))
+    task_on_commit(tasks.payout_send, str(txn.pk))
 
 
 def _qr_guesses_key(txn_id: Any) -> tuple[str, int]:
@@ -144,7 +142,7 @@ def _qr_wrong_code_record(*, txn_id: Any) -> None:
                        txn_id, count)
 
 
-def transaction_verify(*, user, transaction_id: Any, code: str) -> Transaction:
+def escrow_release(*, user, transaction_id: Any, code: str) -> Transaction:
     """The seller scans the buyer's code: `in_escrow → released`, exactly once.
 
     Locks the transaction row, so of two concurrent scans the second sees the first's result
@@ -240,8 +238,6 @@ def meetup_set(*, user, transaction_id: Any, safe_zone_id: Any, meetup_at) -> Tr
     """Propose where and when to meet (buyer or seller; `pending_payment` or `in_escrow`);
     the other party gets a `transaction_update` event."""
     ensure_active(user)
-    from safezones.models import SafeZone
-
     txn = _party_or_404(user=user, transaction_id=transaction_id)
     zone = SafeZone.objects.filter(pk=safe_zone_id, is_active=True).first()
     if zone is None:

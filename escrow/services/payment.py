@@ -33,6 +33,7 @@ from escrow.services.common import (
 )
 from escrow.services.wallet import wallet_apply_account
 from escrow.stripe_mirror import event_store
+from notifications.services import notify
 
 logger = logging.getLogger(__name__)
 Status = Transaction.Status
@@ -151,8 +152,6 @@ def payment_failed_apply(*, payment_intent: PaymentIntentInfo, event_id: str) ->
     txn = _txn_for_intent(payment_intent)
     if txn is None or txn.status != Status.PENDING_PAYMENT:
         return False
-    from notifications.services import notify
-
     notify(user_id=txn.buyer_id, type="transaction_update", title=_("Payment failed"),
            body=payment_intent.last_error or _("Your payment didn't go through. Try another "
                                                "card."),

@@ -9,11 +9,14 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Wallet
+from accounts.policies import ensure_staff
+from biddt.audit import audit_record
 from biddt.events import on_commit, task_on_commit
 from biddt.metrics import PAYOUTS
-from escrow import ledger
+from escrow import ledger, tasks
 from escrow.models import Transaction
 from escrow.payments import (
     gateway_get,
@@ -82,8 +85,6 @@ def payout_send(*, transaction_id: Any) -> str:
 def payouts_retry() -> int:
     """Queue payouts stuck in `failed`, or for 10 minutes in `pending` (a killed run) or
     `none` (a task killed before its claim, or never queued), for active wallets."""
-    from escrow.tasks import payout_send as payout_task
-
     P = Transaction.PayoutStatus
     stale = timezone.now() - timedelta(minutes=10)
     pks = list(Transaction.objects.filter(
@@ -92,7 +93,7 @@ def payouts_retry() -> int:
         status=Status.RELEASED, seller__wallet__status=Wallet.Status.ACTIVE,
     ).values_list("pk", flat=True)[:500])
     for pk in pks:
-        payout_task.delay(str(pk))
+        tasks.payout_send.delay(str(pk))
     return len(pks)
 
 
@@ -111,9 +112,7 @@ def payout_resend(*, transaction_id: Any, staff_user, reason: str = "") -> Resen
     `payout_send` (same provider idempotency key), so a resend never pays twice. A seller
     without an active wallet gets nothing queued (the payout starts by itself when
     `account.updated` activates the wallet): the outcome says so. Audited when queued."""
-    from biddt.audit import audit_record
-    from escrow.tasks import payout_send as payout_task
-
+    ensure_staff(staff_user, detail=_("Only staff can resend a payout."))
     P = Transaction.PayoutStatus
     with transaction.atomic():
         txn = _lock(transaction_id)
@@ -130,5 +129,5 @@ def payout_resend(*, transaction_id: Any, staff_user, reason: str = "") -> Resen
                      before={"payout_status": txn.payout_status},
                      after={"payout_status": txn.payout_status, "queued": True},
                      reason=reason)
-        task_on_commit(payout_task, str(txn.pk))
+        task_on_commit(tasks.payout_send, str(txn.pk))
     return ResendOutcome.QUEUED

@@ -1,16 +1,15 @@
-"""Ratings of the other party after a released sale."""
+"""Ratings of the other party after a released sale (the rows and counters are accounts')."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Rating, User
+from accounts.models import Rating
 from accounts.policies import ensure_active
-from biddt.errors import Conflict, invalid
+from accounts.reputation import rating_record
+from biddt.errors import invalid
 from escrow.models import Transaction
 from escrow.services.common import _invalid_state, _party_or_404
 
@@ -19,7 +18,7 @@ Status = Transaction.Status
 
 def rating_create(*, user, transaction_id: Any, score: int, comment: str = "") -> Rating:
     """Rate the other party once, after `released`; the ratee's counters move with F() in
-    the same transaction. 409 `already_rated`."""
+    the same transaction (accounts.reputation.rating_record). 409 `already_rated`."""
     ensure_active(user)
     txn = _party_or_404(user=user, transaction_id=transaction_id)
     if txn.status != Status.RELEASED:
@@ -27,13 +26,5 @@ def rating_create(*, user, transaction_id: Any, score: int, comment: str = "") -
     if not 1 <= int(score) <= 5:
         raise invalid("invalid_score", _("The score is 1 to 5."), attr="score")
     ratee_id = txn.seller_id if user.pk == txn.buyer_id else txn.buyer_id
-    try:
-        with transaction.atomic():
-            rating = Rating.objects.create(transaction=txn, rater=user, ratee_id=ratee_id,
-                                           score=score, comment=(comment or "")[:1000])
-            User.objects.filter(pk=ratee_id).update(rating_count=F("rating_count") + 1,
-                                                    rating_total=F("rating_total") + score)
-    except IntegrityError:
-        raise Conflict(_("You already rated this transaction."), code="already_rated") from None
-    return rating
-
+    return rating_record(transaction_id=txn.pk, rater=user, ratee_id=ratee_id, score=score,
+                         comment=comment)

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.policies import ensure_active
 from biddt.errors import Conflict, NotFound
 from escrow.models import Transaction
+from listings.models import Listing
 
 Status = Transaction.Status
 
@@ -66,6 +67,17 @@ def transaction_create_for_sale(*, listing, amount_cents: int, source: str, buye
     return txn
 
 
+def listing_sold_apply(*, listing, buyer_id: Any, amount_cents: int, source: str,
+                       winning_bid_id: Any = None, **_signal: Any) -> Transaction:
+    """`bidding.signals.listing_sold` (connected in escrow.apps), in the transaction that sold
+    the listing: create the sale's transaction. An auction's close won its conditional
+    update, so it inserts without looking (`decided`); buy now holds the row lock."""
+    return transaction_create_for_sale(listing=listing, buyer_id=buyer_id,
+                                       amount_cents=amount_cents, source=source,
+                                       winning_bid_id=winning_bid_id,
+                                       decided=source == Transaction.Source.AUCTION)
+
+
 def transaction_claim(*, user, listing_id: Any) -> tuple[Transaction, bool]:
     """The caller's transaction of a sale, for its winner (or the runner-up who accepted a
     second-chance offer). `(txn, created)`.
@@ -74,8 +86,6 @@ def transaction_claim(*, user, listing_id: Any) -> tuple[Transaction, bool]:
     buyer: 404. A listing that isn't sold: 409 `listing_not_sold`.
     """
     ensure_active(user)
-    from listings.models import Listing
-
     try:
         listing = Listing.objects.get(pk=listing_id)
     except (Listing.DoesNotExist, ValueError, DjangoValidationError):

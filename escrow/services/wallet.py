@@ -1,32 +1,24 @@
-"""Sellers' payout accounts (Stripe Express connected accounts) and their status."""
+"""Sellers' payout accounts (Stripe Express connected accounts): the provider's side.
+
+The wallet rows are the accounts app's (accounts/wallets.py); this module makes the provider
+calls and hands their results to it. A wallet found active sends
+`accounts.signals.wallet_payouts_ready`, which queues the payouts waiting for it
+(`payouts_queue_waiting`, connected in escrow.apps).
+"""
 
 from __future__ import annotations
 
-import logging
-
-from django.conf import settings
-from django.db import transaction
-from django.utils import timezone
+from typing import Any
 
 from accounts.models import Wallet
 from accounts.policies import ensure_active
+from accounts.wallets import wallet_apply_account_state, wallet_get_or_create, wallet_set_account_id
 from biddt.events import task_on_commit
+from escrow import tasks
 from escrow.models import Transaction
-from escrow.payments import (
-    AccountInfo,
-    gateway_get,
-)
+from escrow.payments import AccountInfo, gateway_get
 
-logger = logging.getLogger(__name__)
 Status = Transaction.Status
-
-
-def _wallet_status_for(account: AccountInfo) -> str:
-    if account.details_submitted and account.payouts_enabled:
-        return Wallet.Status.ACTIVE
-    if account.details_submitted:
-        return Wallet.Status.RESTRICTED
-    return Wallet.Status.PENDING
 
 
 def wallet_create(*, user) -> tuple[Wallet, str | None, bool]:
@@ -37,16 +29,11 @@ def wallet_create(*, user) -> tuple[Wallet, str | None, bool]:
     carries an idempotency key derived from the user.
     """
     ensure_active(user)
-    with transaction.atomic():
-        wallet, created = Wallet.objects.get_or_create(
-            user=user, defaults={"currency": settings.BIDDT_CURRENCY})
+    wallet, created = wallet_get_or_create(user=user)
     gateway = gateway_get()
     if not wallet.stripe_account_id:
         account = gateway.create_connected_account(user)
-        Wallet.objects.filter(pk=wallet.pk, stripe_account_id__isnull=True).update(
-            stripe_account_id=account.id, updated_at=timezone.now())
-        wallet.refresh_from_db()
-        if wallet.stripe_account_id == account.id:
+        if wallet_set_account_id(wallet=wallet, account_id=account.id):
             wallet_apply_account(account=account)
             wallet.refresh_from_db()
     url = None
@@ -57,35 +44,19 @@ def wallet_create(*, user) -> tuple[Wallet, str | None, bool]:
 
 def wallet_apply_account(*, account: AccountInfo) -> Wallet | None:
     """Set the wallet's status from the provider's account (re-read, never the webhook body);
-    when it becomes active, queue the payouts that were waiting for it."""
-    with transaction.atomic():
-        wallet = (Wallet.objects.select_for_update(of=("self",), no_key=True)
-                  .filter(stripe_account_id=account.id).first())
-        if wallet is None:
-            return None
-        new_status = _wallet_status_for(account)
-        became_active = (new_status == Wallet.Status.ACTIVE
-                         and wallet.status != Wallet.Status.ACTIVE)
-        Wallet.objects.filter(pk=wallet.pk).update(
-            status=new_status, charges_enabled=account.charges_enabled,
-            payouts_enabled=account.payouts_enabled,
-            details_submitted=account.details_submitted, updated_at=timezone.now())
-        wallet.refresh_from_db()
-        if new_status == Wallet.Status.ACTIVE:
-            _queue_waiting_payouts(seller_id=wallet.user_id)
-        if became_active:
-            logger.info("wallet %s active", wallet.pk)
-    return wallet
+    when it is active, the payouts that were waiting for it are queued."""
+    return wallet_apply_account_state(
+        account_id=account.id, charges_enabled=account.charges_enabled,
+        payouts_enabled=account.payouts_enabled, details_submitted=account.details_submitted)
 
 
-def _queue_waiting_payouts(*, seller_id) -> None:
-    from escrow.tasks import payout_send
-
+def payouts_queue_waiting(*, user_id: Any, **_signal: Any) -> None:
+    """`accounts.signals.wallet_payouts_ready`: after commit, a payout task for each released
+    sale of the seller whose payout waited for a wallet (or failed)."""
     waiting = Transaction.objects.filter(
-        seller_id=seller_id, status=Status.RELEASED,
+        seller_id=user_id, status=Status.RELEASED,
         payout_status__in=[Transaction.PayoutStatus.WAITING_WALLET,
                            Transaction.PayoutStatus.FAILED],
     ).values_list("pk", flat=True)
     for pk in waiting:
-        task_on_commit(payout_send, str(pk))
-
+        task_on_commit(tasks.payout_send, str(pk))

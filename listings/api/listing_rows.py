@@ -26,7 +26,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from accounts.models import User
-from bidding import rules
+from listings import rules
 from listings.models import ListingImage, ListingVideo, VideoStatus
 
 COLUMNS = ("id", "seller_id", "title", "description", "category", "condition", "auction_type",

@@ -2,27 +2,8 @@ from rest_framework import serializers
 
 from notifications.models import EMAIL_TYPES, Notification
 
-
-class NotificationSerializer(serializers.ModelSerializer):
-    """`{id, type, title, body, data, read_at, created_at}` (also the socket payload)."""
-
-    class Meta:
-        model = Notification
-        fields = ["id", "type", "title", "body", "data", "read_at", "created_at"]
-        read_only_fields = fields
-
-    @classmethod
-    def items(cls, notifications) -> list[dict]:
-        """The items of many rows, from one serializer whose fields are built once per
-        process: a close renders a few of these, 10,000 closes a sweep."""
-        item = _ITEM_SERIALIZER.get(cls)
-        if item is None:
-            item = _ITEM_SERIALIZER[cls] = cls()
-            item.fields  # noqa: B018 - bind the fields now, before threads share it
-        return [item.to_representation(n) for n in notifications]
-
-
-_ITEM_SERIALIZER: dict[type, NotificationSerializer] = {}
+# The REST item is the socket payload (notifications/payloads.py, which the services use too).
+from notifications.payloads import NotificationSerializer  # noqa: F401
 
 
 class ReadAllResponseSerializer(serializers.Serializer):

@@ -64,4 +64,4 @@ def released_transaction(settings):
     txn = sold_transaction(amount_cents=10000)
     services.transaction_pay(user=txn.buyer, transaction_id=txn.pk)
     code, _ = services.qr_issue(user=txn.buyer, transaction_id=txn.pk)
-    return services.transaction_verify(user=txn.seller, transaction_id=txn.pk, code=code)
+    return services.escrow_release(user=txn.seller, transaction_id=txn.pk, code=code)

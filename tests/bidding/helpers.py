@@ -5,8 +5,8 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from bidding import rules
 from bidding.models import Bid
+from listings import rules
 from listings.models import Listing
 
 

@@ -8,10 +8,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bidding import rules, selectors
+from bidding import selectors
 from bidding.models import Bid
 from bidding.services import bid_place
 from biddt.errors import Conflict
+from listings import rules
 from tests.bidding.helpers import as_tuple, replayed_state, row_state
 from tests.factories import ListingFactory, UserFactory
 

@@ -193,6 +193,21 @@ def test_history_hides_drafts_of_others(api, listing):
     assert client_for(draft.seller).get(bids_url(draft)).status_code == 200
 
 
+@pytest.mark.parametrize("hidden", ["removed", "paused"])
+def test_history_follows_the_listing_detail_visibility(api, hidden):
+    """One visibility rule (listings.selectors.listing_visible): where the detail is 404, so
+    is the history; the seller and staff still see both."""
+    if hidden == "removed":
+        listing = ListingFactory(status="removed")
+    else:  # a suspended seller's listing is paused
+        listing = ListingFactory(seller_active=False)
+    assert api.get(f"/v1/listings/{listing.pk}").status_code == 404
+    assert api.get(bids_url(listing)).status_code == 404
+    for viewer in (listing.seller, UserFactory(is_staff=True)):
+        assert client_for(viewer).get(f"/v1/listings/{listing.pk}").status_code == 200
+        assert client_for(viewer).get(bids_url(listing)).status_code == 200
+
+
 def test_my_bids(auth_api, user, listing):
     bid_place(listing_id=listing.pk, bidder=user, amount_cents=1000, max_amount_cents=3000)
     bid_place(listing_id=ListingFactory().pk, bidder=UserFactory(), amount_cents=1000)

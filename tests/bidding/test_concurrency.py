@@ -12,11 +12,12 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from bidding import rules, selectors
+from bidding import selectors
 from bidding.models import Bid
 from bidding.services import auction_sweep, bid_place
 from biddt.errors import APIException
 from escrow.models import Transaction
+from listings import rules
 from listings.models import Listing
 from notifications.models import Notification
 from tests.bidding.helpers import as_tuple, replayed_state, row_state

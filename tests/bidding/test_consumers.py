@@ -52,6 +52,22 @@ async def test_subscribe_errors():
     await comm.disconnect()
 
 
+async def test_subscribe_follows_the_listing_detail_visibility():
+    """A removed listing, or a suspended seller's paused one, has no snapshot for others (the
+    detail is 404 too: listings.selectors.listing_visible); its seller still subscribes."""
+    removed = await make(ListingFactory, status="removed")
+    paused = await make(ListingFactory, seller_active=False)
+    comm = await connect()
+    for listing in (removed, paused):
+        answer = await send(comm, {"type": "subscribe", "listingId": str(listing.pk)})
+        assert (answer["type"], answer["code"]) == ("error", "not_found")
+    await comm.disconnect()
+    seller = await connect(paused.seller)
+    answer = await send(seller, {"type": "subscribe", "listingId": str(paused.pk)})
+    assert answer["type"] == "subscribed"
+    await seller.disconnect()
+
+
 async def test_anonymous_sockets_cannot_bid():
     listing = await make(ListingFactory)
     comm = await connect()

@@ -20,11 +20,9 @@ from bidding.api.serializers import (
     BidHistorySerializer,
     BidPlacedSerializer,
     ListingLiveSerializer,
-    bid_history_data,
-    bid_placed_data,
-    listing_live_data,
 )
 from bidding.models import Bid
+from bidding.payloads import bid_history_data, bid_placed_data, listing_live_data
 from listings.models import Listing, ListingStatus
 
 cents = st.integers(1, 10**15)

@@ -288,7 +288,7 @@ def _released_transactions(n: int, monkeypatch) -> list[Transaction]:
         Transaction.objects.filter(pk=txn.pk).update(payment_intent_id=pi.id)
         assert escrow_services.payment_succeeded_apply(payment_intent=pi)
         code, _ = escrow_services.qr_issue(user=txn.buyer, transaction_id=txn.pk)
-        escrow_services.transaction_verify(user=txn.seller, transaction_id=txn.pk, code=code)
+        escrow_services.escrow_release(user=txn.seller, transaction_id=txn.pk, code=code)
         pks.append(txn.pk)
     assert sorted(queued) == sorted((PAYOUT, (str(pk),)) for pk in pks)
     txns = list(Transaction.objects.filter(pk__in=pks).select_related("seller__wallet"))

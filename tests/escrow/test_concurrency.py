@@ -42,7 +42,7 @@ def test_two_concurrent_scans_release_once(settings):
     services.transaction_pay(user=txn.buyer, transaction_id=txn.pk)
     code, _ = services.qr_issue(user=txn.buyer, transaction_id=txn.pk)
     # when the seller's two phones scan it at the same time
-    results = run_together(2, lambda i: services.transaction_verify(
+    results = run_together(2, lambda i: services.escrow_release(
         user=txn.seller, transaction_id=txn.pk, code=code))
     # then one released it and the other was told the code was used
     released = [r for r in results if isinstance(r, Transaction)]

@@ -16,9 +16,10 @@ from django.utils import timezone
 
 from accounts.services import user_reinstate, user_suspend
 from biddt.dbstats import analyze, explain, plan_shape
-from biddt.geo import bounding_box, distance_km_expr, haversine_km
+from biddt.geo import bounding_box, distance_km_expr
 from listings.models import Listing, ListingImage, ListingVideo, Watch
 from tests.factories import ListingFactory, UserFactory
+from tests.geo import haversine_km
 from tests.listings.conftest import client_for
 
 pytestmark = pytest.mark.django_db

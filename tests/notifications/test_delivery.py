@@ -1,4 +1,4 @@
-"""Push (FCM over a fake HTTP transport), e-mail, preferences, once per event, ending soon."""
+"""Push (FCM over a fake HTTP transport), e-mail, preferences, once per event."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from notifications import tasks
 from notifications.models import Notification
 from notifications.push import FCMBackend, InMemoryBackend
 from notifications.services import notify
-from tests.factories import ListingFactory, UserFactory
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -114,27 +114,6 @@ def test_email_only_for_mail_types_and_users_with_an_address(user):
     deliver(user_id=user.pk, type="payment_received", title="Paid")
     assert [(m.to, m.subject) for m in mail.outbox] == [(["me@example.com"], "Biddt: Paid")]
     assert "Paid" in mail.outbox[0].alternatives[0][0]
-
-
-def test_ending_soon_once_each_mark_for_watchers_and_bidders():
-    from bidding.models import Bid
-    from listings.models import Watch
-
-    listing = ListingFactory(ends_at=timezone.now() + timedelta(minutes=50))
-    watcher, bidder = UserFactory(), UserFactory()
-    Watch.objects.create(user=watcher, listing=listing)
-    Bid.objects.create(listing=listing, bidder=bidder, amount_cents=1000,
-                       max_amount_cents=1000, seq=1)
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        assert tasks.ending_soon_notify() == 2
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        assert tasks.ending_soon_notify() == 0
-    from django.core.cache import cache
-
-    cache.clear()  # even without the cache marker, the dedupe key holds
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        assert tasks.ending_soon_notify() == 0
-    assert Notification.objects.filter(type="ending_soon").count() == 2
 
 
 # --- FCM through firebase-admin, with the HTTP transport faked --------------------------------

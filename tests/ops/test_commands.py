@@ -45,7 +45,7 @@ def paid(settings, **kwargs) -> Transaction:
 def test_reconcile_matches_on_good_books(settings):
     txn = paid(settings)
     code_qr, _ = services.qr_issue(user=txn.buyer, transaction_id=txn.pk)
-    services.transaction_verify(user=txn.seller, transaction_id=txn.pk, code=code_qr)
+    services.escrow_release(user=txn.seller, transaction_id=txn.pk, code=code_qr)
     refunded = paid(settings)
     services.transaction_refund(transaction_id=refunded.pk, frm=("in_escrow",), reason="t")
     code, out, _ = run("reconcile_payments", "--backend", "simulated")

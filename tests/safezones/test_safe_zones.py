@@ -7,8 +7,9 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from biddt.geo import bounding_box, haversine_km
+from biddt.geo import bounding_box
 from safezones.models import SafeZone
+from tests.geo import haversine_km
 
 pytestmark = pytest.mark.django_db
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 import logging
 
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 from tqdm import tqdm
 
-from accounts.models import User
+from bidding.selectors import auctions_due_ids
 from bidding.services import auction_close
-from listings.models import Listing, ListingStatus
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +22,7 @@ class Command(BaseCommand):
     help = "Close every auction whose end has passed, now, and print how many. Exit 1 on errors."
 
     def handle(self, *args, **options):
-        due = list(Listing.objects.filter(status=ListingStatus.ACTIVE,
-                                          ends_at__lte=timezone.now(),
-                                          seller__status=User.Status.ACTIVE)
-                   .order_by("ends_at").values_list("pk", flat=True))
+        due = auctions_due_ids()
         closed, failed = 0, []
         for pk in tqdm(due, unit="auction", desc="closing", file=self.stderr,
                        disable=options["verbosity"] == 0 or not due):

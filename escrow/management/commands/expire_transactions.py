@@ -10,11 +10,9 @@ from __future__ import annotations
 import logging
 
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 from tqdm import tqdm
 
-from escrow import services
-from escrow.models import Transaction
+from escrow import selectors, services
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +25,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         quiet = options["verbosity"] == 0
         failed: list[str] = []
-        unpaid = list(Transaction.objects.filter(
-            status=Transaction.Status.PENDING_PAYMENT, payment_due_at__lte=timezone.now(),
-        ).values_list("pk", flat=True))
+        unpaid = selectors.transactions_unpaid_due_ids()
         cancelled = 0
         for pk in tqdm(unpaid, unit="txn", desc="unpaid", file=self.stderr,
                        disable=quiet or not unpaid):
@@ -38,9 +34,7 @@ class Command(BaseCommand):
             except Exception as exc:  # noqa: BLE001 - report, go on with the others
                 logger.exception("expiring %s failed", pk)
                 failed.append(f"{pk}: {exc}")
-        held = list(Transaction.objects.filter(status=Transaction.Status.IN_ESCROW,
-                                               paid_at__isnull=False)
-                    .values_list("pk", flat=True))
+        held = selectors.transactions_meetup_due_ids()
         meetup = 0
         for pk in tqdm(held, unit="txn", desc="meetups", file=self.stderr,
                        disable=quiet or not held):

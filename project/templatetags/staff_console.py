@@ -6,16 +6,16 @@ from django import template
 from django.core.cache import cache
 from django.urls import reverse
 
+from accounts.models import User
+from biddt.core.models import AuditEntry
+from escrow.models import Dispute, Transaction
+from listings.models import Listing, ListingReport
+
 register = template.Library()
 
 
 @register.inclusion_tag("admin/staff_queues.html", takes_context=True)
 def staff_queues(context):
-    from accounts.models import User
-    from biddt.core.models import AuditEntry
-    from escrow.models import Dispute, Transaction
-    from listings.models import Listing, ListingReport
-
     user = context["request"].user
 
     def row(label, perm, model, url_name, query, count):

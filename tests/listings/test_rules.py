@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bidding.rules import (
+from listings.rules import (
     BID_TOO_LOW,
     INCREMENT_BANDS,
     INVALID_MAX,

@@ -1,0 +1,1 @@
+"""The top layer of the project (see apps.py)."""
