@@ -38,7 +38,7 @@ class SecondChanceOfferAdmin(admin.ModelAdmin):
     list_filter = ["status", "created_at"]
     search_fields = ["listing__title", "bidder__display_name", "id"]
     list_select_related = ["listing", "bidder"]
-    # Offers are made, accepted, declined and expired by bidding.second_chance only.
+    # Offers are made, accepted, declined and expired by escrow.services.second_chance only.
     readonly_fields = ["listing", "bidder", "amount_cents", "status", "expires_at",
                        "transaction", "created_at", "decided_at"]
 

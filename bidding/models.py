@@ -63,7 +63,7 @@ class SecondChanceOffer(models.Model):
 
     At most one `offered` row per listing (constraint), and one offer per bidder and listing
     ever: a bidder who declined, let it expire or accepted is not offered again, so the next
-    offer goes to the next bidder. Written by bidding.second_chance only.
+    offer goes to the next bidder. Written by escrow.services.second_chance only.
     """
 
     class Status(models.TextChoices):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from bidding import second_chance, services
+from bidding import services
 
 
 @shared_task(acks_late=True)
@@ -29,9 +29,3 @@ def auction_ending_soon_notify() -> int:
 def bid_outbid_notify(*, listing_id: str, user_id: str, seq: int) -> None:
     """The `outbid` notification; deduplicated per listing and seq."""
     services.bid_outbid_notify(listing_id=listing_id, user_id=user_id, seq=seq)
-
-
-@shared_task(acks_late=True)
-def second_chance_expire_due() -> int:
-    """The sweep (beat, every minute): open second-chance offers past their 48 h expire."""
-    return second_chance.second_chance_expire_due()

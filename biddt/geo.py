@@ -112,3 +112,12 @@ def earth_order_expr(lat: float, lng: float, lat_field: str, lng_field: str) -> 
     great-circle distance, and ORDER BY it alone is a KNN scan of the GiST index."""
     return _Infix(_earth_point(F(lat_field), F(lng_field)), "<->",
                   _earth_point(Value(float(lat)), Value(float(lng))), FloatField())
+
+
+def haversine_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """The great-circle distance in Python (saved-search matching on SQLite, where the SQL
+    distance isn't available)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lng2 - lng1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))

@@ -270,7 +270,7 @@ CELERY_BEAT_SCHEDULE = {
     "auction-ending-soon": {"task": "bidding.tasks.auction_ending_soon", "schedule": 5.0},
     "idempotency-purge": {"task": "biddt.core.tasks.idempotency_purge_expired",
                           "schedule": 3600.0},
-    "second-chance-expire": {"task": "bidding.tasks.second_chance_expire_due",
+    "second-chance-expire": {"task": "escrow.tasks.second_chance_expire_due",
                              "schedule": 60.0},
     "escrow-expire-unpaid": {"task": "escrow.tasks.transactions_expire_unpaid",
                              "schedule": 300.0},
@@ -444,7 +444,7 @@ BIDDT_HANDOFF_PREVIOUS_KEYS = env.str("BIDDT_HANDOFF_PREVIOUS_KEYS", default="")
 BIDDT_HANDOFF_CLOCK_SKEW_SECONDS = env.int("BIDDT_HANDOFF_CLOCK_SKEW_SECONDS", default=120)
 BIDDT_HANDOFF_SCAN_MAX_AGE_HOURS = env.int("BIDDT_HANDOFF_SCAN_MAX_AGE_HOURS", default=72)
 BIDDT_PAYMENT_WINDOW_HOURS = env.int("BIDDT_PAYMENT_WINDOW_HOURS", default=48)
-# How long a second-chance offer to a runner-up stays open (bidding.second_chance).
+# How long a second-chance offer to a runner-up stays open (escrow.services.second_chance).
 BIDDT_SECOND_CHANCE_HOURS = env.int("BIDDT_SECOND_CHANCE_HOURS", default=48)
 BIDDT_MEETUP_WINDOW_DAYS = env.int("BIDDT_MEETUP_WINDOW_DAYS", default=14)
 BIDDT_FEE_PERCENT = env.float("BIDDT_FEE_PERCENT", default=6.0)
@@ -456,7 +456,7 @@ BIDDT_MEETUP_REMINDER_DAYS = env.list("BIDDT_MEETUP_REMINDER_DAYS", cast=int, de
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["TransactionStatusEnum"] = (
     "escrow.models.TransactionStatus.choices")
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["SecondChanceStatusEnum"] = (
-    "bidding.api.second_chance.SECOND_CHANCE_STATUS_CHOICES")
+    "escrow.api.second_chance.SECOND_CHANCE_STATUS_CHOICES")
 BIDDT_WALLET_RETURN_URL = env.str("BIDDT_WALLET_RETURN_URL",
                                   default="https://biddt.app/wallet/onboarding-complete")
 BIDDT_CHAT_MESSAGES_PER_MINUTE = env.int("BIDDT_CHAT_MESSAGES_PER_MINUTE", default=30)

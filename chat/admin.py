@@ -3,6 +3,7 @@ from django.contrib import admin
 from biddt.staff import ReadOnlyAdminMixin, ReadOnlyInline
 from chat.models import Message
 from escrow.admin import DisputeAdmin, TransactionAdmin
+from escrow.console import transaction_chat_rows
 
 
 @admin.register(Message)
@@ -37,3 +38,13 @@ def _dispute_thread_rows(transaction_id) -> list:
 
 TransactionAdmin.open_dispute_inlines.append(MessageThreadInline)
 DisputeAdmin.thread_rows = staticmethod(_dispute_thread_rows)
+
+
+def _console_chat_rows(*, transaction, **_signal) -> list:
+    """escrow.console.transaction_chat_rows: the chat of a sale for the console's timeline."""
+    rows = (Message.objects.filter(transaction=transaction).select_related("sender")
+            .order_by("created_at"))
+    return [(m.created_at, m.sender, m.content, m.image) for m in rows]
+
+
+transaction_chat_rows.connect(_console_chat_rows, dispatch_uid="chat-console-rows")

@@ -15,11 +15,11 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db.models import Count, Q
+from django.dispatch import Signal
 from django.urls import reverse
 
 from accounts.models import Rating
 from biddt.money import money_text
-from chat.models import Message
 from escrow.models import Dispute, LedgerEntry, PaymentEvent, Transaction
 from escrow.services.handoff import _qr_guesses_key
 
@@ -33,6 +33,12 @@ class TimelineEvent:
     who: Any = None
     money: str = ""
     images: list[str] = field(default_factory=list)
+
+
+# The buyer-seller chat belongs to the chat app, a higher layer: it connects a receiver
+# (chat.apps) that returns the transaction's messages as `(created_at, sender, content,
+# image)` rows, oldest first. kwargs: transaction.
+transaction_chat_rows = Signal()
 
 
 def _image_url(f) -> str | None:
@@ -138,10 +144,11 @@ def transaction_timeline(txn: Transaction, *, with_chat: bool) -> list[TimelineE
         ev.append(TimelineEvent(txn.created_at, "chat", "Chat",
                                 text="(the chat is shown while a dispute is open)"))
         return sorted(ev, key=lambda e: e.at)
-    for m in Message.objects.filter(transaction=txn).select_related("sender"):
-        url = _image_url(m.image)
-        ev.append(TimelineEvent(m.created_at, "chat", "Chat" if m.sender_id else "System",
-                                who=m.sender, text=m.content, images=[url] if url else []))
+    for _receiver, rows in transaction_chat_rows.send(sender=Transaction, transaction=txn):
+        for created_at, sender, content, image in rows:
+            url = _image_url(image)
+            ev.append(TimelineEvent(created_at, "chat", "Chat" if sender else "System",
+                                    who=sender, text=content, images=[url] if url else []))
     return sorted(ev, key=lambda e: e.at)
 
 

@@ -6,6 +6,7 @@ from celery import shared_task
 
 from escrow import services
 from escrow.payments import GatewayError
+from escrow.services import second_chance
 
 
 @shared_task(autoretry_for=(GatewayError,), retry_backoff=30, retry_backoff_max=3600,
@@ -27,3 +28,9 @@ def transactions_expire_unpaid() -> int:
 @shared_task
 def transactions_meetup_sweep() -> int:
     return services.transactions_meetup_sweep()
+
+
+@shared_task(acks_late=True)
+def second_chance_expire_due() -> int:
+    """The sweep (beat, every minute): open second-chance offers past their 48 h expire."""
+    return second_chance.second_chance_expire_due()

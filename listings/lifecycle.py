@@ -39,7 +39,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     ListingStatus.ACTIVE: frozenset({ListingStatus.SOLD, ListingStatus.UNSOLD,
                                      ListingStatus.CANCELLED, ListingStatus.REMOVED}),
     ListingStatus.SOLD: frozenset({ListingStatus.UNSOLD, ListingStatus.REMOVED}),
-    # `sold` again: a runner-up accepted a second-chance offer (bidding.second_chance).
+    # `sold` again: a runner-up accepted a second-chance offer (escrow.services.second_chance).
     ListingStatus.UNSOLD: frozenset({ListingStatus.SOLD, ListingStatus.REMOVED}),
     ListingStatus.CANCELLED: frozenset({ListingStatus.REMOVED}),
     ListingStatus.REMOVED: frozenset(),

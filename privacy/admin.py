@@ -12,8 +12,9 @@ from django.template.response import TemplateResponse
 
 from accounts.admin import UserAdmin as AccountsUserAdmin
 from accounts.models import User
+from accounts.roles import is_admin_role
 from biddt.errors import Conflict
-from biddt.staff import is_admin_role, require_reason
+from biddt.staff import require_reason
 from privacy.services import account_delete
 
 admin.site.unregister(User)

@@ -1,8 +1,14 @@
 from django.urls import path
 
-from escrow.api import views
+from escrow.api import second_chance, views
 
 urlpatterns = [
+    path("listings/<uuid:listing_id>/second-chance",
+         second_chance.SecondChanceCreateView.as_view(), name="listing-second-chance"),
+    path("second-chance/<uuid:offer_id>/accept", second_chance.SecondChanceAcceptView.as_view(),
+         name="second-chance-accept"),
+    path("second-chance/<uuid:offer_id>/decline",
+         second_chance.SecondChanceDeclineView.as_view(), name="second-chance-decline"),
     path("transactions", views.TransactionsView.as_view(), name="transactions"),
     path("transactions/<uuid:transaction_id>", views.TransactionDetailView.as_view(),
          name="transaction-detail"),

@@ -35,7 +35,7 @@ def transaction_create_for_sale(*, listing, amount_cents: int, source: str, buye
     Idempotent through the unique (listing, buyer): a second call (a retried close, a
     duplicate task, a repeated second-chance accept) returns the first row and creates
     nothing. A listing has at most one transaction that isn't `cancelled` (a second buyer
-    only after the first sale was cancelled unpaid: bidding.second_chance). Call it inside
+    only after the first sale was cancelled unpaid: escrow.services.second_chance). Call it inside
     the transaction that marks the listing sold, so the sale and its transaction commit
     together.
     `decided=True`: the caller's own conditional update made it the one seller of this

@@ -8,14 +8,14 @@ import pytest
 from django.test import TestCase
 from django.utils import timezone
 
-from bidding import second_chance
 from bidding.models import SecondChanceOffer
 from biddt.scheduler import run_due
 from escrow import services as escrow_services
 from escrow.models import LedgerEntry, Transaction
+from escrow.services import second_chance
 from listings.models import Listing
-from tests.bidding.second_chance_helpers import unpaid_auction
 from tests.escrow.helpers import assert_books_balanced
+from tests.escrow.services.second_chance_helpers import unpaid_auction
 from tests.escrow.test_concurrency import run_together
 from tests.escrow.test_late_payment import succeeded
 from tests.factories import UserFactory
@@ -143,7 +143,7 @@ def test_the_embedded_scheduler_runs_the_expiry_sweep(settings):
     SecondChanceOffer.objects.filter(pk=offer.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1))
     entry = settings.CELERY_BEAT_SCHEDULE["second-chance-expire"]
-    assert entry == {"task": "bidding.tasks.second_chance_expire_due", "schedule": 60.0}
+    assert entry == {"task": "escrow.tasks.second_chance_expire_due", "schedule": 60.0}
     # when only that entry is due
     next_run = {name: float("inf") for name in settings.CELERY_BEAT_SCHEDULE}
     next_run["second-chance-expire"] = 0.0

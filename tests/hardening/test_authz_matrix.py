@@ -195,7 +195,7 @@ def _second_chance(w: World, *, seller_role: str, runner_up_role: str):
     the next bidder. Built when the row's URL is (after the caller may have been suspended,
     so the owner is active while the bids are placed)."""
     from bidding.services import bid_place
-    from tests.bidding.second_chance_helpers import close_unpaid
+    from tests.escrow.services.second_chance_helpers import close_unpaid
 
     key = (seller_role, runner_up_role)
     if key not in w.extra:
@@ -214,7 +214,7 @@ def _second_chance(w: World, *, seller_role: str, runner_up_role: str):
 
 def _second_chance_offer(w: World):
     """An open offer to the owner on the counterparty's listing."""
-    from bidding.second_chance import second_chance_offer_create
+    from escrow.services.second_chance import second_chance_offer_create
 
     if "offer" not in w.extra:
         listing = _second_chance(w, seller_role="counterparty", runner_up_role="owner")

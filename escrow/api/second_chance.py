@@ -1,5 +1,5 @@
 """Second-chance endpoints: the seller's offer to the runner-up, the bidder's accept and
-decline. Views validate input and call bidding.second_chance."""
+decline. Views validate input and call escrow.services.second_chance."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from bidding import second_chance
 from bidding.models import SecondChanceOffer
 from biddt.idempotency import idempotent_response
 from escrow import selectors as escrow_selectors
 from escrow.api.serializers import TransactionSerializer
 from escrow.api.views import IDEMPOTENCY_KEY
+from escrow.services import second_chance
 
 TAGS = ["bidding"]
 SECOND_CHANCE_STATUS_CHOICES = SecondChanceOffer.Status.choices  # `SecondChanceStatusEnum`

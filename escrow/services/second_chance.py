@@ -37,7 +37,9 @@ from bidding.models import Bid, SecondChanceOffer
 from biddt.errors import Conflict, NotFound, PermissionDenied
 from biddt.events import send_to_group_on_commit
 from escrow.models import Transaction
-from escrow.services import transaction_announce, transaction_create_for_sale
+from escrow.services.common import transaction_announce
+from escrow.services.sale import transaction_create_for_sale
+from listings.lifecycle import listing_lock, listing_transition
 from listings.models import Listing, ListingStatus
 from notifications.models import NotificationType
 from notifications.services import notify
@@ -51,7 +53,7 @@ def _unavailable(detail: str) -> Conflict:
 
 
 def _lock_listing(listing_id: Any) -> Listing:
-    return Listing.objects.select_for_update(of=("self",), no_key=True).get(pk=listing_id)
+    return listing_lock(listing_id)
 
 
 def _money(cents: int) -> str:
@@ -174,8 +176,9 @@ def second_chance_accept(*, user, offer_id: Any) -> Transaction:
             return Transaction.objects.get(pk=offer.transaction_id)
         if offer.status != OfferStatus.OFFERED or offer.expires_at <= now:
             raise _unavailable("This offer is no longer open.")
-        if not Listing.objects.filter(pk=listing.pk, status=ListingStatus.UNSOLD).update(
-                status=ListingStatus.SOLD, closed_at=now, updated_at=now, seq=F("seq") + 1):
+        if not listing_transition(listing_id=listing.pk, frm=[ListingStatus.UNSOLD],
+                                  to=ListingStatus.SOLD, closed_at=now, updated_at=now,
+                                  seq=F("seq") + 1):
             raise _unavailable("This listing can't be sold any more.")
         listing.refresh_from_db()
         winning_bid_id = (Bid.objects.filter(listing=listing, bidder=user,
