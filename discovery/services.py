@@ -127,3 +127,10 @@ def _notes(listing: Listing, matches: list[tuple[Any, Any, str]]) -> list[Note]:
         data={"saved_search_id": str(search_id), "listing_id": str(listing.pk)},
         dedupe_key=f"saved_search_match:{search_id}:{listing.pk}")
         for search_id, user_id, name in matches]
+
+
+def saved_searches_delete_of_user(*, user_id: Any) -> int:
+    """Delete every saved search of a user (an account closure, privacy.account_delete, in its
+    transaction). Returns how many."""
+    deleted, _by_model = SavedSearch.objects.filter(user_id=user_id).delete()
+    return deleted

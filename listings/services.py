@@ -213,9 +213,10 @@ def listing_open(*, listing_id: Any) -> bool:
     and `listing_activated` is sent. A paused listing (suspended seller) waits."""
     now = timezone.now()
     with transaction.atomic():
-        won = (Listing.objects.filter(pk=listing_id, status=ListingStatus.SCHEDULED,
-                                      starts_at__lte=now, seller_active=True)
-               .update(status=ListingStatus.ACTIVE, updated_at=now, seq=F("seq") + 1))
+        won = listing_transition(listing_id=listing_id, frm=[ListingStatus.SCHEDULED],
+                                 to=ListingStatus.ACTIVE,
+                                 where=Q(starts_at__lte=now, seller_active=True),
+                                 updated_at=now, seq=F("seq") + 1)
         if not won:
             return False
         seq = Listing.objects.values_list("seq", flat=True).get(pk=listing_id)

@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.models import Device, Rating, User, Wallet
 from bidding.models import Bid
 from chat.models import Message
+from discovery.selectors import saved_searches_for_export
 from escrow.models import Dispute, LedgerEntry, Transaction
 from listings.models import Listing, ListingImage, ListingReport, Watch
 from notifications.models import Notification, NotificationPreference
@@ -44,6 +45,7 @@ EXPORTED: dict[tuple[str, str], str] = {
     ("chat.Message", "sender"): "messages",
     ("notifications.Notification", "user"): "notifications",
     ("notifications.NotificationPreference", "user"): "notification_preferences",
+    ("discovery.SavedSearch", "user"): "saved_searches",
 }
 
 NOT_EXPORTED: dict[tuple[str, str], str] = {
@@ -130,6 +132,5 @@ def account_export(*, user: User) -> dict[str, Any]:
             else None),
         "ratings_given": _rows(Rating.objects.filter(rater=user)),
         "ratings_received": _rows(Rating.objects.filter(ratee=user)),
-        # Saved searches are built on another branch; their rows join here once it merges.
-        "saved_searches": [],
+        "saved_searches": saved_searches_for_export(user),
     }

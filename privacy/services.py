@@ -33,6 +33,7 @@ from bidding.models import Bid
 from biddt.audit import audit_record
 from biddt.errors import Conflict, NotFound, PermissionDenied
 from biddt.events import on_commit, send_to_group_on_commit
+from discovery.services import saved_searches_delete_of_user
 from escrow.models import Transaction, TransactionStatus
 from listings.models import Listing, ListingStatus
 from listings.services import listings_cancel_for_closed_account, listings_lock_open_of_seller
@@ -106,6 +107,5 @@ def account_delete(*, user_id: Any, staff_user=None, reason: str = "") -> bool:
 
 
 def _saved_searches_delete(*, user_id: Any) -> int:
-    """Saved searches are built on another branch; once their app is installed, its owner's
-    service deletes them here. Until then there is nothing to delete."""
-    return 0
+    """Saved searches go with the account (their owner, discovery, deletes them)."""
+    return saved_searches_delete_of_user(user_id=user_id)

@@ -9,14 +9,15 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from bidding import rules, second_chance, services
+from bidding import rules, services
 from bidding.models import Bid, SecondChanceOffer
-from bidding.tasks import second_chance_expire_due
 from escrow import services as escrow_services
 from escrow.models import Transaction
+from escrow.services import second_chance
+from escrow.tasks import second_chance_expire_due
 from notifications.models import Notification
+from tests.bidding.second_chance_helpers import close_unpaid, unpaid_auction
 from tests.escrow.helpers import assert_books_balanced, client_for, error_code
-from tests.escrow.services.second_chance_helpers import close_unpaid, unpaid_auction
 from tests.factories import ListingFactory, UserFactory, sold_transaction
 
 pytestmark = pytest.mark.django_db

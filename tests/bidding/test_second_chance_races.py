@@ -14,8 +14,8 @@ from escrow import services as escrow_services
 from escrow.models import LedgerEntry, Transaction
 from escrow.services import second_chance
 from listings.models import Listing
+from tests.bidding.second_chance_helpers import unpaid_auction
 from tests.escrow.helpers import assert_books_balanced
-from tests.escrow.services.second_chance_helpers import unpaid_auction
 from tests.escrow.test_concurrency import run_together
 from tests.escrow.test_late_payment import succeeded
 from tests.factories import UserFactory

@@ -12,9 +12,9 @@ import pytest
 from django.utils import timezone
 
 from bidding import services as bidding_services
-from bidding.tasks import second_chance_expire_due
 from escrow import services as escrow_services
 from escrow.models import Transaction
+from escrow.tasks import second_chance_expire_due
 from listings.models import Listing
 from tests.conftest import bearer
 from tests.factories import ListingFactory, UserFactory

@@ -195,7 +195,7 @@ def _second_chance(w: World, *, seller_role: str, runner_up_role: str):
     the next bidder. Built when the row's URL is (after the caller may have been suspended,
     so the owner is active while the bids are placed)."""
     from bidding.services import bid_place
-    from tests.escrow.services.second_chance_helpers import close_unpaid
+    from tests.bidding.second_chance_helpers import close_unpaid
 
     key = (seller_role, runner_up_role)
     if key not in w.extra:
