@@ -2,7 +2,7 @@
 
 Babel's compiler (pure Python, pinned in requirements.txt) instead of Django's
 `compilemessages`, which needs GNU gettext's `msgfmt`: the image and a fresh machine then
-need nothing beyond Python (docs/decisions/0001-i18n-babel.md). Run by `make run`,
+need nothing beyond Python (docs/decisions/0004-i18n-babel.md). Run by `make run`,
 `make test`, the Dockerfile and the test suite's start: `python -m biddt.locale_build`.
 """
 

@@ -569,7 +569,7 @@ BIDDT_VIDEO_WAIT_SECONDS = env.float("BIDDT_VIDEO_WAIT_SECONDS", default=15.0)
 # English and French (issue 20): error `detail`s follow a request's Accept-Language
 # (biddt.i18n.ApiLanguageMiddleware); pushes, e-mails, notifications and system chat lines
 # the recipient's `language`. `.po` files in locale/, compiled by `make run`/`make test` and
-# the image build (docs/decisions/0001-i18n-babel.md).
+# the image build (docs/decisions/0004-i18n-babel.md).
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("fr", "Français")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
