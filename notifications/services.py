@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from accounts.policies import ensure_active
@@ -97,13 +98,35 @@ def notify_many_once(notes: Sequence[Note]) -> list[Notification]:
                          data=n.data, dedupe_key=n.dedupe_key) for n in notes]
     if not rows:
         return []
-    Notification.objects.bulk_create(rows, ignore_conflicts=True)
-    # The ids are made here, so the rows found with them are the ones this insert wrote.
-    inserted = set(Notification.objects.filter(pk__in=[r.pk for r in rows])
-                   .values_list("pk", flat=True))
+    inserted = _insert_new(rows)
     rows = [r for r in rows if r.pk in inserted]
     _deliver_on_commit(rows)
     return rows
+
+
+def _insert_new(rows: list[Notification]) -> set[Any]:
+    """Insert the rows, skipping conflicts; the ids of those inserted.
+
+    PostgreSQL: one `INSERT ... SELECT FROM unnest(<one array per column>) ON CONFLICT DO
+    NOTHING RETURNING id` (a bulk_create of 60 rows and the read-back of their ids cost
+    four times as much, most of it binding 720 parameters). Elsewhere: bulk_create, then
+    the ids made here that are now in the table (the ones this insert wrote)."""
+    if connection.vendor != "postgresql":
+        Notification.objects.bulk_create(rows, ignore_conflicts=True)
+        return set(Notification.objects.filter(pk__in=[r.pk for r in rows])
+                   .values_list("pk", flat=True))
+    fields = Notification._meta.concrete_fields
+    quote = connection.ops.quote_name
+    arrays = [[f.get_db_prep_save(f.pre_save(r, add=True), connection) for r in rows]
+              for f in fields]
+    # Names from the model, values as parameters.
+    sql = (f"INSERT INTO {quote(Notification._meta.db_table)} "  # noqa: S608
+           f"({', '.join(quote(f.column) for f in fields)}) "
+           f"SELECT * FROM unnest({', '.join(f'%s::{f.db_type(connection)}[]' for f in fields)})"
+           f" ON CONFLICT DO NOTHING RETURNING {quote(Notification._meta.pk.column)}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, arrays)
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _deliver_on_commit(notifications: Sequence[Notification]) -> None:
