@@ -40,9 +40,13 @@ def _model(object_name: str):
 
 @contextmanager
 def _stripe_base() -> Iterator[None]:
-    """dj-stripe calls Stripe through stripe-python's module-level client: point it at the
-    configured API (a localstripe server in tests) for the duration of a sync."""
+    """dj-stripe calls Stripe through stripe-python's module-level client: give it our
+    timeout and point it at the configured API (a localstripe server in tests) for the
+    duration of a sync."""
     previous = stripe.api_base
+    if stripe.default_http_client is None:  # stripe-python's own default waits 80 s a try
+        stripe.default_http_client = stripe.RequestsClient(
+            timeout=settings.STRIPE_TIMEOUT_SECONDS)
     if settings.STRIPE_API_BASE:
         stripe.api_base = settings.STRIPE_API_BASE
     try:

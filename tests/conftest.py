@@ -203,6 +203,9 @@ class StripeTestServer:
 
     def reset(self) -> None:
         self._call("DELETE", "/_config/stub/requests")
+        # No webhooks unless the test registers its server again: a live server another test
+        # registered would otherwise get this test's events and commit rows after its flush.
+        self.webhook_register("http://127.0.0.1:9/")
 
     def account_set(self, account_id: str, **flags) -> None:
         self._call("POST", f"/_config/stub/accounts/{account_id}", flags)
