@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from celery import _state as _celery_state
 from django.test import TestCase
 from django.utils import timezone
 
@@ -26,6 +27,11 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 @pytest.fixture(autouse=True)
 def _simulated(settings):
     settings.BIDDT_PAYMENTS_BACKEND = "simulated"
+    yield
+    # Eager tasks run by two threads at once (notifications after each commit) save and
+    # restore Celery's process-wide "joining a result would block" flag out of order, which
+    # can leave it set, and a later test's `result.get()` would then refuse. Back to default.
+    _celery_state._set_task_join_will_block(False)
 
 
 def _auction():
