@@ -56,9 +56,14 @@ DOMAIN: dict[str, str] = {
 _QUOTED = re.compile(r"`([a-z][a-z0-9_]*)`")
 
 
-def operation_codes(status: str, description: str) -> list[str]:
-    """The codes an operation answers at `status`: the generic ones and the domain codes
-    its description names."""
+# A cursor-paginated list refuses a cursor it didn't issue.
+PAGINATED = {"400": ("invalid_cursor",)}
+
+
+def operation_codes(status: str, description: str, *, paginated: bool = False) -> list[str]:
+    """The codes an operation answers at `status`: the generic ones (and a paginated list's),
+    and the domain codes its description names."""
     declared = {code for code in _QUOTED.findall(description or "")
                 if DOMAIN.get(code) == status}
-    return sorted({*GENERIC.get(status, ()), *declared})
+    extra = PAGINATED.get(status, ()) if paginated else ()
+    return sorted({*GENERIC.get(status, ()), *extra, *declared})

@@ -145,7 +145,9 @@ class AutoSchema(StandardizedErrorsAutoSchema):
 
     def _error_response(self, status_code: str, type_enum, item_base):
         """`{type, errors: [item]}` with the item's `code` an enum of this operation's codes."""
-        codes = operation_codes(status_code, self.get_description() or "")
+        paginated = (self.method == "GET" and self._is_list_view()
+                     and getattr(self.view, "pagination_class", None) is not None)
+        codes = operation_codes(status_code, self.get_description() or "", paginated=paginated)
         name = f"{self._camel_operation_id()}Error{status_code}"
         cached = _ERROR_RESPONSES.get(name)
         if cached is not None and cached[0] == (codes, item_base):
