@@ -232,7 +232,7 @@ def bid_place(*, listing_id: Any, bidder, amount_cents: int,
         if extended:
             listing.ends_at = now + window
             listing.seq += 1  # the extension is a change of its own: `auction_extended`
-        _write_bid(listing, rows)
+        _write_bid(listing, rows, visible=not silent)
         auto_name = None
         if (len(rows) > 1 and rows[-1].bidder_id == before.leader_id
                 and getattr(listing, "leader_display_name", None) is not None):
@@ -250,19 +250,23 @@ _BID_FIELDS = list(Bid._meta.concrete_fields)
 _LISTING_BID_FIELDS = [Listing._meta.get_field(name) for name in (
     "seq", "bids_seq", "bidder_count", "current_price_cents", "bid_count", "leader",
     "leader_max_cents", "ends_at", "updated_at")]
+_LISTING_SILENT_FIELDS = [f for f in _LISTING_BID_FIELDS if f.name != "updated_at"]
 
 
-def _write_bid(listing: Listing, rows: tuple[Bid, ...]) -> None:
+def _write_bid(listing: Listing, rows: tuple[Bid, ...], *, visible: bool = True) -> None:
     """Insert the bid rows and write the listing's new state, under the row lock.
 
     On PostgreSQL one statement (the INSERT in a CTE, then the UPDATE): one round trip while
     every other bid on the listing waits, and none of the ORM's per-call query building.
     Values are prepared by the model fields themselves (`pre_save` fills `created_at` and
     `updated_at`, `get_db_prep_save` converts), as `bulk_create` and `save` would. Bids and
-    listings have no save signals or history to skip."""
+    listings have no save signals or history to skip. A change nobody else sees (`visible`
+    False: the leader's silent raise) leaves `updated_at`, a field of the representation, as
+    it was: it moves with `seq` only."""
+    fields = _LISTING_BID_FIELDS if visible else _LISTING_SILENT_FIELDS
     if connection.vendor != "postgresql":
         Bid.objects.bulk_create(rows)
-        listing.save(update_fields=[f.name for f in _LISTING_BID_FIELDS])
+        listing.save(update_fields=[f.name for f in fields])
         return
     qn = connection.ops.quote_name
     params: list[Any] = []
@@ -270,9 +274,8 @@ def _write_bid(listing: Listing, rows: tuple[Bid, ...]) -> None:
     for row in rows:
         values.append("(" + ", ".join(["%s"] * len(_BID_FIELDS)) + ")")
         params += [f.get_db_prep_save(f.pre_save(row, True), connection) for f in _BID_FIELDS]
-    assignments = ", ".join(f"{qn(f.column)} = %s" for f in _LISTING_BID_FIELDS)
-    params += [f.get_db_prep_save(f.pre_save(listing, False), connection)
-               for f in _LISTING_BID_FIELDS]
+    assignments = ", ".join(f"{qn(f.column)} = %s" for f in fields)
+    params += [f.get_db_prep_save(f.pre_save(listing, False), connection) for f in fields]
     params.append(Listing._meta.pk.get_db_prep_value(listing.pk, connection))
     sql = (f"WITH inserted AS (INSERT INTO {qn(Bid._meta.db_table)} "  # noqa: S608
            f"({', '.join(qn(f.column) for f in _BID_FIELDS)}) VALUES {', '.join(values)}) "
@@ -425,7 +428,7 @@ def _rebuild_from_bids(listing: Listing) -> bool:
     if visible:
         listing.seq += 1
     listing.save(update_fields=["current_price_cents", "bid_count", "leader",
-                                "leader_max_cents", "seq", "updated_at"])
+                                "leader_max_cents", "seq", *(["updated_at"] if visible else [])])
     return visible
 
 

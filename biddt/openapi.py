@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from drf_spectacular.utils import PolymorphicProxySerializer
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from drf_standardized_errors.openapi import AutoSchema as StandardizedErrorsAutoSchema
 from drf_standardized_errors.openapi_serializers import (
     ClientErrorEnum,
@@ -26,6 +26,8 @@ from drf_standardized_errors.openapi_serializers import (
 )
 from inflection import camelize
 from rest_framework import serializers
+
+from biddt.error_codes import operation_codes
 
 DOCUMENTED_STATUS = re.compile(r"\b(401|403|404|409|413|422|503)\b")
 EXTRA_STATUSES = ("401", "403", "409", "413", "422", "503")
@@ -55,6 +57,10 @@ RETRY_AFTER = {
         "required": True,
     },
 }
+
+
+# Per-operation error response serializers, by component name (see AutoSchema._error_response).
+_ERROR_RESPONSES: dict[str, tuple[tuple, type]] = {}
 
 
 class ValidationErrorResponseSerializer(serializers.Serializer):
@@ -117,20 +123,44 @@ class AutoSchema(StandardizedErrorsAutoSchema):
         return super()._should_add_error_response(responses, status_code)
 
     def _get_error_response_serializer(self, status_code: str):
+        """Each error response of an operation gets its own components: the error item's
+        `code` is the enum of the codes this operation answers at this status
+        (biddt.error_codes)."""
         if status_code == "400":
             return PolymorphicProxySerializer(
                 component_name=f"{self._camel_operation_id()}ErrorResponse400",
-                serializers={"validation_error": ValidationErrorResponseSerializer,
+                serializers={"validation_error": self._error_response(
+                    "400", ValidationErrorEnum, ErrorItemSerializer),
                              "client_error": ParseErrorResponseSerializer},
                 resource_type_field_name="type",
             )
-        if status_code == "503":
-            return ServerErrorResponseSerializer
+        if status_code in ("500", "503"):
+            return self._error_response(status_code, ServerErrorEnum, ErrorItemSerializer)
+        item = ErrorItemSerializer
         if status_code == "409" and "`bid_too_low`" in (self.get_description() or ""):
-            return BidConflictResponseSerializer
-        if status_code in ("403", *EXTRA_STATUSES):
-            return ClientErrorResponseSerializer
-        return super()._get_error_response_serializer(status_code)
+            item = BidTooLowErrorItemSerializer
+        return self._error_response(status_code, ClientErrorEnum, item)
+
+    def _error_response(self, status_code: str, type_enum, item_base):
+        """`{type, errors: [item]}` with the item's `code` an enum of this operation's codes."""
+        paginated = (self.method == "GET" and self._is_list_view()
+                     and getattr(self.view, "pagination_class", None) is not None)
+        codes = operation_codes(status_code, self.get_description() or "", paginated=paginated)
+        name = f"{self._camel_operation_id()}Error{status_code}"
+        cached = _ERROR_RESPONSES.get(name)
+        if cached is not None and cached[0] == (codes, item_base):
+            return cached[1]  # one class per component name (asked for more than once)
+        code = extend_schema_field({"type": "string", "enum": codes})(
+            type(f"{name}Code", (serializers.CharField,), {}))()
+        # drf-standardized-errors leaves the enums of `...ErrorComponent` components inline,
+        # so each operation's codes stay its own (not merged into one shared enum).
+        item = type(f"{self._camel_operation_id()}{status_code}ErrorComponent", (item_base,),
+                    {"code": code})
+        errors = item(many=True)
+        response = type(f"{name}Response", (serializers.Serializer,), {
+            "type": serializers.ChoiceField(choices=type_enum.choices), "errors": errors})
+        _ERROR_RESPONSES[name] = ((codes, item_base), response)
+        return response
 
     def _camel_operation_id(self) -> str:
         return camelize(self.get_operation_id())

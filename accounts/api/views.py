@@ -50,7 +50,8 @@ class VerifyView(_AuthView):
         tags=["auth"], request=s.VerifySerializer, responses={200: s.LoginResponseSerializer},
         summary="Exchange the code for tokens",
         description="400 `invalid_code` / `code_expired` / `too_many_attempts` (after 5 wrong "
-                    "tries the code is dead); 403 `account_suspended`.",
+                    "tries the code is dead), `invalid_phone_number`; 403 "
+                    "`account_suspended`.",
     )
     def post(self, request):
         data = s.VerifySerializer(data=request.data)

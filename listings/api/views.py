@@ -138,7 +138,8 @@ class ListingDetailView(_ReadOpenView):
             "Once a bid exists, prices, `auction_type`, `starts_at` and `ends_at` are frozen: "
             "409 `listing_has_bids`. 409 `listing_not_editable` unless `draft`, `scheduled` or "
             "`active`. "
-            "400 as on create. " + NOT_FOUND
+            "400 as on create (`invalid_price`, `invalid_duration`, `invalid_location`). "
+            + NOT_FOUND
         ),
     )
     def patch(self, request, listing_id):

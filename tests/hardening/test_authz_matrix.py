@@ -328,6 +328,7 @@ NOT_IN_MATRIX = {
     "auth-logout": "token blacklist (the token is the credential): tests/accounts",
     "stripe-webhook": "signed by Stripe, no user: tests/escrow, tests/hardening/test_abuse.py",
     "schema": "the public OpenAPI document",
+    "asyncapi": "the public AsyncAPI document of /ws/ (tests/biddt/test_asyncapi.py)",
     "docs": "the public API docs page",
     "v1-not-found": "the JSON 404 for anything else under /v1/",
 }

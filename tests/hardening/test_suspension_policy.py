@@ -44,6 +44,7 @@ REST_NOT_A_WRITE = {
                    "(tested below)",
     "stripe-webhook": "signed by Stripe, no user",
     "v1-not-found": "404 for any method on an unknown path",
+    "asyncapi": "the public AsyncAPI document: GET only (405 otherwise), no account",
 }
 # Routes whose write is not in MATRIX (the token or phone number is the credential).
 REST_CREDENTIAL_WRITES = {"auth-verify", "auth-refresh"}

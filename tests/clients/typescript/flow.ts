@@ -5,8 +5,9 @@
 import createClient from "openapi-fetch";
 import type { components, paths } from "./schema.js";
 
-type BidConflict = components["schemas"]["BidConflictResponse"];
-type ClientError = components["schemas"]["ClientErrorResponse"];
+// Each operation's error responses are its own components: `code` is the enum of its codes.
+type BidConflict = components["schemas"]["ListingsBidsCreateError409Response"];
+type ClientError = components["schemas"]["AuthRefreshCreateError401Response"];
 
 const baseUrl = process.env.BIDDT_BASE_URL ?? "http://127.0.0.1:8000";
 const [sellerPhone, sellerCode, bidderPhone, bidderCode, rivalPhone, rivalCode] =
