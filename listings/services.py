@@ -540,10 +540,7 @@ def listing_view_record(*, listing: Listing, viewer_key: str) -> bool:
 # --- the seller's account -------------------------------------------------------------------
 
 def listings_set_seller_active(*, user_id: Any, active: bool, **_signal: Any) -> int:
-    """Pause or resume every listing of the seller, in the caller's transaction.
-
-    The flag lives on the listings so browse filters on one table's indexes (issue 22); it
-    changes only with the user's status: connected to `accounts.signals.user_active_changed`
-    (listings.apps), sent by `user_suspend`/`user_reinstate`."""
-    return Listing.objects.filter(seller_id=user_id).exclude(seller_active=active).update(
-        seller_active=active)
+    """`accounts.signals.user_active_changed` (connected in listings.apps), sent by
+    `user_suspend`/`user_reinstate` in their transaction: pause or resume the seller's
+    listings (`listing_seller_active_set`, with their room events)."""
+    return listing_seller_active_set(seller_id=user_id, active=active)

@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Device, Rating, User, Wallet
-from bidding.models import Bid
+from bidding.models import Bid, SecondChanceOffer
 from chat.models import Message
 from discovery.selectors import saved_searches_for_export
 from escrow.models import Dispute, LedgerEntry, Transaction
@@ -46,6 +46,7 @@ EXPORTED: dict[tuple[str, str], str] = {
     ("notifications.Notification", "user"): "notifications",
     ("notifications.NotificationPreference", "user"): "notification_preferences",
     ("discovery.SavedSearch", "user"): "saved_searches",
+    ("bidding.SecondChanceOffer", "bidder"): "second_chance_offers",
 }
 
 NOT_EXPORTED: dict[tuple[str, str], str] = {
@@ -53,6 +54,8 @@ NOT_EXPORTED: dict[tuple[str, str], str] = {
     ("token_blacklist.OutstandingToken", "user"): "credentials (refresh tokens), never handed "
                                                   "out again",
     ("core.IdempotencyRecord", "user"): "a 24-hour replay cache of answers already sent",
+    ("djstripe.Customer", "subscriber"): "dj-stripe's mirror of Stripe customers: Biddt "
+                                         "creates none (buyers pay by PaymentIntent)",
     ("core.AuditEntry", "actor"): "the staff audit log: what staff did, not data about a user",
     # simple-history's copies: the export holds the rows as they are now.
     ("accounts.HistoricalUser", "history_user"): "history: who edited (staff or the user)",
@@ -133,4 +136,5 @@ def account_export(*, user: User) -> dict[str, Any]:
         "ratings_given": _rows(Rating.objects.filter(rater=user)),
         "ratings_received": _rows(Rating.objects.filter(ratee=user)),
         "saved_searches": saved_searches_for_export(user),
+        "second_chance_offers": _rows(SecondChanceOffer.objects.filter(bidder=user)),
     }

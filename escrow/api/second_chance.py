@@ -10,9 +10,8 @@ from rest_framework.views import APIView
 
 from bidding.models import SecondChanceOffer
 from biddt.idempotency import idempotent_response
-from escrow import selectors as escrow_selectors
 from escrow.api.serializers import TransactionSerializer
-from escrow.api.views import IDEMPOTENCY_KEY
+from escrow.api.views import IDEMPOTENCY_KEY, _txn_body
 from escrow.services import second_chance
 
 TAGS = ["bidding"]
@@ -74,10 +73,7 @@ class SecondChanceAcceptView(APIView):
     def post(self, request, offer_id):
         def work():
             txn = second_chance.second_chance_accept(user=request.user, offer_id=offer_id)
-            txn = escrow_selectors.transaction_detail_for(user=request.user,
-                                                          transaction_id=txn.pk)
-            return (status.HTTP_201_CREATED,
-                    TransactionSerializer(txn, context={"request": request}).data)
+            return status.HTTP_201_CREATED, _txn_body(request, txn)
 
         return idempotent_response(request, scope="second-chance-accept", work=work)
 

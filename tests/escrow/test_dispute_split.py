@@ -50,7 +50,7 @@ def split_lines(txn) -> dict[str, int]:
 
 def test_split_30_70_refunds_part_releases_the_rest_and_balances_the_books(
         dispute, provider_refunds, django_capture_on_commit_callbacks):
-    staff = UserFactory(display_name="Support Sue")
+    staff = UserFactory(display_name="Support Sue", is_staff=True)
     txn = dispute.transaction
     Wallet.objects.create(user=txn.seller, status=Wallet.Status.ACTIVE,
                           stripe_account_id="acct_sim_seller")
@@ -92,7 +92,7 @@ def test_split_30_70_refunds_part_releases_the_rest_and_balances_the_books(
 
 
 def test_split_again_or_after_another_decision_changes_nothing(dispute, provider_refunds):
-    staff = UserFactory()
+    staff = UserFactory(is_staff=True)
     services.dispute_resolve_split(dispute_id=dispute.pk, staff_user=staff, refund_cents=3000,
                                    note="n")
     again = services.dispute_resolve_split(dispute_id=dispute.pk, staff_user=staff,
@@ -105,7 +105,7 @@ def test_split_again_or_after_another_decision_changes_nothing(dispute, provider
 
 
 def test_split_retried_after_a_provider_failure_refunds_once(dispute, monkeypatch):
-    staff = UserFactory()
+    staff = UserFactory(is_staff=True)
     calls = []
 
     def flaky(self, txn, *, amount_cents):
@@ -134,7 +134,7 @@ def test_split_retried_after_a_provider_failure_refunds_once(dispute, monkeypatc
 ])
 def test_split_refuses_amounts_that_are_not_a_split(dispute, provider_refunds, refund, why):
     with pytest.raises(ValidationError) as exc:
-        services.dispute_resolve_split(dispute_id=dispute.pk, staff_user=UserFactory(),
+        services.dispute_resolve_split(dispute_id=dispute.pk, staff_user=UserFactory(is_staff=True),
                                        refund_cents=refund, note="n")
     assert why in str(exc.value.detail["refund_cents"][0])
     assert exc.value.detail["refund_cents"][0].code == "out_of_range"
@@ -144,7 +144,7 @@ def test_split_refuses_amounts_that_are_not_a_split(dispute, provider_refunds, r
 
 def test_split_needs_a_note(dispute, provider_refunds):
     with pytest.raises(ValidationError) as exc:
-        services.dispute_resolve_split(dispute_id=dispute.pk, staff_user=UserFactory(),
+        services.dispute_resolve_split(dispute_id=dispute.pk, staff_user=UserFactory(is_staff=True),
                                        refund_cents=3000, note="  ")
     assert exc.value.detail["note"][0].code == "blank"
     assert provider_refunds == []
@@ -168,12 +168,12 @@ def test_one_decision_at_a_time_per_dispute(dispute, provider_refunds):
         # then a split, a release and a refund by someone else are refused, untouched
         for call in (
             lambda: services.dispute_resolve_split(dispute_id=dispute.pk,
-                                                   staff_user=UserFactory(),
+                                                   staff_user=UserFactory(is_staff=True),
                                                    refund_cents=3000, note="n"),
             lambda: services.dispute_resolve_release(dispute_id=dispute.pk,
-                                                     staff_user=UserFactory(), note="n"),
+                                                     staff_user=UserFactory(is_staff=True), note="n"),
             lambda: services.dispute_resolve_refund(dispute_id=dispute.pk,
-                                                    staff_user=UserFactory(), note="n"),
+                                                    staff_user=UserFactory(is_staff=True), note="n"),
         ):
             with pytest.raises(DisputeBusy):
                 call()
@@ -182,6 +182,6 @@ def test_one_decision_at_a_time_per_dispute(dispute, provider_refunds):
     assert provider_refunds == []
     assert Dispute.objects.get(pk=dispute.pk).status == Dispute.Status.OPEN
     # and once it is free, the decision goes through (the claim is released afterwards)
-    services.dispute_resolve_release(dispute_id=dispute.pk, staff_user=UserFactory(), note="n")
+    services.dispute_resolve_release(dispute_id=dispute.pk, staff_user=UserFactory(is_staff=True), note="n")
     assert Dispute.objects.get(pk=dispute.pk).status == Dispute.Status.RELEASED
     assert cache.get(f"dispute-deciding:{dispute.pk}") is None

@@ -185,6 +185,19 @@ def kw(**getters) -> Callable[[World], dict]:
 
 
 NONE = kw()
+
+
+def _saved_search_id(w: World):
+    """The owner's saved search (made once per world, through its service)."""
+    from discovery.services import saved_search_create
+
+    if "saved_search" not in w.extra:
+        w.extra["saved_search"] = saved_search_create(
+            user=w.users["owner"], data={"name": "bikes", "q": "bike", "notify": True})
+    return w.extra["saved_search"].pk
+
+
+SAVED_SEARCH = kw(saved_search_id=_saved_search_id)
 TXN_PENDING = kw(transaction_id=lambda w: w.txn_pending.pk)
 TXN_ESCROW = kw(transaction_id=lambda w: w.txn_escrow.pk)
 TXN_RELEASED = kw(transaction_id=lambda w: w.txn_released.pk)
@@ -273,6 +286,17 @@ MATRIX: list[Row] = [
     Row("bid-detail", "DELETE", kw(bid_id=lambda w: w.owner_bid.pk),
         expect(204, 404, 404, 401, 403, 404, 404)),
     Row("bids-me", "GET", NONE, me_read()),
+    # saved searches: only their owner knows they exist (404 for everyone else, staff too)
+    Row("saved-searches", "GET", NONE, me_read()),
+    Row("saved-searches", "POST", NONE, me_write(201),
+        body=lambda w: {"name": "lamps", "q": "lamp", "notify": True}),
+    Row("saved-search-detail", "GET", SAVED_SEARCH, expect(200, 404, 404, 401, 200, 404, 404)),
+    Row("saved-search-detail", "PATCH", SAVED_SEARCH, expect(200, 404, 404, 401, 403, 404, 404),
+        body=lambda w: {"name": "old bikes"}),
+    Row("saved-search-detail", "DELETE", SAVED_SEARCH,
+        expect(204, 404, 404, 401, 403, 404, 404)),
+    Row("saved-search-listings", "GET", SAVED_SEARCH,
+        expect(200, 404, 404, 401, 200, 404, 404)),
     # transactions: owner = buyer, counterparty = seller
     Row("transactions", "POST", NONE, expect(200, 404, 404, 401, 403, 404, 404),
         body=lambda w: {"listing_id": str(w.txn_pending.listing_id)}),

@@ -166,7 +166,7 @@ def test_each_recipient_of_one_event_reads_their_own_language(settings):
 def test_plural_forms_in_french(settings):
     from django.utils.translation import ngettext
 
-    from notifications.tasks import ending_soon_notify  # noqa: F401 - the same texts
+    from bidding.services import auction_ending_soon_notify  # noqa: F401 - the same texts
     with translation.override("fr"):
         assert ngettext("Ending in %(count)d minute", "Ending in %(count)d minutes", 1) \
             % {"count": 1} == "Se termine dans 1 minute"
