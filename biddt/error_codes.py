@@ -43,13 +43,16 @@ DOMAIN: dict[str, str] = {
         "invalid_cursor", "email_taken", "too_many_attempts", "invalid_score",
         "invalid_safe_zone", "invalid_phone_number", "invalid_meetup_time", "invalid_location",
         "location_required", "invalid_max", "invalid_signature", "invalid_event",
+        "invalid_video", "invalid_price_range", "out_of_range", "reserved",
     ), "400"),
     **dict.fromkeys(("user_not_found", "user_inactive"), "401"),
     **dict.fromkeys((
         "own_listing", "listing_not_editable", "listing_has_bids", "retraction_not_allowed",
         "listing_not_sold", "listing_not_draft", "listing_not_active", "fixed_price_listing",
         "code_already_used", "buy_now_unavailable", "bid_too_low", "auction_ended",
-        "already_reported", "already_rated", "invalid_state",
+        "already_reported", "already_rated", "invalid_state", "too_many_saved_searches",
+        "no_runner_up", "second_chance_unavailable", "account_has_open_obligations",
+        "dispute_busy",
     ), "409"),
 }
 

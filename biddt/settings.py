@@ -441,7 +441,7 @@ BIDDT_QR_GUESS_WINDOW_SECONDS = env.int("BIDDT_QR_GUESS_WINDOW_SECONDS", default
 BIDDT_HANDOFF_SIGNING_KEY = env.str("BIDDT_HANDOFF_SIGNING_KEY",
                                     default="" if PRODUCTION else dev_handoff_key())
 BIDDT_HANDOFF_PREVIOUS_KEYS = env.str("BIDDT_HANDOFF_PREVIOUS_KEYS", default="")
-BIDDT_HANDOFF_CLOCK_SKEW_SECONDS = env.int("BIDDT_HANDOFF_CLOCK_SKEW_SECONDS", default=120)
+BIDDT_HANDOFF_CLOCK_SKEW_SECONDS = env.int("BIDDT_HANDOFF_CLOCK_SKEW_SECONDS", default=5)
 BIDDT_HANDOFF_SCAN_MAX_AGE_HOURS = env.int("BIDDT_HANDOFF_SCAN_MAX_AGE_HOURS", default=72)
 BIDDT_PAYMENT_WINDOW_HOURS = env.int("BIDDT_PAYMENT_WINDOW_HOURS", default=48)
 # How long a second-chance offer to a runner-up stays open (escrow.services.second_chance).

@@ -48,7 +48,7 @@ MAX_VIDEOS_PER_LISTING = 1
 # between the commit and the hand-off to the broker): queued again. Past GIVE_UP it is failed.
 REQUEUE_AFTER = timedelta(minutes=10)
 GIVE_UP_AFTER = timedelta(hours=2)
-EDITABLE_STATUSES = (ListingStatus.DRAFT, ListingStatus.ACTIVE)
+EDITABLE_STATUSES = (ListingStatus.DRAFT, ListingStatus.SCHEDULED, ListingStatus.ACTIVE)
 
 
 def _storage():

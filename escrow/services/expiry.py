@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
@@ -21,7 +22,8 @@ from escrow.selectors import transactions_meetup_due_ids, transactions_unpaid_du
 from escrow.services.common import _lock, _move, _notify, transaction_announce
 from escrow.services.payment import transaction_refund
 from listings.lifecycle import listing_transition
-from listings.models import ListingStatus
+from listings.messages import auction_ended_on_commit
+from listings.models import Listing, ListingStatus
 
 Status = Transaction.Status
 
@@ -31,8 +33,12 @@ def _cancel_unpaid(txn: Transaction, *, now, body: str, key: str) -> bool:
     transaction's row lock (then the listing is updated: transaction, then listing)."""
     if not _move(txn, to=Status.CANCELLED, frm=(Status.PENDING_PAYMENT,), cancelled_at=now):
         return False
-    listing_transition(listing_id=txn.listing_id, frm=[ListingStatus.SOLD],
-                       to=ListingStatus.UNSOLD, updated_at=now)
+    # Everyone sees the listing go back to `unsold`: its `seq` moves and the room hears it.
+    if listing_transition(listing_id=txn.listing_id, frm=[ListingStatus.SOLD],
+                          to=ListingStatus.UNSOLD, updated_at=now, seq=F("seq") + 1):
+        seq = Listing.objects.values_list("seq", flat=True).get(pk=txn.listing_id)
+        auction_ended_on_commit(listing_id=txn.listing_id, seq=seq,
+                                status=ListingStatus.UNSOLD, final_price=None)
     _notify(txn, user_ids=[txn.buyer_id, txn.seller_id], type="transaction_update",
             title=_("Sale cancelled"), body=body, key=key)
     transaction_announce(txn)

@@ -35,11 +35,11 @@ from accounts.policies import ensure_active
 from bidding import rules
 from bidding.models import Bid, SecondChanceOffer
 from biddt.errors import Conflict, NotFound, PermissionDenied
-from biddt.events import send_to_group_on_commit
 from escrow.models import Transaction
 from escrow.services.common import transaction_announce
 from escrow.services.sale import transaction_create_for_sale
 from listings.lifecycle import listing_lock, listing_transition
+from listings.messages import auction_ended_on_commit
 from listings.models import Listing, ListingStatus
 from notifications.models import NotificationType
 from notifications.services import notify
@@ -200,10 +200,8 @@ def second_chance_accept(*, user, offer_id: Any) -> Transaction:
         _tell_seller(offer, listing, title="Second-chance offer accepted",
                      body=f"“{listing.title}” sold for {_money(txn.amount_cents)}.")
         transaction_announce(txn)
-        send_to_group_on_commit(f"listing.{listing.pk}", {"type": "ws.event", "payload": {
-            "type": "auction_ended", "listingId": str(listing.pk), "status": listing.status,
-            "finalPrice": txn.amount_cents,
-        }})
+        auction_ended_on_commit(listing_id=listing.pk, seq=listing.seq, status=listing.status,
+                                final_price=txn.amount_cents)
     return txn
 
 

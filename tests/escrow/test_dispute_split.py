@@ -171,9 +171,11 @@ def test_one_decision_at_a_time_per_dispute(dispute, provider_refunds):
                                                    staff_user=UserFactory(is_staff=True),
                                                    refund_cents=3000, note="n"),
             lambda: services.dispute_resolve_release(dispute_id=dispute.pk,
-                                                     staff_user=UserFactory(is_staff=True), note="n"),
+                                                     staff_user=UserFactory(is_staff=True),
+                                                     note="n"),
             lambda: services.dispute_resolve_refund(dispute_id=dispute.pk,
-                                                    staff_user=UserFactory(is_staff=True), note="n"),
+                                                    staff_user=UserFactory(is_staff=True),
+                                                    note="n"),
         ):
             with pytest.raises(DisputeBusy):
                 call()
@@ -182,6 +184,7 @@ def test_one_decision_at_a_time_per_dispute(dispute, provider_refunds):
     assert provider_refunds == []
     assert Dispute.objects.get(pk=dispute.pk).status == Dispute.Status.OPEN
     # and once it is free, the decision goes through (the claim is released afterwards)
-    services.dispute_resolve_release(dispute_id=dispute.pk, staff_user=UserFactory(is_staff=True), note="n")
+    services.dispute_resolve_release(dispute_id=dispute.pk, staff_user=UserFactory(is_staff=True),
+                                     note="n")
     assert Dispute.objects.get(pk=dispute.pk).status == Dispute.Status.RELEASED
     assert cache.get(f"dispute-deciding:{dispute.pk}") is None
