@@ -451,6 +451,7 @@ def listing_image_add(*, listing_id: Any, user, upload) -> ListingImage:
             row.listing = listing
             row.position = count
             row.save()
+            listing_shown_changed(listing_id=listing.pk)
     except BaseException:
         for name in stored:
             try:
@@ -459,6 +460,18 @@ def listing_image_add(*, listing_id: Any, user, upload) -> ListingImage:
                 logger.warning("could not delete orphan image %s", name, exc_info=True)
         raise
     return row
+
+
+def listing_shown_changed(*, listing_id: Any) -> None:
+    """A field of the public representation changed outside the edit (an image added, a video
+    ready or deleted): once the listing is published that is a change others see, so its
+    `seq` moves and the room hears `listing_updated` (`edit`) after commit. Call it inside the
+    transaction that made the change; a draft changes nothing."""
+    with transaction.atomic():
+        if Listing.objects.filter(pk=listing_id).exclude(status=ListingStatus.DRAFT).update(
+                seq=F("seq") + 1):
+            seq = Listing.objects.values_list("seq", flat=True).get(pk=listing_id)
+            listing_updated_on_commit(listing_id=listing_id, seq=seq, reason=Reason.EDIT)
 
 
 def _image_target(*, listing_id: Any, user, lock: bool) -> tuple[Listing, int]:

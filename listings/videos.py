@@ -40,6 +40,7 @@ from biddt.videos import (
 )
 from listings import tasks
 from listings.models import Listing, ListingStatus, ListingVideo, VideoStatus
+from listings.services import listing_shown_changed
 
 logger = logging.getLogger(__name__)
 
@@ -182,10 +183,13 @@ def listing_video_process(*, video_id: Any) -> str:
                     status=VideoStatus.FAILED, error=str(exc)[:255], source=""):
                 _delete_files([video.source.name])
             return VideoStatus.FAILED
-        won = ListingVideo.objects.filter(pk=video.pk, status=VideoStatus.PROCESSING).update(
-            status=VideoStatus.READY, file=video.file.name, poster=video.poster.name,
-            duration_seconds=clean.info.duration_seconds, size_bytes=size, source="",
-            ready_at=timezone.now())
+        with transaction.atomic():
+            won = ListingVideo.objects.filter(pk=video.pk, status=VideoStatus.PROCESSING).update(
+                status=VideoStatus.READY, file=video.file.name, poster=video.poster.name,
+                duration_seconds=clean.info.duration_seconds, size_bytes=size, source="",
+                ready_at=timezone.now())
+            if won:  # the listing now shows it
+                listing_shown_changed(listing_id=video.listing_id)
         if not won:
             _delete_files(stored)
             return "gone"
@@ -225,7 +229,10 @@ def listing_video_delete(*, listing_id: Any, video_id: Any, user) -> None:
             raise Conflict("The video can't be removed once a bid exists.",
                            code="listing_has_bids")
         names = [video.source.name, video.file.name, video.poster.name]
+        shown = video.status == VideoStatus.READY
         video.delete()
+        if shown:
+            listing_shown_changed(listing_id=listing.pk)
         on_commit(lambda: _delete_files(names))
 
 

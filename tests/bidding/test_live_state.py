@@ -135,3 +135,27 @@ def test_every_ending_sends_auction_ended_with_the_new_seq(run, sent_events):
         assert last == {"type": "auction_ended", "listingId": str(listing.pk), "seq": seq,
                         "status": status, "finalPrice": final}
         assert seq_of(listing) == seq
+
+
+def test_an_image_added_to_a_published_listing_moves_seq_and_tells_the_room(
+        run, sent_events, settings, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from listings.services import listing_image_add
+    from tests.listings.conftest import image_bytes
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    listing = ListingFactory()
+    draft = ListingFactory(seller=listing.seller, status="draft", starts_at=None)
+    before = seq_of(listing)
+    # when the seller adds a photo to the active listing and to a draft
+    for target in (listing, draft):
+        run(listing_image_add, listing_id=target.pk, user=listing.seller,
+            upload=SimpleUploadedFile("p.jpg", image_bytes(), content_type="image/jpeg"))
+    # then only the published one moved, with one `listing_updated` (edit) showing the image
+    (event,) = room_events(sent_events, listing)
+    assert (event["type"], event["reason"], event["seq"]) == ("listing_updated", "edit",
+                                                              before + 1)
+    assert len(event["listing"]["images"]) == 1
+    assert room_events(sent_events, draft) == []
+    assert seq_of(draft) == 0
