@@ -29,12 +29,15 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from accounts.policies import ensure_active
 from bidding import rules
 from bidding.models import Bid, SecondChanceOffer
 from biddt.errors import Conflict, NotFound, PermissionDenied
+from biddt.i18n import Money
 from escrow.models import Transaction
 from escrow.services.common import transaction_announce
 from escrow.services.sale import transaction_create_for_sale
@@ -56,9 +59,6 @@ def _lock_listing(listing_id: Any) -> Listing:
     return listing_lock(listing_id)
 
 
-def _money(cents: int) -> str:
-    return f"${cents // 100:,}.{cents % 100:02d}"
-
 
 def _expire_overdue(*, listing_id: Any, now) -> list[Offer]:
     """Mark the listing's open offers past `expires_at` expired (conditional UPDATE, so the
@@ -75,7 +75,7 @@ def _expire_overdue(*, listing_id: Any, now) -> list[Offer]:
     return expired
 
 
-def _tell_seller(offer: Offer, listing: Listing, *, title: str, body: str) -> None:
+def _tell_seller(offer: Offer, listing: Listing, *, title: Any, body: Any) -> None:
     notify(user_id=listing.seller_id, type=NotificationType.SECOND_CHANCE_OFFER, title=title,
            body=body, data={"offer_id": str(offer.pk), "listing_id": str(listing.pk),
                             "status": offer.status},
@@ -107,23 +107,24 @@ def second_chance_offer_create(*, user, listing_id: Any) -> Offer:
         listing = None
     if listing is None or (listing.status == ListingStatus.DRAFT
                            and listing.seller_id != user.pk):
-        raise NotFound("Listing not found.")
+        raise NotFound(_("Listing not found."))
     if listing.seller_id != user.pk:
-        raise PermissionDenied("Only the seller can make a second-chance offer.")
+        raise PermissionDenied(_("Only the seller can make a second-chance offer."))
     with transaction.atomic():
         listing = _lock_listing(listing.pk)
         now = timezone.now()
         for offer in _expire_overdue(listing_id=listing.pk, now=now):
-            _tell_seller(offer, listing, title="Second-chance offer expired",
-                         body=f"The offer for “{listing.title}” expired.")
+            _tell_seller(offer, listing, title=_("Second-chance offer expired"),
+                         body=format_lazy(_("The offer for “{title}” expired."),
+                                          title=listing.title))
         sales = list(Transaction.objects.filter(listing=listing).order_by("created_at")
                      .values_list("buyer_id", "status", "amount_cents"))
         if (listing.status != ListingStatus.UNSOLD or not sales
                 or any(status != Transaction.Status.CANCELLED for _b, status, _a in sales)):
-            raise _unavailable("A second-chance offer needs a sale whose buyer didn't pay.")
+            raise _unavailable(_("A second-chance offer needs a sale whose buyer didn't pay."))
         offered = set(Offer.objects.filter(listing=listing).values_list("bidder_id", flat=True))
         if Offer.objects.filter(listing=listing, status=OfferStatus.OFFERED).exists():
-            raise _unavailable("An offer for this listing is already open.")
+            raise _unavailable(_("An offer for this listing is already open."))
         bids = _candidate_bids(listing)
         inactive = set(User.objects.filter(pk__in={b.bidder_id for b in bids})
                        .exclude(status=User.Status.ACTIVE).values_list("pk", flat=True))
@@ -133,16 +134,19 @@ def second_chance_offer_create(*, user, listing_id: Any) -> Offer:
                                        reserve_price_cents=listing.reserve_price_cents),
             bids, exclude=excluded)
         if pick is None:
-            raise Conflict("No other bidder is left to make an offer to.", code="no_runner_up")
+            raise Conflict(_("No other bidder is left to make an offer to."),
+                           code="no_runner_up")
         bidder_id, maximum = pick
         winning_price = sales[0][2]
         offer = Offer.objects.create(
             listing=listing, bidder_id=bidder_id, amount_cents=min(maximum, winning_price),
             expires_at=now + timedelta(hours=settings.BIDDT_SECOND_CHANCE_HOURS))
         notify(user_id=bidder_id, type=NotificationType.SECOND_CHANCE_OFFER,
-               title="A second chance to buy",
-               body=f"“{listing.title}” is yours for {_money(offer.amount_cents)} if you "
-                    f"accept within {settings.BIDDT_SECOND_CHANCE_HOURS} hours.",
+               title=_("A second chance to buy"),
+               body=format_lazy(_("“{title}” is yours for {price} if you accept within "
+                                  "{hours} h."),
+                                title=listing.title, hours=settings.BIDDT_SECOND_CHANCE_HOURS,
+                                price=Money(offer.amount_cents, listing.currency)),
                data={"offer_id": str(offer.pk), "listing_id": str(listing.pk),
                      "amount_cents": offer.amount_cents,
                      "expires_at": offer.expires_at.isoformat()},
@@ -154,7 +158,7 @@ def _own_offer(*, user, offer_id: Any) -> Offer:
     try:
         return Offer.objects.get(pk=offer_id, bidder=user)
     except (Offer.DoesNotExist, ValueError, DjangoValidationError):
-        raise NotFound("Offer not found.") from None
+        raise NotFound(_("Offer not found.")) from None
 
 
 def second_chance_accept(*, user, offer_id: Any) -> Transaction:
@@ -175,11 +179,11 @@ def second_chance_accept(*, user, offer_id: Any) -> Transaction:
         if offer.status == OfferStatus.ACCEPTED:  # a repeated accept: the same sale
             return Transaction.objects.get(pk=offer.transaction_id)
         if offer.status != OfferStatus.OFFERED or offer.expires_at <= now:
-            raise _unavailable("This offer is no longer open.")
+            raise _unavailable(_("This offer is no longer open."))
         if not listing_transition(listing_id=listing.pk, frm=[ListingStatus.UNSOLD],
                                   to=ListingStatus.SOLD, closed_at=now, updated_at=now,
                                   seq=F("seq") + 1):
-            raise _unavailable("This listing can't be sold any more.")
+            raise _unavailable(_("This listing can't be sold any more."))
         listing.refresh_from_db()
         winning_bid_id = (Bid.objects.filter(listing=listing, bidder=user,
                                              status=Bid.Status.ACTIVE)
@@ -192,13 +196,15 @@ def second_chance_accept(*, user, offer_id: Any) -> Transaction:
             status=OfferStatus.ACCEPTED, decided_at=now, transaction=txn)
         offer.status = OfferStatus.ACCEPTED
         notify(user_id=user.pk, type=NotificationType.TRANSACTION_UPDATE,
-               title="Offer accepted: pay to complete",
-               body=f"“{listing.title}” is yours for {_money(txn.amount_cents)}. Pay within "
-                    f"{settings.BIDDT_PAYMENT_WINDOW_HOURS} hours.",
+               title=_("Offer accepted: pay to complete"),
+               body=format_lazy(_("“{title}” is yours for {price}. Pay within {hours} h."),
+                                title=listing.title, hours=settings.BIDDT_PAYMENT_WINDOW_HOURS,
+                                price=Money(txn.amount_cents, txn.currency)),
                data={"transaction_id": str(txn.pk), "status": txn.status},
                dedupe_key=f"second_chance_accepted:{txn.pk}:{user.pk}")
-        _tell_seller(offer, listing, title="Second-chance offer accepted",
-                     body=f"“{listing.title}” sold for {_money(txn.amount_cents)}.")
+        _tell_seller(offer, listing, title=_("Second-chance offer accepted"),
+                     body=format_lazy(_("“{title}” sold for {price}."), title=listing.title,
+                                      price=Money(txn.amount_cents, txn.currency)))
         transaction_announce(txn)
         auction_ended_on_commit(listing_id=listing.pk, seq=listing.seq, status=listing.status,
                                 final_price=txn.amount_cents)
@@ -217,11 +223,11 @@ def second_chance_decline(*, user, offer_id: Any) -> None:
             offer.refresh_from_db()
             if offer.status == OfferStatus.DECLINED:
                 return
-            raise _unavailable("This offer is no longer open.")
+            raise _unavailable(_("This offer is no longer open."))
         offer.status = OfferStatus.DECLINED
-        _tell_seller(offer, offer.listing, title="Second-chance offer declined",
-                     body=f"The offer for “{offer.listing.title}” was declined; you may "
-                          f"offer it to the next bidder.")
+        _tell_seller(offer, offer.listing, title=_("Second-chance offer declined"),
+                     body=format_lazy(_("The offer for “{title}” was declined; you may offer "
+                                        "it to the next bidder."), title=offer.listing.title))
 
 
 def second_chance_expire(*, offer_id: Any) -> bool:
@@ -234,9 +240,9 @@ def second_chance_expire(*, offer_id: Any) -> bool:
                                                                 decided_at=now):
             return False
         offer = Offer.objects.select_related("listing").get(pk=offer_id)
-        _tell_seller(offer, offer.listing, title="Second-chance offer expired",
-                     body=f"The offer for “{offer.listing.title}” expired; you may offer it "
-                          f"to the next bidder.")
+        _tell_seller(offer, offer.listing, title=_("Second-chance offer expired"),
+                     body=format_lazy(_("The offer for “{title}” expired; you may offer it "
+                                        "to the next bidder."), title=offer.listing.title))
     return True
 
 

@@ -192,3 +192,18 @@ def test_system_chat_lines_follow_the_parties_languages():
     assert Message.objects.get(transaction=mixed, sender=None).content == \
         f"{french_line}\n{english_line}"
     assert User.objects.filter(language="fr").count() == 3
+
+
+def test_a_second_chance_offer_reaches_a_french_runner_up_in_french():
+    from escrow.services import second_chance
+    from notifications.models import Notification
+    from tests.bidding.second_chance_helpers import unpaid_auction
+
+    winner, runner_up = UserFactory(), french()
+    listing, _txn = unpaid_auction([(runner_up, 1000, 2500), (winner, 3000, None)])
+    # when the seller offers it to the runner-up, who reads French
+    offer = second_chance.second_chance_offer_create(user=listing.seller, listing_id=listing.pk)
+    # then the offer's notification is French, with the price in French money
+    note = Notification.objects.get(user=runner_up, type="second_chance_offer")
+    assert note.title == "Une seconde chance d’acheter"
+    assert f"{offer.amount_cents // 100},00\xa0$" in note.body and "si vous acceptez" in note.body
