@@ -10,7 +10,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import translation
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.policies import ensure_active
 from biddt.errors import Conflict
@@ -49,8 +51,10 @@ def saved_search_create(*, user, data: dict[str, Any]) -> SavedSearch:
         list(get_user_model().objects.select_for_update(of=("self",), no_key=True)
              .filter(pk=user.pk).values_list("pk"))
         if SavedSearch.objects.filter(user_id=user.pk).count() >= MAX_SAVED_SEARCHES:
-            raise Conflict(f"At most {MAX_SAVED_SEARCHES} saved searches per account; "
-                           "delete one first.", code="too_many_saved_searches")
+            raise Conflict(format_lazy(gettext_lazy("At most {limit} saved searches per account; "
+                                                    "delete one first."),
+                                       limit=MAX_SAVED_SEARCHES),
+                           code="too_many_saved_searches")
         search = SavedSearch(user_id=user.pk)
         _apply(search, {key: data.get(key) for key in FILTERS}
                | {"name": data["name"], "notify": data.get("notify", True)})

@@ -26,6 +26,7 @@ from typing import Any
 from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.policies import ensure_active
 from biddt.errors import Conflict, NotFound, PermissionDenied, invalid
@@ -208,7 +209,7 @@ def listing_video_get(*, listing_id: Any, video_id: Any, user) -> ListingVideo:
     video = (ListingVideo.objects.filter(pk=video_id, listing=listing).first()
              if listing is not None else None)
     if video is None:
-        raise NotFound("Video not found.")
+        raise NotFound(_("Video not found."))
     return video
 
 
@@ -224,9 +225,9 @@ def listing_video_delete(*, listing_id: Any, video_id: Any, user) -> None:
                                       action="delete")
         video = ListingVideo.objects.filter(pk=video_id, listing=listing).first()
         if video is None:
-            raise NotFound("Video not found.")
+            raise NotFound(_("Video not found."))
         if listing.bid_count > 0:
-            raise Conflict("The video can't be removed once a bid exists.",
+            raise Conflict(_("The video can't be removed once a bid exists."),
                            code="listing_has_bids")
         names = [video.source.name, video.file.name, video.poster.name]
         shown = video.status == VideoStatus.READY

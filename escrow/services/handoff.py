@@ -194,7 +194,7 @@ def transaction_verify_token(*, user, transaction_id: Any, token: str,
     """
     ensure_active(user)
     txn = _party_or_404(user=user, transaction_id=transaction_id, role="seller")
-    not_valid = invalid("invalid_code", "This handoff token is not valid for this transaction.",
+    not_valid = invalid("invalid_code", _("This handoff token is not valid for this transaction."),
                         attr="token")
     try:
         claims = handoff_tokens.token_claims(token or "")
@@ -208,18 +208,18 @@ def transaction_verify_token(*, user, transaction_id: Any, token: str,
     skew = timedelta(seconds=settings.BIDDT_HANDOFF_CLOCK_SKEW_SECONDS)
     issued_at = datetime.fromtimestamp(int(claims["iat"]), tz=UTC)
     if scanned_at > now + skew or scanned_at < issued_at - skew:
-        raise invalid("invalid_code", "`scanned_at` can't be in the future or before the code "
-                                      "was shown.", attr="scanned_at")
+        raise invalid("invalid_code", _("`scanned_at` can't be in the future or before the "
+                                        "code was shown."), attr="scanned_at")
     expires_at = datetime.fromtimestamp(claims["exp"], tz=UTC)
     with transaction.atomic():
         txn = _lock(txn.pk)
         if txn.status == Status.RELEASED:
-            raise Conflict("This handoff was already confirmed.", code="code_already_used")
+            raise Conflict(_("This handoff was already confirmed."), code="code_already_used")
         if txn.status != Status.IN_ESCROW:
             raise _invalid_state(txn, "release")
         if scanned_at > expires_at:
-            raise invalid("code_expired", "The code had expired when it was scanned; ask the "
-                                          "buyer to refresh it.", attr="scanned_at")
+            raise invalid("code_expired", _("The code had expired when it was scanned; ask "
+                                            "the buyer to refresh it."), attr="scanned_at")
         if scanned_at < now - timedelta(hours=settings.BIDDT_HANDOFF_SCAN_MAX_AGE_HOURS):
             raise invalid("code_expired", "This scan is too old to release the money "
                                           f"(more than {settings.BIDDT_HANDOFF_SCAN_MAX_AGE_HOURS}"

@@ -207,3 +207,20 @@ def test_a_second_chance_offer_reaches_a_french_runner_up_in_french():
     note = Notification.objects.get(user=runner_up, type="second_chance_offer")
     assert note.title == "Une seconde chance d’acheter"
     assert f"{offer.amount_cents // 100},00\xa0$" in note.body and "si vous acceptez" in note.body
+
+
+def test_the_new_endpoints_refuse_in_french(api):
+    from discovery.services import MAX_SAVED_SEARCHES, saved_search_create
+
+    user = UserFactory()
+    for i in range(MAX_SAVED_SEARCHES):
+        saved_search_create(user=user, data={"name": f"s{i}", "notify": False})
+    api.force_authenticate(user)
+    # when a French app saves one search too many
+    response = api.post("/v1/saved-searches", {"name": "one more", "notify": True},
+                        format="json", HTTP_ACCEPT_LANGUAGE="fr-CA")
+    # then the refusal is French and its code is not
+    assert response.status_code == 409
+    (item,) = response.json()["errors"]
+    assert item["code"] == "too_many_saved_searches"
+    assert item["detail"].startswith(f"Au plus {MAX_SAVED_SEARCHES} recherches enregistrées")
