@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from biddt.staff import ReadOnlyAdminMixin, ReadOnlyInline
 from chat.models import Message
-from escrow.admin import DisputeAdmin, TransactionAdmin
+from escrow.admin import TransactionAdmin
 from escrow.console import transaction_chat_rows
 
 
@@ -30,14 +30,7 @@ class MessageThreadInline(ReadOnlyInline):
     verbose_name_plural = "message thread (visible while a dispute is open)"
 
 
-def _dispute_thread_rows(transaction_id) -> list:
-    rows = (Message.objects.filter(transaction_id=transaction_id)
-            .select_related("sender").order_by("created_at"))
-    return [(m.created_at, m.sender, m.content) for m in rows]
-
-
 TransactionAdmin.open_dispute_inlines.append(MessageThreadInline)
-DisputeAdmin.thread_rows = staticmethod(_dispute_thread_rows)
 
 
 def _console_chat_rows(*, transaction, **_signal) -> list:

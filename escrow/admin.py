@@ -388,12 +388,6 @@ class DisputeAdmin(DecisionAdminMixin, ReadOnlyPageMixin, SimpleHistoryAdmin):
     actions = ["resolve_refund", "resolve_release"]
     decisions = DISPUTE_DECISIONS
 
-    @staticmethod
-    def thread_rows(transaction_id) -> list:
-        """(created_at, sender, content) of the transaction's messages, oldest first. The chat
-        app (a higher layer) provides them (chat/admin.py); without it the thread is empty."""
-        return []
-
     def has_add_permission(self, request):
         return False  # disputes are opened by the buyer or seller
 

@@ -6,6 +6,7 @@ import io
 import socket
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -104,3 +105,15 @@ def moto_s3(settings, monkeypatch):
     finally:
         httpx.post(f"{endpoint}/moto-api/reset")
         server.stop()
+
+
+def media_files(settings) -> list[Path]:
+    """Every file under MEDIA_ROOT (what an upload left on disk)."""
+    root = Path(settings.MEDIA_ROOT)
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return settings

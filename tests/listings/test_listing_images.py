@@ -6,7 +6,6 @@ import io
 import os
 import struct
 import zlib
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +15,14 @@ from PIL import Image
 from listings import services
 from listings.models import ListingImage
 from tests.factories import ListingFactory, UserFactory
-from tests.listings.conftest import client_for, error_attr, error_code, gps_exif, image_bytes
+from tests.listings.conftest import (
+    client_for,
+    error_attr,
+    error_code,
+    gps_exif,
+    image_bytes,
+    media_files,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -27,17 +33,6 @@ def url(listing) -> str:
 
 def upload(data: bytes, name: str = "photo.jpg", content_type: str = "image/jpeg"):
     return SimpleUploadedFile(name, data, content_type=content_type)
-
-
-def media_files(settings) -> list[Path]:
-    root = Path(settings.MEDIA_ROOT)
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
-
-
-@pytest.fixture
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-    return settings
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ stripping by remux, the poster, the worker step, delete rules, the representatio
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import av
 import httpx
@@ -16,7 +15,7 @@ from bidding.services import bid_place
 from listings import tasks
 from listings.models import ListingVideo
 from tests.factories import ListingFactory, UserFactory
-from tests.listings.conftest import client_for, error_attr, error_code, image_bytes
+from tests.listings.conftest import client_for, error_attr, error_code, image_bytes, media_files
 from tests.listings.videos import PHONE_METADATA, make_video, read_metadata
 
 pytestmark = pytest.mark.django_db
@@ -28,17 +27,6 @@ def url(listing) -> str:
 
 def upload(data: bytes, name: str = "clip.mp4", content_type: str = "video/mp4"):
     return SimpleUploadedFile(name, data, content_type=content_type)
-
-
-def media_files(settings) -> list[Path]:
-    root = Path(settings.MEDIA_ROOT)
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
-
-
-@pytest.fixture
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-    return settings
 
 
 @pytest.fixture
