@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Rating, User
 from biddt.errors import Conflict
@@ -32,5 +33,5 @@ def rating_record(*, transaction_id: Any, rater, ratee_id: Any, score: int,
             User.objects.filter(pk=ratee_id).update(rating_count=F("rating_count") + 1,
                                                     rating_total=F("rating_total") + score)
     except IntegrityError:
-        raise Conflict("You already rated this transaction.", code="already_rated") from None
+        raise Conflict(_("You already rated this transaction."), code="already_rated") from None
     return rating

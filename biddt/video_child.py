@@ -13,7 +13,8 @@ Modes:
   tracks), checking the packets' real duration, and a poster frame (the first key frame,
   decoded alone) as a JPEG.
 
-Prints one JSON object on stdout: `{"ok": true, ...}` or `{"ok": false, "error": "..."}`.
+Prints one JSON object on stdout: `{"ok": true, ...}` or
+`{"ok": false, "refusal": "<code>", "params": {...}}`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ POSTER_SIDE = 1280
 
 
 class Refused(Exception):
-    """The file is not an acceptable video; the message is shown to the uploader."""
+    """The file is not an acceptable video. Carries a refusal code (and its numbers); the
+    parent turns it into the uploader's language (`biddt.videos.REFUSALS`): this process
+    loads nothing of Django."""
+
+    def __init__(self, code: str, **params) -> None:
+        super().__init__(code)
+        self.code = code
+        self.params = params
 
 
 def _limit(kind: int, value: int) -> None:
@@ -64,25 +72,25 @@ def _seconds(value, time_base) -> float:
 def _probe(av, container, limits: dict) -> dict:
     videos = list(container.streams.video)
     if not videos:
-        raise Refused("The file has no video track.")
+        raise Refused("no_video_track")
     stream = videos[0]
     codec = stream.codec_context.name
     if codec not in VIDEO_CODECS:
-        raise Refused("Only H.264 or HEVC video is accepted.")
+        raise Refused("codec")
     width, height = stream.codec_context.width, stream.codec_context.height
     if width < 1 or height < 1 or width * height > int(limits["max_pixels"]):
-        raise Refused("The video's frame size is not accepted.")
+        raise Refused("frame_size")
     duration = max(
         container.duration / av.time_base if container.duration else 0.0,
         _seconds(stream.duration, stream.time_base),
     )
     if duration <= 0:
-        raise Refused("The video's duration can't be read.")
+        raise Refused("no_duration")
     if duration > float(limits["max_seconds"]) + 0.05:
-        raise Refused(f"The video is longer than {int(limits['max_seconds'])} seconds.")
+        raise Refused("too_long", seconds=int(limits["max_seconds"]))
     brand = str(container.metadata.get("major_brand", "")).strip().lower()
     if brand.startswith(("3g", "m4a", "mj")):  # 3GPP, audio-only MPEG-4, Motion JPEG 2000
-        raise Refused("Only MP4 or QuickTime videos are accepted.")
+        raise Refused("container")
     return {"container": "quicktime" if brand == "qt" else "mp4", "codec": codec,
             "width": width,
             "height": height, "duration_seconds": round(duration, 2)}
@@ -119,12 +127,11 @@ def _remux(av, container, out_path: str, limits: dict) -> float:
             last[index] = max(last.get(index, at),
                               at + _seconds(packet.duration, packet.time_base))
             if last[index] - first[index] > max_seconds:
-                raise Refused(f"The video is longer than {int(limits['max_seconds'])} "
-                              "seconds.")
+                raise Refused("too_long", seconds=int(limits["max_seconds"]))
             packet.stream = mapping[index]
             out.mux(packet)
     if video.index not in last:
-        raise Refused("The video track holds no frames.")
+        raise Refused("no_frames")
     return round(last[video.index] - first[video.index], 2)
 
 
@@ -138,7 +145,7 @@ def _poster(av, path: str, poster_path: str, limits: dict) -> None:
             image = frame.to_image()
             break
         else:
-            raise Refused("No frame of the video could be decoded.")
+            raise Refused("no_poster")
     image.thumbnail((POSTER_SIDE, POSTER_SIDE))
     image.convert("RGB").save(poster_path, format="JPEG", quality=85)
 
@@ -154,13 +161,13 @@ def run(mode: str, limits: dict, source: str, out_dir: str | None) -> dict:
                 info["duration_seconds"] = _remux(av, container, f"{out_dir}/video.mp4",
                                                   limits)
                 if info["duration_seconds"] <= 0:
-                    raise Refused("The video's duration can't be read.")
+                    raise Refused("no_duration")
         if mode == "clean":
             _poster(av, f"{out_dir}/video.mp4", f"{out_dir}/poster.jpg", limits)
     except Refused as exc:
-        return {"ok": False, "error": str(exc)}
+        return {"ok": False, "refusal": exc.code, "params": exc.params}
     except (av.FFmpegError, ValueError, OSError, EOFError, IndexError) as exc:
-        return {"ok": False, "error": "The file is not a readable MP4 or QuickTime video.",
+        return {"ok": False, "refusal": "unreadable", "params": {},
                 "reason": type(exc).__name__}
     return {"ok": True, **info}
 

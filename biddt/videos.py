@@ -31,19 +31,49 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.utils.functional import lazy
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from biddt.errors import ServiceUnavailable
 
 CHILD = Path(__file__).with_name("video_child.py")
-UNREADABLE = "The file is not a readable MP4 or QuickTime video."
+UNREADABLE = _("The file is not a readable MP4 or QuickTime video.")
+
+
+def _too_long(seconds: int) -> str:
+    return ngettext("The video is longer than %(seconds)d second.",
+                    "The video is longer than %(seconds)d seconds.", seconds) % {
+                        "seconds": seconds}
+
+
+# The child's refusal codes (and "too_long", with its number), written in the language
+# active when the message is rendered (the request's for an upload, the seller's for the
+# worker's verdict).
+REFUSALS = {
+    "unreadable": UNREADABLE,
+    "no_video_track": _("The file has no video track."),
+    "codec": _("Only H.264 or HEVC video is accepted."),
+    "frame_size": _("The video's frame size is not accepted."),
+    "no_duration": _("The video's duration can't be read."),
+    "container": _("Only MP4 or QuickTime videos are accepted."),
+    "no_frames": _("The video track holds no frames."),
+    "no_poster": _("No frame of the video could be decoded."),
+}
 
 
 class InvalidVideo(ValueError):
-    pass
+    """Refused by content; `str()` renders the message in the active language."""
+
+
+def refusal_message(code: str, params: dict | None = None):
+    if code == "too_long":  # the one with a number (and so a plural)
+        return lazy(_too_long, str)(int((params or {}).get("seconds", 0)))
+    return REFUSALS.get(code, UNREADABLE)
 
 
 class VideosBusy(ServiceUnavailable):
-    default_detail = "Too many videos are being processed; try again."
+    default_detail = _("Too many videos are being processed; try again.")
 
 
 @dataclass(frozen=True)
@@ -90,11 +120,17 @@ def max_bytes() -> int:
     return int(settings.BIDDT_VIDEO_MAX_BYTES)
 
 
-def too_large_message() -> str:
+def _too_large() -> str:
     limit = max_bytes()
     if limit >= 1024 * 1024:
-        return f"The video is larger than {limit // (1024 * 1024)} MB."
-    return f"The video is larger than {limit} bytes."
+        return _("The video is larger than %(size)d MB.") % {"size": limit // (1024 * 1024)}
+    return ngettext("The video is larger than %(size)d byte.",
+                    "The video is larger than %(size)d bytes.", limit) % {"size": limit}
+
+
+def too_large_message():
+    """The size refusal, rendered in the language active when it is shown."""
+    return lazy(_too_large, str)()
 
 
 def _limits(*, cpu_seconds: float) -> dict:
@@ -119,7 +155,7 @@ def _run_child(mode: str, source: Path, out_dir: Path | None, *, timeout: float)
                 args, capture_output=True, timeout=timeout, check=False,
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OMP_NUM_THREADS": "1"})
         except subprocess.TimeoutExpired:  # run() killed it
-            raise InvalidVideo("The video could not be read in time.") from None
+            raise InvalidVideo(_("The video could not be read in time.")) from None
     try:
         result = json.loads(done.stdout or b"{}")
     except ValueError:
@@ -128,7 +164,7 @@ def _run_child(mode: str, source: Path, out_dir: Path | None, *, timeout: float)
         # Killed by a limit (SIGXCPU, SIGKILL), out of memory, or crashed in FFmpeg.
         raise InvalidVideo(UNREADABLE)
     if not result["ok"]:
-        raise InvalidVideo(str(result.get("error") or UNREADABLE))
+        raise InvalidVideo(refusal_message(str(result.get("refusal")), result.get("params")))
     return result
 
 
@@ -146,7 +182,7 @@ def upload_path(upload) -> Iterator[Path]:
     copied to one. Refused past BIDDT_VIDEO_MAX_BYTES before anything parses it.
     """
     if upload is None:
-        raise InvalidVideo("No video was sent.")
+        raise InvalidVideo(_("No video was sent."))
     limit = max_bytes()
     if getattr(upload, "size", 0) and upload.size > limit:
         raise InvalidVideo(too_large_message())
@@ -155,7 +191,7 @@ def upload_path(upload) -> Iterator[Path]:
         if path.stat().st_size > limit:
             raise InvalidVideo(too_large_message())
         if path.stat().st_size == 0:
-            raise InvalidVideo("The video file is empty.")
+            raise InvalidVideo(_("The video file is empty."))
         yield path
         return
     with tempfile.TemporaryDirectory(prefix="biddt-video-") as tmp:
@@ -169,7 +205,7 @@ def upload_path(upload) -> Iterator[Path]:
                 if written > limit:
                     raise InvalidVideo(too_large_message())
         if written == 0:
-            raise InvalidVideo("The video file is empty.")
+            raise InvalidVideo(_("The video file is empty."))
         yield path
 
 

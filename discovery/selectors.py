@@ -24,6 +24,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from biddt.errors import NotFound
 from biddt.geo import MAX_RADIUS_KM, haversine_km
@@ -44,7 +45,7 @@ def saved_search_get(*, user, saved_search_id: Any) -> SavedSearch:
     """One of the user's saved searches; another user's is 404 like a missing one."""
     search = SavedSearch.objects.filter(pk=saved_search_id, user_id=user.pk).first()
     if search is None:
-        raise NotFound("Saved search not found.")
+        raise NotFound(_("Saved search not found."))
     return search
 
 

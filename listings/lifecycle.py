@@ -25,6 +25,7 @@ from django.db import connection
 from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from biddt.errors import NotFound
@@ -99,13 +100,13 @@ def listing_lock(listing_id: Any, *, extra_columns: str = "",
         listing_id = listing_id if isinstance(listing_id, uuid.UUID) else uuid.UUID(
             str(listing_id))
     except ValueError:
-        raise NotFound("Listing not found.") from None
+        raise NotFound(_("Listing not found.")) from None
     sql = _LOCK_COLUMNS + extra_columns + _LOCK_FROM + (
         " FOR NO KEY UPDATE OF l" if connection.features.has_select_for_update else "")
     pk = Listing._meta.pk.get_db_prep_value(listing_id, connection)
     listing = next(iter(Listing.objects.raw(sql, [*params, pk])), None)
     if listing is None:
-        raise NotFound("Listing not found.")
+        raise NotFound(_("Listing not found."))
     return listing
 
 

@@ -99,7 +99,7 @@ def listing_visible(*, listing_id: Any, user) -> Listing:
     except (ValueError, DjangoValidationError):
         listing = None
     if listing is None:
-        raise NotFound("Listing not found.")
+        raise NotFound(_("Listing not found."))
     return listing
 
 

@@ -65,7 +65,8 @@ def _listing_has_bids() -> Conflict:
                     code="listing_has_bids")
 
 
-def _not_editable(listing: Listing) -> Conflict:
+def listing_not_editable(listing: Listing) -> Conflict:
+    """409 `listing_not_editable`: only a draft, scheduled or active listing changes."""
     return Conflict(_("A %(status)s listing can't be changed.") % {"status": listing.status},
                     code="listing_not_editable")
 
@@ -247,7 +248,7 @@ def listing_update(*, listing_id: Any, user, data: dict[str, Any]) -> Listing:
     with transaction.atomic():
         listing = _own_listing_for_update(listing_id=listing_id, user=user)
         if listing.status not in EDITABLE_STATUSES:
-            raise _not_editable(listing)
+            raise listing_not_editable(listing)
         changed = {k: v for k, v in data.items() if getattr(listing, k) != v}
         if not changed:
             return listing
@@ -309,7 +310,7 @@ def listing_cancel(*, listing_id: Any, user) -> Listing:
             if listing.bid_count > 0:
                 raise Conflict(_("A listing with bids can't be cancelled."),
                                code="listing_has_bids")
-            raise _not_editable(listing)
+            raise listing_not_editable(listing)
         listing_ended.send(sender=Listing, listing=listing, status=ListingStatus.CANCELLED,
                            reason="", was_active=listing.status == ListingStatus.ACTIVE)
         if was_published:
@@ -482,7 +483,7 @@ def _image_target(*, listing_id: Any, user, lock: bool) -> tuple[Listing, int]:
     if listing.seller_id != user.pk:
         raise PermissionDenied(_("Only the seller can add images."))
     if listing.status not in EDITABLE_STATUSES:
-        raise _not_editable(listing)
+        raise listing_not_editable(listing)
     count = ListingImage.objects.filter(listing=listing).count()
     if count >= MAX_IMAGES_PER_LISTING:
         raise invalid("invalid_image", _("A listing has at most %(count)d images.")

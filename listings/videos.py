@@ -25,12 +25,15 @@ from typing import Any
 
 from django.core.files import File
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts.policies import ensure_active
 from biddt.errors import Conflict, NotFound, PermissionDenied, invalid
 from biddt.events import on_commit, task_on_commit
+from biddt.i18n import for_user_language
 from biddt.videos import (
     InvalidVideo,
     max_bytes,
@@ -41,7 +44,11 @@ from biddt.videos import (
 )
 from listings import tasks
 from listings.models import Listing, ListingStatus, ListingVideo, VideoStatus
-from listings.services import listing_shown_changed
+from listings.services import (
+    EDITABLE_STATUSES,
+    listing_not_editable,
+    listing_shown_changed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +57,6 @@ MAX_VIDEOS_PER_LISTING = 1
 # between the commit and the hand-off to the broker): queued again. Past GIVE_UP it is failed.
 REQUEUE_AFTER = timedelta(minutes=10)
 GIVE_UP_AFTER = timedelta(hours=2)
-EDITABLE_STATUSES = (ListingStatus.DRAFT, ListingStatus.SCHEDULED, ListingStatus.ACTIVE)
 
 
 def _storage():
@@ -82,12 +88,12 @@ def _listing_for_seller(*, listing_id: Any, user, lock: bool, action: str) -> Li
     if listing is None or (listing.seller_id != user.pk
                            and (listing.status in (ListingStatus.DRAFT, ListingStatus.REMOVED)
                                 or not listing.seller_active)):
-        raise NotFound("Listing not found.")
+        raise NotFound(_("Listing not found."))
     if listing.seller_id != user.pk:
-        raise PermissionDenied(f"Only the seller can {action} videos.")
+        raise PermissionDenied(_("Only the seller can add videos.") if action == "add"
+                               else _("Only the seller can remove videos."))
     if listing.status not in EDITABLE_STATUSES:
-        raise Conflict(f"A {listing.status} listing can't be changed.",
-                       code="listing_not_editable")
+        raise listing_not_editable(listing)
     return listing
 
 
@@ -96,8 +102,10 @@ def _check_room(listing: Listing) -> None:
     taken = ListingVideo.objects.filter(listing=listing).exclude(
         status=VideoStatus.FAILED).count()
     if taken >= MAX_VIDEOS_PER_LISTING:
-        raise _invalid(f"A listing has at most {MAX_VIDEOS_PER_LISTING} video; delete it "
-                       "first.")
+        raise _invalid(ngettext(
+            "A listing has at most %(count)d video; delete it first.",
+            "A listing has at most %(count)d videos; delete one first.",
+            MAX_VIDEOS_PER_LISTING) % {"count": MAX_VIDEOS_PER_LISTING})
 
 
 def listing_video_check_size(*, content_length: int | None) -> None:
@@ -180,8 +188,13 @@ def listing_video_process(*, video_id: Any) -> str:
                 size = clean.video_path.stat().st_size
         except InvalidVideo as exc:
             _delete_files(stored)
+            # The seller reads the verdict later: written in their language.
+            language = Listing.objects.filter(pk=video.listing_id).values_list(
+                "seller__language", flat=True).first()
+            with for_user_language(language):
+                error = str(exc)[:255]
             if ListingVideo.objects.filter(pk=video.pk, status=VideoStatus.PROCESSING).update(
-                    status=VideoStatus.FAILED, error=str(exc)[:255], source=""):
+                    status=VideoStatus.FAILED, error=error, source=""):
                 _delete_files([video.source.name])
             return VideoStatus.FAILED
         with transaction.atomic():
@@ -243,10 +256,13 @@ def listing_videos_requeue_stale() -> int:
     queued."""
     now = timezone.now()
     stale = ListingVideo.objects.filter(status=VideoStatus.PROCESSING)
-    for video in stale.filter(created_at__lt=now - GIVE_UP_AFTER).only("id", "source"):
+    given_up = stale.filter(created_at__lt=now - GIVE_UP_AFTER).only("id", "source").annotate(
+        language=F("listing__seller__language"))
+    for video in given_up:
+        with for_user_language(video.language):
+            error = str(_("The video could not be processed."))
         if ListingVideo.objects.filter(pk=video.pk, status=VideoStatus.PROCESSING).update(
-                status=VideoStatus.FAILED, error="The video could not be processed.",
-                source=""):
+                status=VideoStatus.FAILED, error=error, source=""):
             _delete_files([video.source.name])
     ids = [str(pk) for pk in stale.filter(created_at__lt=now - REQUEUE_AFTER)
            .values_list("pk", flat=True)]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -72,10 +73,10 @@ class MeUpdateSerializer(serializers.Serializer):
     def validate_display_name(self, value: str) -> str:
         value = "".join(ch for ch in value if ch.isprintable()).strip()
         if not value:
-            raise serializers.ValidationError("Display name can't be blank.", code="blank")
+            raise serializers.ValidationError(_("Display name can't be blank."), code="blank")
         if value.casefold() == DELETED_USER_NAME.casefold():
             # Reserved: it is what closed accounts are shown as.
-            raise serializers.ValidationError("This display name is reserved.", code="reserved")
+            raise serializers.ValidationError(_("This display name is reserved."), code="reserved")
         return value
 
 

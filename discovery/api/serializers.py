@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from discovery.selectors import FILTERS
@@ -34,7 +35,7 @@ class SavedSearchInSerializer(ListingBrowseParams):
     def validate_name(self, value: str) -> str:
         value = " ".join(value.split())
         if not value:
-            raise serializers.ValidationError("The name can't be blank.", code="blank")
+            raise serializers.ValidationError(_("The name can't be blank."), code="blank")
         return value
 
     def validate(self, attrs):

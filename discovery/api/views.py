@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
@@ -117,8 +118,8 @@ class SavedSearchListingsView(GenericAPIView):
         params.is_valid(raise_exception=True)
         ordering = params.validated_data.get("ordering")
         if ordering == "distance" and search.lat is None:
-            raise invalid("location_required", "`ordering=distance` needs a search with a "
-                          "place.", attr="ordering")
+            raise invalid("location_required", _("`ordering=distance` needs a search with a "
+                                                  "place."), attr="ordering")
         browse = selectors.saved_search_browse(search=search, user=request.user,
                                                ordering=ordering)
         self.browse_ordering = browse.ordering

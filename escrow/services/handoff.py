@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 from rest_framework.exceptions import Throttled
 
 from accounts.policies import ensure_active
@@ -105,6 +106,14 @@ def _release_effects(txn: Transaction, *, reason: str, journal=ledger.journal_re
     _system_line(txn, reason)
     transaction_announce(txn)
     task_on_commit(tasks.payout_send, str(txn.pk))
+
+
+def _scan_too_old():
+    hours = settings.BIDDT_HANDOFF_SCAN_MAX_AGE_HOURS
+    return ngettext_lazy(
+        "This scan is too old to release the money (more than %(hours)d hour).",
+        "This scan is too old to release the money (more than %(hours)d hours).",
+        "hours") % {"hours": hours}
 
 
 def _qr_guesses_key(txn_id: Any) -> tuple[str, int]:
@@ -221,9 +230,7 @@ def transaction_verify_token(*, user, transaction_id: Any, token: str,
             raise invalid("code_expired", _("The code had expired when it was scanned; ask "
                                             "the buyer to refresh it."), attr="scanned_at")
         if scanned_at < now - timedelta(hours=settings.BIDDT_HANDOFF_SCAN_MAX_AGE_HOURS):
-            raise invalid("code_expired", "This scan is too old to release the money "
-                                          f"(more than {settings.BIDDT_HANDOFF_SCAN_MAX_AGE_HOURS}"
-                                          " hours).", attr="scanned_at")
+            raise invalid("code_expired", _scan_too_old(), attr="scanned_at")
         if not _move(txn, to=Status.RELEASED, frm=(Status.IN_ESCROW,), qr_used_at=now,
                      verified_at=min(scanned_at, now), released_at=now):
             raise _invalid_state(txn, "release")

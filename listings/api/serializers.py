@@ -5,6 +5,7 @@ Serializers check shapes only; prices, durations and who may do what are the ser
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -167,7 +168,7 @@ class ListingWriteSerializer(serializers.Serializer):
     def validate_title(self, value: str) -> str:
         value = " ".join(value.split())
         if not value:
-            raise serializers.ValidationError("The title can't be blank.", code="blank")
+            raise serializers.ValidationError(_("The title can't be blank."), code="blank")
         return value
 
 

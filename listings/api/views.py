@@ -238,7 +238,7 @@ class ListingVideosView(APIView):
         videos.listing_video_check_size(content_length=length)
         data = s.ListingVideoUploadSerializer(data=request.data)
         if not data.is_valid():
-            raise invalid("invalid_video", "Send the video as the multipart field `video`.",
+            raise invalid("invalid_video", _("Send the video as the multipart field `video`."),
                           attr="video")
         video = videos.listing_video_add(listing_id=listing_id, user=request.user,
                                          upload=data.validated_data["video"])

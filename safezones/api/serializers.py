@@ -1,3 +1,4 @@
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from biddt.geo import MAX_RADIUS_KM
@@ -12,7 +13,7 @@ class SafeZoneQuerySerializer(serializers.Serializer):
 
     def validate(self, attrs):
         if ("lat" in attrs) != ("lng" in attrs):
-            raise serializers.ValidationError("Send lat and lng together.", code="invalid")
+            raise serializers.ValidationError(_("Send lat and lng together."), code="invalid")
         return attrs
 
 

@@ -38,11 +38,13 @@ def listing():
 def post_video(django_capture_on_commit_callbacks):
     """POST as the seller; the after-commit work (the worker's task, eager in tests) runs
     unless `process=False`."""
-    def post(listing, data: bytes, *, process: bool = True, user=None, **kwargs):
+    def post(listing, data: bytes, *, process: bool = True, user=None, language=None,
+             **kwargs):
         client = client_for(user or listing.seller)
+        headers = {"HTTP_ACCEPT_LANGUAGE": language} if language else {}
         with django_capture_on_commit_callbacks(execute=process):
             return client.post(url(listing), {"video": upload(data, **kwargs)},
-                               format="multipart")
+                               format="multipart", **headers)
     return post
 
 
@@ -260,10 +262,47 @@ def test_a_file_the_worker_refuses_ends_failed_and_frees_the_slot(media_root, li
     assert tasks.listing_video_process(body["id"]) == "failed"
     # then the video is failed with the reason, nothing is stored, and another may come
     polled = client_for(listing.seller).get(f"{url(listing)}/{body['id']}").json()
-    assert polled["status"] == "failed" and "longer than 1 seconds" in polled["error"]
+    assert polled["status"] == "failed" and "longer than 1 second." in polled["error"]
     assert media_files(media_root) == []
     media_root.BIDDT_VIDEO_MAX_SECONDS = 60
     assert post_video(listing, make_video()).status_code == 201
+
+
+def test_the_workers_verdict_is_written_in_the_sellers_language(media_root, post_video):
+    # given a French seller whose upload passes the request's check, then a lower limit
+    listing = ListingFactory(seller=UserFactory(language="fr"))
+    body = post_video(listing, make_video(seconds=2.0), process=False).json()
+    media_root.BIDDT_VIDEO_MAX_SECONDS = 1
+    # when the worker (no request, no Accept-Language) refuses it
+    assert tasks.listing_video_process(body["id"]) == "failed"
+    # then the seller reads why in French, whatever language the poll asks in
+    polled = client_for(listing.seller).get(f"{url(listing)}/{body['id']}").json()
+    assert polled["error"] == "La vidéo dure plus de 1 seconde."
+
+
+@pytest.mark.parametrize(("data", "english", "french"), [
+    (b"", "Send the video as the multipart field `video`.",  # an empty part is no file
+     "Envoyez la vidéo dans le champ multipart `video`."),
+    (b"not a video at all" * 100, "The file is not a readable MP4 or QuickTime video.",
+     "Le fichier n’est pas une vidéo MP4 ou QuickTime lisible."),
+])
+def test_a_refusal_by_content_follows_accept_language(media_root, listing, post_video, data,
+                                                       english, french):
+    for language, detail in ((None, english), ("fr-CA", french)):
+        response = post_video(listing, data, language=language)
+        assert response.status_code == 400
+        (item,) = response.json()["errors"]
+        assert (item["code"], item["detail"]) == ("invalid_video", detail)
+
+
+def test_a_refusal_from_the_child_process_is_french_for_a_french_request(media_root, listing,
+                                                                          post_video):
+    # the child reads the file and answers a code; the detail is written in the request's
+    # language (here: the duration limit, a plural)
+    media_root.BIDDT_VIDEO_MAX_SECONDS = 1
+    response = post_video(listing, make_video(seconds=3.0), language="fr")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["detail"] == "La vidéo dure plus de 1 seconde."
 
 
 def test_a_video_deleted_before_the_worker_runs_leaves_no_file(media_root, listing, post_video,
