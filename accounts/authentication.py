@@ -79,9 +79,9 @@ class JWTAuthentication(BaseJWTAuthentication):
             return super().get_user(validated_token)
         user = user_by_id(self.user_model, user_id)
         if user is None:
-            raise AuthenticationFailed(_("User not found"), code="user_not_found")
+            raise AuthenticationFailed(_("User not found"), code="token_not_valid")
         if api_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
-            raise AuthenticationFailed(_("User is inactive"), code="user_inactive")
+            raise AuthenticationFailed(_("User is inactive"), code="token_not_valid")
         if api_settings.CHECK_REVOKE_TOKEN:
             # simplejwt's check reads the password hash: only then is it loaded.
             return super().get_user(validated_token)

@@ -22,7 +22,7 @@ GENERIC: dict[str, tuple[str, ...]] = {
             "max_whole_digits", "date", "datetime", "make_aware", "overflow",
             "surrogate_characters_not_allowed", "null_characters_not_allowed", "unique",
             "does_not_exist", "incorrect_type", "parse_error", "invalid_idempotency_key"),
-    "401": ("not_authenticated", "authentication_failed", "token_not_valid"),
+    "401": ("not_authenticated", "token_not_valid"),
     "403": ("permission_denied", "account_suspended"),
     "404": ("not_found",),
     "405": ("method_not_allowed",),
@@ -45,7 +45,6 @@ DOMAIN: dict[str, str] = {
         "location_required", "invalid_max", "invalid_signature", "invalid_event",
         "invalid_video", "invalid_price_range", "out_of_range", "reserved",
     ), "400"),
-    **dict.fromkeys(("user_not_found", "user_inactive"), "401"),
     **dict.fromkeys((
         "own_listing", "listing_not_editable", "listing_has_bids", "retraction_not_allowed",
         "listing_not_sold", "listing_not_draft", "listing_not_active", "fixed_price_listing",

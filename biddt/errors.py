@@ -19,6 +19,7 @@ from rest_framework.exceptions import (
     PermissionDenied,
     ValidationError,
 )
+from rest_framework_simplejwt.exceptions import AuthenticationFailed as JWTAuthenticationFailed
 from rest_framework_simplejwt.exceptions import InvalidToken
 
 __all__ = ["APIException", "Conflict", "ErrorFormatter", "ExceptionHandler", "NotFound",
@@ -67,17 +68,21 @@ class ExceptionHandler(StandardizedExceptionHandler):
     A database that is unreachable, dropped the connection or gave up on a lock
     (`lock_timeout`, deadlock) is a 503 `service_unavailable`: the transaction rolled back,
     so the client may retry (with the same Idempotency-Key). A bad token is one 401 item
-    `token_not_valid`."""
+    `token_not_valid`: so is a malformed `Bearer` header and the token of a closed (inactive)
+    or missing account, which simplejwt reports with codes of its own."""
 
     def convert_known_exceptions(self, exc: Exception) -> Exception:
         if isinstance(exc, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
             return RequestTooLarge()
         if isinstance(exc, OperationalError | InterfaceError):
             return ServiceUnavailable()
-        if isinstance(exc, InvalidToken):
-            # simplejwt's detail lists one message per token class it tried, which the
-            # standard shape would turn into several error items: a 401 is one item.
-            detail = exc.detail.get("detail") if isinstance(exc.detail, dict) else None
+        if isinstance(exc, JWTAuthenticationFailed):  # InvalidToken and simplejwt's others
+            # simplejwt's detail lists one message per token class it tried (or a dict of
+            # detail and code), which the standard shape would turn into several error items:
+            # a 401 is one item, and API.md names only `token_not_valid` for a bad token.
+            detail = exc.detail.get("detail") if isinstance(exc.detail, dict) else exc.detail
+            if isinstance(detail, list):
+                detail = detail[0] if detail else None
             return AuthenticationFailed(str(detail or InvalidToken.default_detail),
                                         code="token_not_valid")
         return super().convert_known_exceptions(exc)

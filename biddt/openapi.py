@@ -109,6 +109,20 @@ class AutoSchema(StandardizedErrorsAutoSchema):
             found.add("413")  # a body past DATA_UPLOAD_MAX_MEMORY_SIZE (biddt.errors)
         return found
 
+    def _get_error_response_examples(self):
+        # The 401 examples are the two the API sends (biddt.errors): no token, a bad token.
+        # drf-standardized-errors adds DRF's `authentication_failed`, which the API never sends.
+        from drf_spectacular.utils import OpenApiExample
+
+        examples = [e for e in super()._get_error_response_examples()
+                    if e.name != "AuthenticationFailed"]
+        if any("401" in e.status_codes for e in examples):
+            examples.append(OpenApiExample(
+                "TokenNotValid", response_only=True, status_codes=["401"],
+                value={"type": "client_error", "errors": [
+                    {"code": "token_not_valid", "detail": "Token is invalid", "attr": None}]}))
+        return examples
+
     def _get_allowed_error_status_codes(self) -> list[str]:
         return [*super()._get_allowed_error_status_codes(), *EXTRA_STATUSES]
 

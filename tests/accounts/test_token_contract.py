@@ -78,6 +78,37 @@ def test_a_bad_token_is_one_401_item(api, header):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("header", ["Bearer", "Bearer two words"])
+def test_a_malformed_bearer_header_is_one_token_not_valid_item(api, header):
+    # when the Authorization header names the Bearer scheme without exactly one token
+    api.credentials(HTTP_AUTHORIZATION=header)
+    response = api.get("/v1/users/me")
+    # then the one 401 item of the contract, not simplejwt's detail split in two items
+    assert response.status_code == 401
+    assert [(e["code"], e["attr"]) for e in response.json()["errors"]] == [
+        ("token_not_valid", None)]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("gone", ["inactive", "missing"])
+def test_a_token_of_a_closed_or_missing_account_is_one_token_not_valid_item(api, gone):
+    # given a valid access token whose user was closed (deleted account) or no longer exists
+    user = UserFactory()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {_login(user)[0]}")
+    if gone == "inactive":
+        type(user).objects.filter(pk=user.pk).update(is_active=False)
+    else:
+        user.delete()
+    # when it is used
+    response = api.get("/v1/users/me")
+    # then one item, token_not_valid, no attr
+    assert response.status_code == 401
+    assert [(e["code"], e["attr"]) for e in response.json()["errors"]] == [
+        ("token_not_valid", None)]
+    assert response.json()["errors"][0]["detail"]
+
+
+@pytest.mark.django_db
 def test_no_token_is_one_401_item(api):
     body = api.get("/v1/users/me").json()
     assert [(e["code"], e["attr"]) for e in body["errors"]] == [("not_authenticated", None)]
@@ -107,3 +138,14 @@ def test_a_phone_login_issues_tokens_with_roles(settings):
     settings.BIDDT_TEST_PHONE_NUMBERS = "+15555550199:424242"
     result = services.otp_verify(phone_number="+15555550199", code="424242")
     assert AccessToken(result.access)["roles"] == ["user"]
+
+
+def test_the_schema_declares_only_the_two_401_codes():
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    response = schema["paths"]["/v1/users/me"]["get"]["responses"]["401"]
+    ref = response["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    item = schema["components"]["schemas"][ref]["properties"]["errors"]["items"]["$ref"]
+    enum = schema["components"]["schemas"][item.rsplit("/", 1)[1]]["properties"]["code"]["enum"]
+    assert set(enum) == {"not_authenticated", "token_not_valid"}
+    examples = response["content"]["application/json"]["examples"].values()
+    assert {e["value"]["errors"][0]["code"] for e in examples} == set(enum)

@@ -386,7 +386,7 @@ def test_matrix(row: Row, role: str):
             assert payload["errors"][0]["code"] == "account_suspended", payload
         if expected == 401:
             assert payload["errors"][0]["code"] in ("not_authenticated",
-                                                    "authentication_failed"), payload
+                                                    "token_not_valid"), payload
 
 
 def _v1_routes() -> set[tuple[str, str]]:
