@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -67,7 +68,11 @@ class WSError(Exception):
 
     @classmethod
     def from_api_exception(cls, exc: APIException, **extra: Any) -> WSError:
-        """The REST error as a socket error: same code, same detail (the first one)."""
+        """The REST error as a socket error: same code, same detail (the first one); a
+        throttled one says when to come back (`retryAfter`, seconds), as REST's Retry-After."""
+        wait = getattr(exc, "wait", None)
+        if wait is not None and "retryAfter" not in extra:
+            extra["retryAfter"] = max(1, math.ceil(wait))
         detail: Any = exc.detail
         while isinstance(detail, dict | list):
             detail = next(iter(detail.values())) if isinstance(detail, dict) else detail[0]

@@ -390,3 +390,13 @@ async def test_ws_close_event_ends_the_users_sockets():
     # then the socket is closed with 4403
     assert output == {"type": "websocket.close", "code": 4403}
     await communicator.disconnect()
+
+
+def test_a_throttled_refusal_on_the_socket_carries_retry_after():
+    # given a REST throttle refusal (the chat flood limit raises DRF's Throttled)
+    from rest_framework.exceptions import Throttled
+
+    # when it becomes a socket error
+    error = WSError.from_api_exception(Throttled(wait=37))
+    # then the frame says when to come back, as the bid throttle's does (AsyncAPI `retryAfter`)
+    assert (error.code, error.extra) == ("throttled", {"retryAfter": 37})
