@@ -6,6 +6,7 @@ a location filter without both coordinates is 400 `location_required`.
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from biddt.parsers import MAX_INT
@@ -46,11 +47,12 @@ class ListingBrowseParams(serializers.Serializer):
         if has_lat != has_lng:
             missing = "lng" if has_lat else "lat"
             raise serializers.ValidationError(
-                {missing: ["lat and lng go together."]}, code="location_required")
+                {missing: [_("lat and lng go together.")]}, code="location_required")
         if not has_lat:
             for name in ("radius_km", "ordering"):
                 if name in attrs and (name == "radius_km" or attrs[name] == "distance"):
                     raise serializers.ValidationError(
-                        {name: [f"`{name}={self.initial_data.get(name)}` needs lat and lng."]},
+                        {name: [_("`{name}={value}` needs lat and lng.").format(
+                            name=name, value=self.initial_data.get(name))]},
                         code="location_required")
         return attrs

@@ -265,3 +265,21 @@ def test_list_query_count_stays_flat_as_results_grow(user, auth_api, params):
     # then the page costs the same number of queries
     assert many == few
     assert many <= 4  # user, page, images (+ a savepoint-free auth lookup)
+
+
+@pytest.mark.parametrize(("params", "attr"), [
+    ({"lat": 43.6}, "lng"),
+    ({"radius_km": 10}, "radius_km"),
+    ({"ordering": "distance"}, "ordering"),
+])
+def test_location_required_details_go_through_translation(api, monkeypatch, params, attr):
+    # given a translation that marks every text it renders
+    from django.utils import translation
+
+    monkeypatch.setattr(translation._trans, "gettext", lambda message: f"«{message}»")
+    # when a location filter misses its other half
+    response = api.get(URL, params)
+    # then the detail is a translated text (Accept-Language: fr gets French), not a literal
+    (error,) = response.json()["errors"]
+    assert (error["code"], error["attr"]) == ("location_required", attr)
+    assert error["detail"].startswith("«") and error["detail"].endswith("»")
