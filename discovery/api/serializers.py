@@ -44,7 +44,7 @@ class SavedSearchInSerializer(ListingBrowseParams):
         low, high = given.get("min_price"), given.get("max_price")
         if low is not None and high is not None and low > high:
             raise serializers.ValidationError(
-                {"max_price": ["max_price can't be below min_price."]},
+                {"max_price": [_("max_price can't be below min_price.")]},
                 code="invalid_price_range")
         return attrs
 

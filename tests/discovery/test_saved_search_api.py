@@ -255,3 +255,18 @@ def test_export_lists_the_users_searches_as_plain_data(user):
     assert rows[0]["name"] == "a" and rows[0]["q"] == "lamp" and rows[0]["category"] == "home"
     assert isinstance(rows[0]["id"], str) and isinstance(rows[0]["created_at"], str)
     assert "q_tsquery" not in rows[0] and "anchor" not in rows[0]
+
+
+@pytest.mark.django_db
+def test_the_price_range_detail_goes_through_translation(auth_api, monkeypatch):
+    # given a translation that marks every text it renders
+    from django.utils import translation
+
+    monkeypatch.setattr(translation._trans, "gettext", lambda message: f"«{message}»")
+    # when a search's max_price is below its min_price
+    response = auth_api.post(URL, {"name": "x", "notify": True, "min_price": 5000,
+                                   "max_price": 1000}, format="json")
+    # then the detail is a translated text (Accept-Language: fr gets French), not a literal
+    (error,) = response.json()["errors"]
+    assert (error["code"], error["attr"]) == ("invalid_price_range", "max_price")
+    assert error["detail"].startswith("«") and error["detail"].endswith("»")
