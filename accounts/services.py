@@ -200,12 +200,12 @@ def _blacklist_once(token: RefreshToken) -> None:
     outstanding = (OutstandingToken.objects.select_for_update(of=("self",), no_key=True)
                    .filter(jti=token["jti"]).first())
     if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
-        raise InvalidToken({"detail": "Token is blacklisted", "code": "token_not_valid"})
+        raise InvalidToken({"detail": _("Token is blacklisted"), "code": "token_not_valid"})
     try:
         with transaction.atomic():
             BlacklistedToken.objects.create(token=outstanding)
     except IntegrityError:
-        raise InvalidToken({"detail": "Token is blacklisted",
+        raise InvalidToken({"detail": _("Token is blacklisted"),
                             "code": "token_not_valid"}) from None
 
 
@@ -216,7 +216,7 @@ def token_refresh(*, refresh: str) -> tuple[str, str]:
         _blacklist_once(token)
         user = User.objects.filter(pk=token["user_id"]).first()
         if user is None or not user.is_active:
-            raise InvalidToken({"detail": "User not found", "code": "token_not_valid"})
+            raise InvalidToken({"detail": _("User not found"), "code": "token_not_valid"})
         ensure_active(user)
         new = UserRefreshToken.for_user(user)
     return str(new.access_token), str(new)

@@ -149,3 +149,19 @@ def test_the_schema_declares_only_the_two_401_codes():
     assert set(enum) == {"not_authenticated", "token_not_valid"}
     examples = response["content"]["application/json"]["examples"].values()
     assert {e["value"]["errors"][0]["code"] for e in examples} == set(enum)
+
+
+@pytest.mark.django_db
+def test_a_dead_refresh_token_detail_goes_through_translation(api, user, monkeypatch):
+    # given a refresh token that was already used, and a translation marking what it renders
+    from django.utils import translation
+
+    _access, refresh = _login(user)
+    assert api.post(LOGOUT, {"refresh": refresh}, format="json").status_code == 204
+    monkeypatch.setattr(translation._trans, "gettext", lambda message: f"«{message}»")
+    # when it is used again
+    response = api.post(REFRESH, {"refresh": refresh}, format="json")
+    # then the one 401 item's detail is a translated text (Accept-Language: fr gets French)
+    (error,) = response.json()["errors"]
+    assert error["code"] == "token_not_valid"
+    assert error["detail"] == "«Token is blacklisted»"
