@@ -96,6 +96,29 @@ def test_validation_and_auth_errors_are_french_too(api, user):
     assert unauth.json()["errors"][0]["detail"] != "Authentication credentials were not provided."
 
 
+@pytest.mark.parametrize("header", ["Bearer not-a-token", "Bearer a b"])
+def test_a_bad_token_is_refused_in_french(api, header):
+    # simplejwt's own texts: its French catalog leaves some fuzzy; ours gives them all
+    response = api.get("/v1/users/me", HTTP_AUTHORIZATION=header, HTTP_ACCEPT_LANGUAGE="fr")
+    assert response.status_code == 401
+    (item,) = response.json()["errors"]
+    assert item["code"] == "token_not_valid"
+    assert item["detail"].startswith(("Le jeton", "L’en-tête")), item["detail"]
+
+
+def test_a_refresh_of_a_revoked_token_is_refused_in_french(api, user):
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    refresh = RefreshToken.for_user(user)
+    refresh.blacklist()
+    response = api.post("/v1/auth/refresh", {"refresh": str(refresh)}, format="json",
+                        HTTP_ACCEPT_LANGUAGE="fr")
+    assert response.status_code == 401
+    (item,) = response.json()["errors"]
+    assert item["code"] == "token_not_valid"
+    assert item["detail"].startswith("Le jeton"), item["detail"]
+
+
 def test_the_closure_refusal_is_french_for_a_french_request(api):
     txn = sold_transaction()
     response = api.delete("/v1/users/me", HTTP_AUTHORIZATION=bearer(txn.buyer),
