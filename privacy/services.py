@@ -3,7 +3,10 @@
 Lock order, shared with every write that could create an obligation for the user:
 
 1. the user's row (`accounts.services.user_lock_for_closure`, `FOR NO KEY UPDATE`);
-2. the user's draft/active listings, by id (`listings.services.listings_lock_open_of_seller`).
+2. the user's draft/active listings, by id (`listings.services.listings_lock_open_of_seller`);
+3. the open second-chance offers to the user or on their listings, ended
+   (`escrow.services.second_chance.second_chance_end_for_closed_account`; an accept takes
+   the accepting user's row, then the listing, then the offer).
 
 `bid_place` and `listing_buy_now` take the acting user's row (`user_lock_acting`) before the
 listing's row, so:
@@ -35,6 +38,7 @@ from biddt.errors import Conflict, NotFound, PermissionDenied
 from biddt.events import on_commit, send_to_group_on_commit
 from discovery.services import saved_searches_delete_of_user
 from escrow.models import Transaction, TransactionStatus
+from escrow.services.second_chance import second_chance_end_for_closed_account
 from listings.models import Listing, ListingStatus
 from listings.services import listings_cancel_for_closed_account, listings_lock_open_of_seller
 
@@ -73,12 +77,13 @@ def account_delete(*, user_id: Any, staff_user=None, reason: str = "") -> bool:
     """Close the account at once; True when this call closed it (False: already closed).
 
     In one transaction, under the locks of the module docstring: the obligations check (409
-    `account_has_open_obligations`), its draft/active listings without bids cancelled (the
-    rooms hear `auction_ended`), personal data erased and tokens and devices revoked
-    (`accounts.services.user_erase`), saved searches deleted where that app is installed, one
-    audit entry (the staff member, or the user themself). After commit: the avatar file is
-    deleted and the user's open sockets are closed (4403, the suspension path). Transactions,
-    ledger rows, bids and messages stay, shown as "Deleted user".
+    `account_has_open_obligations`, after ending its open second-chance offers), its
+    draft/active listings without bids cancelled (the rooms hear `auction_ended`), personal data
+    erased and tokens and devices revoked (`accounts.services.user_erase`), saved searches
+    deleted where that app is installed, one audit entry (the staff member, or the user
+    themself). After commit: the avatar file is deleted and the user's open sockets are closed
+    (4403, the suspension path). Transactions, ledger rows, bids and messages stay, shown as
+    "Deleted user".
     """
     if staff_user is not None and not staff_user.is_staff:
         raise PermissionDenied(_("Only staff can do this."))
@@ -89,6 +94,7 @@ def account_delete(*, user_id: Any, staff_user=None, reason: str = "") -> bool:
         if user.is_deleted:
             return False
         listings = listings_lock_open_of_seller(seller_id=user.pk)
+        offers_ended = second_chance_end_for_closed_account(user_id=user.pk)
         _obligations_check(user=user, listings=listings)
         cancelled = listings_cancel_for_closed_account(listings=listings)
         saved_searches = _saved_searches_delete(user_id=user.pk)
@@ -96,6 +102,7 @@ def account_delete(*, user_id: Any, staff_user=None, reason: str = "") -> bool:
         avatar_name = user_erase(user=user)
         audit_record(actor=staff_user or user, action="user.delete", obj=user,
                      after={"listings_cancelled": cancelled,
+                            "second_chance_offers_ended": offers_ended,
                             "saved_searches_deleted": saved_searches,
                             "by": "staff" if staff_user is not None else "self"},
                      reason=reason)

@@ -14,7 +14,9 @@
   (the one the close uses: fees, payment window, idempotent per listing and buyer), and the
   listing goes `unsold → sold` by a conditional UPDATE in the same database transaction.
 
-Lock order: the listing row, then the offer row (accept, expiry), like the rest of bidding.
+Lock order: the accepting user's row, the listing row, then the offer row (accept; the
+expiry takes the offer row only), like the rest of bidding. An account closing ends its open
+offers (`second_chance_end_for_closed_account`) before it checks its obligations.
 A late payment of the first sale locks only that (cancelled) transaction and is refunded by
 escrow as for any cancelled sale; it touches neither the listing nor the offers.
 """
@@ -34,6 +36,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from accounts.policies import ensure_active
+from accounts.services import user_lock_acting
 from bidding import rules
 from bidding.models import Bid, SecondChanceOffer
 from biddt.errors import Conflict, NotFound, PermissionDenied
@@ -80,6 +83,12 @@ def _tell_seller(offer: Offer, listing: Listing, *, title: Any, body: Any) -> No
            body=body, data={"offer_id": str(offer.pk), "listing_id": str(listing.pk),
                             "status": offer.status},
            dedupe_key=f"second_chance_{offer.status}:{offer.pk}")
+
+
+def _tell_seller_declined(offer: Offer) -> None:
+    _tell_seller(offer, offer.listing, title=_("Second-chance offer declined"),
+                 body=format_lazy(_("The offer for “{title}” was declined; you may offer "
+                                    "it to the next bidder."), title=offer.listing.title))
 
 
 def _candidate_bids(listing: Listing) -> list[rules.BidInput]:
@@ -173,6 +182,7 @@ def second_chance_accept(*, user, offer_id: Any) -> Transaction:
     ensure_active(user)
     offer = _own_offer(user=user, offer_id=offer_id)
     with transaction.atomic():
+        user_lock_acting(user)  # user row before listing row: see privacy.account_delete
         listing = _lock_listing(offer.listing_id)
         offer = Offer.objects.select_for_update(of=("self",), no_key=True).get(pk=offer.pk)
         now = timezone.now()
@@ -225,9 +235,7 @@ def second_chance_decline(*, user, offer_id: Any) -> None:
                 return
             raise _unavailable(_("This offer is no longer open."))
         offer.status = OfferStatus.DECLINED
-        _tell_seller(offer, offer.listing, title=_("Second-chance offer declined"),
-                     body=format_lazy(_("The offer for “{title}” was declined; you may offer "
-                                        "it to the next bidder."), title=offer.listing.title))
+        _tell_seller_declined(offer)
 
 
 def second_chance_expire(*, offer_id: Any) -> bool:
@@ -251,3 +259,26 @@ def second_chance_expire_due(*, limit: int = 500) -> int:
     due = list(Offer.objects.filter(status=OfferStatus.OFFERED, expires_at__lte=timezone.now())
                .values_list("pk", flat=True)[:limit])
     return sum(second_chance_expire(offer_id=pk) for pk in due)
+
+
+def second_chance_end_for_closed_account(*, user_id: Any) -> int:
+    """An account closing ends its open offers; returns how many.
+
+    Offered *to* it: declined (its seller is told and may offer the next bidder). Offered *on*
+    its listings: expired (a runner-up can't buy from a closed account; their accept is 409
+    `second_chance_unavailable`). Runs in the closure's transaction, holding the user's row
+    and before the obligations check: an accept committing first has made a transaction the
+    check then sees (409 `account_has_open_obligations`); one waiting on the offer row finds
+    it no longer open.
+    """
+    now = timezone.now()
+    open_offers = Offer.objects.filter(status=OfferStatus.OFFERED)
+    declined = 0
+    for offer in open_offers.filter(bidder_id=user_id).select_related("listing"):
+        if Offer.objects.filter(pk=offer.pk, status=OfferStatus.OFFERED).update(
+                status=OfferStatus.DECLINED, decided_at=now):
+            declined += 1
+            _tell_seller_declined(offer)
+    expired = open_offers.filter(listing__seller_id=user_id).update(
+        status=OfferStatus.EXPIRED, decided_at=now)
+    return declined + expired
