@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from biddt.params import SharedFieldsSerializer
 from biddt.parsers import MAX_INT
 from listings.models import Category, Condition, ListingStatus
 from listings.selectors import MAX_RADIUS_KM, PUBLIC_ORDERINGS
@@ -54,3 +55,9 @@ class ListingBrowseParams(serializers.Serializer):
                         {name: [f"`{name}={self.initial_data.get(name)}` needs lat and lng."]},
                         code="location_required")
         return attrs
+
+
+class ListingBrowseQuery(SharedFieldsSerializer, ListingBrowseParams):
+    """`ListingBrowseParams` as the view validates a request's query string: the same fields,
+    built once per thread (biddt.params). Saved searches subclass `ListingBrowseParams`
+    itself (they change their fields)."""
