@@ -3,7 +3,7 @@
 What a browse request costs the REST process around its SQL (issue 22: the API took 2.5-12 x
 its SQL). Serves the code of this tree and, with `--baseline=<git revision>`, the code of
 that revision (exported with `git archive` into a temporary folder), each from its own
-granian WSGI process as in production (REDIS throttle counters, the per-request log line at
+granian WSGI process as in production (Redis throttle counters, the per-request log line at
 INFO), over bench_browse's database (`DATABASE_URL` + `_bench`; loaded with `--listings`
 when empty, else reused as it is). The variants alternate, `--rounds` times (default 3), each
 serving `--requests` (default 200) sequential keep-alive requests per URL: the 400 "floor"
