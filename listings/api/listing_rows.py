@@ -39,7 +39,10 @@ class SellerValue(Func):
     cost about a millisecond of CPU a page)."""
 
     arity = 1
-    template = "(SELECT U0.%(column)s FROM %(table)s U0 WHERE U0.%(pk)s = %(expressions)s)"
+    # An alias of its own: Django's are table names or a letter and a number (U0, T3), so
+    # the listing's `seller_id` never resolves to this table, even inside a subquery.
+    template = ("(SELECT listing_seller.%(column)s FROM %(table)s listing_seller "
+                "WHERE listing_seller.%(pk)s = %(expressions)s)")
 
     def __init__(self, name: str) -> None:
         field = User._meta.get_field(name)
