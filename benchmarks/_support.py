@@ -164,9 +164,10 @@ class Processes:
             time.sleep(0.05)
         return f"redis://127.0.0.1:{port}/0"
 
-    def spawn(self, args: list[str], env: dict[str, str], name: str) -> subprocess.Popen:
+    def spawn(self, args: list[str], env: dict[str, str], name: str,
+              cwd: Path = BASE_DIR) -> subprocess.Popen:
         log = (self.dir / f"{name}.log").open("wb")
-        process = subprocess.Popen(args, cwd=BASE_DIR, env=env, stdout=log,
+        process = subprocess.Popen(args, cwd=cwd, env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
         self.started.append(process)
         return process

@@ -166,28 +166,28 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def _time_api(client, url: str, repeat: int) -> tuple[list[float], int]:
-    times, count = [], 0
+def _time_api(client, url: str, repeat: int,
+              status: int = 200) -> tuple[list[float], list[float], int]:
+    """Wall-clock and CPU (this process: `time.process_time`) ms of each request, and the
+    page's row count. The CPU figure is the one a loaded machine moves least."""
+    times, cpu, count = [], [], 0
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         response = client.get(url)
+        cpu.append((time.process_time() - started_cpu) * 1000)
         times.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200, response.content[:300]
-        count = len(response.json()["results"])
-    return times, count
+        assert response.status_code == status, response.content[:300]
+        if status == 200:
+            count = len(response.json()["results"])
+    return times, cpu, count
 
 
-def _time_floor(client, repeat: int) -> list[float]:
+def _time_floor(client, repeat: int) -> tuple[list[float], list[float]]:
     """The same view answering 400 before any query: what the framework costs by itself."""
     url = "/v1/listings?ordering=nope"
     client.get(url)
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        response = client.get(url)
-        times.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 400, response.content[:300]
-    return times
+    times, cpu, _count = _time_api(client, url, repeat, status=400)
+    return times, cpu
 
 
 def _page_sql(client, url: str) -> list[str]:
@@ -200,18 +200,19 @@ def _page_sql(client, url: str) -> list[str]:
             if "listings_listing" in q["sql"] and q["sql"].lstrip().upper().startswith("SELECT")]
 
 
-def _time_sql(statements: list[str], repeat: int) -> list[float]:
+def _time_sql(statements: list[str], repeat: int) -> tuple[list[float], list[float]]:
     from django.db import connection
 
-    times = []
+    times, cpu = [], []
     with connection.cursor() as cursor:
         for _ in range(repeat):
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             for statement in statements:
                 cursor.execute(statement)
                 cursor.fetchall()
+            cpu.append((time.process_time() - started_cpu) * 1000)
             times.append((time.perf_counter() - started) * 1000)
-    return times
+    return times, cpu
 
 
 def _plan(statement: str) -> tuple[float, list]:
@@ -259,19 +260,20 @@ def main(argv: list[str]) -> int:
 
     client = Client()
     header = (f"{'query':34} {'rows':>4} | {'API p50':>8} {'API p95':>8} | {'SQL p50':>8} "
-              f"{'SQL p95':>8} | {'ratio':>5} | {'server':>6}")
+              f"{'SQL p95':>8} | {'ratio':>5} | {'server':>6} | {'API CPU':>7} {'SQL CPU':>7}")
     results, shapes, bad = [], [], []
     for label, params in QUERIES:
         url = "/v1/listings?" + urlencode({**params, "page_size": 20})
         client.get(url)  # warm caches and connections
-        api_times, rows = _time_api(client, url, args.repeat)
+        api_times, api_cpu, rows = _time_api(client, url, args.repeat)
         statements = _page_sql(client, url)
-        sql_times = _time_sql(statements, args.repeat)
+        sql_times, sql_cpu = _time_sql(statements, args.repeat)
         server_ms, nodes = _plan(statements[0])
         ratio = _pct(api_times, .95) / _pct(sql_times, .95)
         results.append(f"{label:34} {rows:>4} | {_pct(api_times, .5):8.2f} "
                        f"{_pct(api_times, .95):8.2f} | {_pct(sql_times, .5):8.2f} "
-                       f"{_pct(sql_times, .95):8.2f} | {ratio:5.2f} | {server_ms:6.2f}")
+                       f"{_pct(sql_times, .95):8.2f} | {ratio:5.2f} | {server_ms:6.2f} | "
+                       f"{_pct(api_cpu, .5):7.2f} {_pct(sql_cpu, .5):7.2f}")
         shapes.append(f"{label}:")
         for node in nodes:
             flag = ""
@@ -279,16 +281,18 @@ def main(argv: list[str]) -> int:
                 flag = f"   <-- reads {node.read_ratio:.0f} x what it returns"
                 bad.append(f"{label}: {node.describe().strip()}")
             shapes.append("  " + node.describe() + flag)
-    floor = _time_floor(client, args.repeat)
+    floor, floor_cpu = _time_floor(client, args.repeat)
     print("\n".join(shapes))
     print()
     print(header + f"  (ms, {args.repeat} runs)")
     print("\n".join(results))
     print("API = the whole request in process; SQL = the same page's listing + images "
           "queries replayed; ratio = API p95 / SQL p95; server = EXPLAIN ANALYZE execution "
-          "time of the listing query (best of 3).")
+          "time of the listing query (best of 3); CPU = this process's CPU per request "
+          "(median), the API's including its SQL's client side.")
     print(f"framework floor (a 400 from the same view, no query: middleware, auth, throttle, "
-          f"validation, rendering): p50 {_pct(floor, .5):.2f} p95 {_pct(floor, .95):.2f} ms")
+          f"validation, rendering): p50 {_pct(floor, .5):.2f} p95 {_pct(floor, .95):.2f} ms, "
+          f"CPU {_pct(floor_cpu, .5):.2f} ms")
     if bad:
         print(f"\nFAIL: plan nodes reading more than {MAX_READ_RATIO} x the rows they return "
               "(missing statistics or a missing index):\n  " + "\n  ".join(bad))

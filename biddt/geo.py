@@ -14,9 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from django.db.models import BooleanField, F, Field, FloatField, Q, Value
+from django.db.models import BooleanField, F, Field, FloatField, IntegerField, Q, Value
 from django.db.models.expressions import CombinedExpression, Func
-from django.db.models.functions import ASin, Cos, Least, Power, Radians, Sin, Sqrt
 
 EARTH_RADIUS_KM = 6371.0088
 MAX_RADIUS_KM = 500.0
@@ -63,12 +62,50 @@ def bounding_box(lat: float, lng: float, radius_km: float) -> BoundingBox:
 
 def distance_km_expr(lat: float, lng: float, lat_field: str, lng_field: str) -> Func:
     """Haversine distance from (lat, lng) to the row's coordinates, in km, as SQL."""
-    lat0, lng0 = Value(math.radians(lat)), Value(math.radians(lng))
-    row_lat, row_lng = Radians(F(lat_field)), Radians(F(lng_field))
-    a = (Power(Sin((row_lat - lat0) / 2), 2)
-         + Cos(lat0) * Cos(row_lat) * Power(Sin((row_lng - lng0) / 2), 2))
-    return Value(2 * EARTH_RADIUS_KM) * ASin(Least(Value(1.0), Sqrt(a)),
-                                             output_field=FloatField())
+    return DistanceKm(lat, lng, lat_field, lng_field)
+
+
+class DistanceKm(Func):
+    """The haversine as one expression: the SQL and parameters that composing Django's math
+    functions writes (`2R * ASIN(LEAST(1, SQRT(sin²(Δlat/2) + cos lat0 cos lat sin²(Δlng/2))))`,
+    tests/listings/test_browse_request_path.py compares them), without the twenty-odd expression
+    objects that each browse request copied, resolved, hashed and compiled (a near-me page
+    spent more CPU there than in its SQL)."""
+
+    output_field = FloatField()
+    _INT = IntegerField()  # the `2`s, as Value(2) resolves them
+
+    def __init__(self, lat: float, lng: float, lat_field: str, lng_field: str) -> None:
+        super().__init__(F(lat_field), F(lng_field))
+        self.lat0, self.lng0 = math.radians(lat), math.radians(lng)
+
+    def as_sql(self, compiler, connection, least: str = "LEAST", **extra_context):
+        row_lat, row_lng = (compiler.compile(e) for e in self.get_source_expressions())
+        params: list = []
+
+        def value(v) -> str:
+            sql, more = compiler.compile(
+                Value(v, output_field=self._INT if isinstance(v, int) else self.output_field))
+            params.extend(more)
+            return sql
+
+        def radians(column) -> str:
+            params.extend(column[1])
+            return f"RADIANS({column[0]})"
+
+        # Written in the order the composed expression writes its parts (the parameters
+        # follow the text).
+        scale, one = value(2 * EARTH_RADIUS_KM), value(1.0)
+        sin_lat = (f"POWER(SIN((({radians(row_lat)} - {value(self.lat0)}) / {value(2)})), "
+                   f"{value(2)})")
+        cos_lat = f"(COS({value(self.lat0)}) * COS({radians(row_lat)}))"
+        sin_lng = (f"POWER(SIN((({radians(row_lng)} - {value(self.lng0)}) / {value(2)})), "
+                   f"{value(2)})")
+        return (f"({scale} * ASIN({least}({one}, SQRT(({sin_lat} + ({cos_lat} * {sin_lng}))))))",
+                params)
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, least="MIN", **extra_context)
 
 
 # --- PostgreSQL: cube + earthdistance on a GiST index (listings migration 0005) -------------

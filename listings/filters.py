@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from biddt.params import SharedFieldsSerializer
 from biddt.parsers import MAX_INT
 from listings.models import Category, Condition, ListingStatus
 from listings.selectors import MAX_RADIUS_KM, PUBLIC_ORDERINGS
@@ -56,3 +57,9 @@ class ListingBrowseParams(serializers.Serializer):
                             name=name, value=self.initial_data.get(name))]},
                         code="location_required")
         return attrs
+
+
+class ListingBrowseQuery(SharedFieldsSerializer, ListingBrowseParams):
+    """`ListingBrowseParams` as the view validates a request's query string: the same fields,
+    built once per thread (biddt.params). Saved searches subclass `ListingBrowseParams`
+    itself (they change their fields)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from biddt.params import SharedFieldsSerializer
 from discovery.selectors import FILTERS
 from listings.filters import ListingBrowseParams
 from listings.selectors import PUBLIC_ORDERINGS
@@ -65,7 +66,7 @@ class SavedSearchSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField(read_only=True)
 
 
-class SavedSearchListingsParams(serializers.Serializer):
+class SavedSearchListingsParams(SharedFieldsSerializer):
     ordering = serializers.ChoiceField(
         choices=[(o, o) for o in PUBLIC_ORDERINGS], required=False,
         help_text="As on GET /v1/listings: default relevance with `q`, else `newest`; "

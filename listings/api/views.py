@@ -21,7 +21,7 @@ from biddt.throttles import UserThrottle
 from listings import selectors, services, videos
 from listings.api import serializers as s
 from listings.api.listing_rows import listing_rows, represent_rows
-from listings.filters import ListingBrowseParams
+from listings.filters import ListingBrowseParams, ListingBrowseQuery
 from listings.models import Listing
 from listings.throttles import ListingCreateThrottle
 
@@ -75,7 +75,7 @@ class ListingListView(_ReadOpenView):
         ),
     )
     def get(self, request):
-        params = ListingBrowseParams(data=request.query_params)
+        params = ListingBrowseQuery(data=request.query_params)
         params.is_valid(raise_exception=True)
         p = params.validated_data
         if p.get("watching") and not request.user.is_authenticated:
