@@ -82,36 +82,21 @@ def test_a_refused_closure_leaves_the_offer_open():
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("round_", range(ROUNDS))
-def test_the_seller_closing_against_the_runner_up_accepting(round_):
+@pytest.mark.parametrize(("closing", "ended"), [("seller", "expired"), ("runner_up", "declined")])
+def test_a_closure_against_the_runner_up_accepting(round_, closing, ended):
     listing, offer, b, _c = _offered()
-    closed, accepted = race(lambda: account_delete(user_id=listing.seller_id),
+    closer = listing.seller_id if closing == "seller" else b.pk
+    closed, accepted = race(lambda: account_delete(user_id=closer),
                             lambda: second_chance.second_chance_accept(user=b,
                                                                        offer_id=offer.pk))
     offer.refresh_from_db()
     sale = Transaction.objects.filter(listing=listing, buyer=b).first()
-    if closed is True:  # the closure won: the offer expired, nothing was sold
-        assert accepted.get_codes() == "second_chance_unavailable", accepted
-        assert offer.status == "expired" and sale is None
-    else:  # the accept won: the seller owes a handoff, so the closure is refused
-        assert isinstance(accepted, Transaction), accepted
-        assert closed.get_codes() == "account_has_open_obligations", closed
-        assert offer.status == "accepted" and sale is not None
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("round_", range(ROUNDS))
-def test_the_runner_up_closing_against_their_own_accept(round_):
-    listing, offer, b, _c = _offered()
-    closed, accepted = race(lambda: account_delete(user_id=b.pk),
-                            lambda: second_chance.second_chance_accept(user=b,
-                                                                       offer_id=offer.pk))
-    offer.refresh_from_db()
-    sale = Transaction.objects.filter(listing=listing, buyer=b).first()
-    if closed is True:  # closed first: a closed account can't buy
+    if closed is True:  # the closure won: the offer ended, nothing was sold
         assert isinstance(accepted, APIException), accepted
-        assert offer.status == "declined" and sale is None
-    else:  # bought first: the purchase must be finished before the account can close
+        if closing == "seller":  # the runner-up is active, the offer no longer open
+            assert accepted.get_codes() == "second_chance_unavailable", accepted
+        assert offer.status == ended and sale is None
+    else:  # the accept won: the sale must finish before either party can close
         assert isinstance(accepted, Transaction), accepted
         assert closed.get_codes() == "account_has_open_obligations", closed
         assert offer.status == "accepted" and sale is not None
