@@ -7,10 +7,9 @@ import pytest
 
 from escrow import services
 from escrow.models import Dispute, Transaction
-from tests.conftest import stripe_signed
 from tests.escrow.helpers import assert_books_balanced, client_for, journal_kinds
-from tests.escrow.test_stripe_flow import wait_for
-from tests.factories import UserFactory, sold_transaction
+from tests.escrow.test_stripe_flow import paid_through_localstripe
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.integration]
 
@@ -19,17 +18,7 @@ pytestmark = [pytest.mark.integration]
 def test_dispute_split_through_localstripe(stripe_backend):
     # given a paid transaction (localstripe charge + its signed webhook) that was disputed
     stripe = stripe_backend.client()
-    txn = sold_transaction(amount_cents=2500)
-    pi_id = client_for(txn.buyer).post(f"/v1/transactions/{txn.pk}/pay").json()[
-        "payment_intent_id"]
-    stripe.v1.payment_intents.update(pi_id, {"payment_method": "pm_card_visa"})
-    stripe.v1.payment_intents.confirm(pi_id)
-    wait_for(lambda: stripe.v1.payment_intents.retrieve(pi_id)["status"] == "succeeded",
-             what="localstripe to settle the charge")
-    event = {"id": "evt_split_flow", "type": "payment_intent.succeeded",
-             "data": {"object": {"id": pi_id}}}
-    body, sig = stripe_signed(event, stripe_backend.webhook_secret)
-    services.webhook_receive(payload=body, sig_header=sig)
+    txn, pi_id = paid_through_localstripe(stripe_backend, event_id="evt_split_flow")
     r = client_for(txn.buyer).post(f"/v1/transactions/{txn.pk}/dispute", {"reason": "scratched"})
     assert r.status_code == 201
     dispute = Dispute.objects.get(transaction=txn)

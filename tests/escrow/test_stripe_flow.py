@@ -44,6 +44,24 @@ def post_webhook(server_url: str, body: bytes, signature: str) -> int:
         return exc.code
 
 
+def paid_through_localstripe(stripe_backend, *, event_id: str, amount_cents: int = 2500):
+    """A sold transaction paid by card on localstripe, its `payment_intent.succeeded` webhook
+    handled in-process (signed as Stripe does): (the transaction, its PaymentIntent id)."""
+    stripe = stripe_backend.client()
+    txn = sold_transaction(amount_cents=amount_cents)
+    pi_id = client_for(txn.buyer).post(f"/v1/transactions/{txn.pk}/pay").json()[
+        "payment_intent_id"]
+    stripe.v1.payment_intents.update(pi_id, {"payment_method": "pm_card_visa"})
+    stripe.v1.payment_intents.confirm(pi_id)
+    wait_for(lambda: stripe.v1.payment_intents.retrieve(pi_id)["status"] == "succeeded",
+             what="localstripe to settle the charge")
+    event = {"id": event_id, "type": "payment_intent.succeeded",
+             "data": {"object": {"id": pi_id}}}
+    body, sig = stripe_signed(event, stripe_backend.webhook_secret)
+    services.webhook_receive(payload=body, sig_header=sig)
+    return txn, pi_id
+
+
 def connect(stripe_server, path: str) -> list[dict]:
     return [r for r in stripe_server.connect_requests() if r["path"].startswith(path)]
 
@@ -183,19 +201,7 @@ def test_payout_killed_after_the_provider_call_pays_once(stripe_backend):
 
 @pytest.mark.django_db(transaction=True)
 def test_dispute_refund_through_localstripe(stripe_backend):
-    stripe = stripe_backend.client()
-    txn = sold_transaction(amount_cents=2500)
-    pi_id = client_for(txn.buyer).post(f"/v1/transactions/{txn.pk}/pay").json()[
-        "payment_intent_id"]
-    stripe.v1.payment_intents.update(pi_id, {"payment_method": "pm_card_visa"})
-    stripe.v1.payment_intents.confirm(pi_id)
-    wait_for(lambda: stripe.v1.payment_intents.retrieve(pi_id)["status"] == "succeeded",
-             what="localstripe to settle the charge")
-    # the webhook, handled in-process this time (signed as Stripe does)
-    event = {"id": "evt_refund_flow", "type": "payment_intent.succeeded",
-             "data": {"object": {"id": pi_id}}}
-    body, sig = stripe_signed(event, stripe_backend.webhook_secret)
-    services.webhook_receive(payload=body, sig_header=sig)
+    txn, pi_id = paid_through_localstripe(stripe_backend, event_id="evt_refund_flow")
     assert Transaction.objects.get(pk=txn.pk).status == "in_escrow"
     r = client_for(txn.seller).post(f"/v1/transactions/{txn.pk}/dispute", {"reason": "no show"})
     assert r.status_code == 201
