@@ -19,7 +19,7 @@ from notifications.models import Notification
 from tests.admin.conftest import staff
 from tests.conftest import stripe_signed
 from tests.escrow.helpers import assert_books_balanced, client_for, journal_kinds
-from tests.escrow.test_stripe_flow import wait_for
+from tests.escrow.test_stripe_flow import card_paid_on_localstripe, wait_for
 from tests.factories import UserFactory, sold_transaction
 
 pytestmark = [pytest.mark.integration]
@@ -27,14 +27,7 @@ pytestmark = [pytest.mark.integration]
 
 def _pay(stripe_backend, txn) -> str:
     """The buyer pays (our API), then confirms with a test card (what the app's SDK does)."""
-    stripe = stripe_backend.client()
-    pi_id = client_for(txn.buyer).post(f"/v1/transactions/{txn.pk}/pay").json()[
-        "payment_intent_id"]
-    stripe.v1.payment_intents.update(pi_id, {"payment_method": "pm_card_visa"})
-    stripe.v1.payment_intents.confirm(pi_id)
-    wait_for(lambda: stripe.v1.payment_intents.retrieve(pi_id)["status"] == "succeeded",
-             what="localstripe to settle the charge")
-    return pi_id
+    return card_paid_on_localstripe(stripe_backend, txn)
 
 
 def _event(stripe_backend, pi_id: str, event_id: str, etype: str, created: int) -> dict:

@@ -44,17 +44,24 @@ def post_webhook(server_url: str, body: bytes, signature: str) -> int:
         return exc.code
 
 
-def paid_through_localstripe(stripe_backend, *, event_id: str, amount_cents: int = 2500):
-    """A sold transaction paid by card on localstripe, its `payment_intent.succeeded` webhook
-    handled in-process (signed as Stripe does): (the transaction, its PaymentIntent id)."""
+def card_paid_on_localstripe(stripe_backend, txn) -> str:
+    """The buyer pays (our API), then confirms with a test card (what the app's SDK does);
+    returns the PaymentIntent id once localstripe has settled the charge."""
     stripe = stripe_backend.client()
-    txn = sold_transaction(amount_cents=amount_cents)
     pi_id = client_for(txn.buyer).post(f"/v1/transactions/{txn.pk}/pay").json()[
         "payment_intent_id"]
     stripe.v1.payment_intents.update(pi_id, {"payment_method": "pm_card_visa"})
     stripe.v1.payment_intents.confirm(pi_id)
     wait_for(lambda: stripe.v1.payment_intents.retrieve(pi_id)["status"] == "succeeded",
              what="localstripe to settle the charge")
+    return pi_id
+
+
+def paid_through_localstripe(stripe_backend, *, event_id: str, amount_cents: int = 2500):
+    """A sold transaction paid by card on localstripe, its `payment_intent.succeeded` webhook
+    handled in-process (signed as Stripe does): (the transaction, its PaymentIntent id)."""
+    txn = sold_transaction(amount_cents=amount_cents)
+    pi_id = card_paid_on_localstripe(stripe_backend, txn)
     event = {"id": event_id, "type": "payment_intent.succeeded",
              "data": {"object": {"id": pi_id}}}
     body, sig = stripe_signed(event, stripe_backend.webhook_secret)
